@@ -1,0 +1,132 @@
+// Data-movement kernels for training convolutions on tfjs-backend-wasm.
+//
+// Compiled to wasm32 with SIMD (scripts/build-wasm.sh) into a module that imports the tfjs wasm
+// backend's own linear memory, so every pointer below is a tensor's offset in that heap. The
+// arithmetic-heavy parts (GEMMs, convolutions) stay in the backend's XNNPACK; these kernels only
+// lay data out so those GEMMs can run. They use no static data and no stack: the memory belongs to
+// the backend, and the module owns no region of it.
+#include <wasm_simd128.h>
+
+#define EXPORT __attribute__((visibility("default")))
+
+typedef float f32;
+
+// Copies a 4x4 block: dst[c][r] = src[r][c], rows `ss` floats apart in src, `ds` apart in dst.
+static inline void transpose4x4(const f32* src, int ss, f32* dst, int ds) {
+  v128_t r0 = wasm_v128_load(src);
+  v128_t r1 = wasm_v128_load(src + ss);
+  v128_t r2 = wasm_v128_load(src + 2 * ss);
+  v128_t r3 = wasm_v128_load(src + 3 * ss);
+  v128_t t0 = wasm_i32x4_shuffle(r0, r1, 0, 4, 1, 5);
+  v128_t t1 = wasm_i32x4_shuffle(r0, r1, 2, 6, 3, 7);
+  v128_t t2 = wasm_i32x4_shuffle(r2, r3, 0, 4, 1, 5);
+  v128_t t3 = wasm_i32x4_shuffle(r2, r3, 2, 6, 3, 7);
+  wasm_v128_store(dst, wasm_i64x2_shuffle(t0, t2, 0, 2));
+  wasm_v128_store(dst + ds, wasm_i64x2_shuffle(t0, t2, 1, 3));
+  wasm_v128_store(dst + 2 * ds, wasm_i64x2_shuffle(t1, t3, 0, 2));
+  wasm_v128_store(dst + 3 * ds, wasm_i64x2_shuffle(t1, t3, 1, 3));
+}
+
+// dst[c * ds + r] = src[r * ss + c] for r < rows, c < cols.
+static void transpose_strided(const f32* src, int ss, f32* dst, int ds, int rows, int cols) {
+  const int rows4 = rows & ~3, cols4 = cols & ~3;
+  for (int r0 = 0; r0 < rows4; r0 += 32) {
+    const int r1 = r0 + 32 < rows4 ? r0 + 32 : rows4;
+    for (int c = 0; c < cols4; c += 4) {
+      for (int r = r0; r < r1; r += 4) transpose4x4(src + r * ss + c, ss, dst + c * ds + r, ds);
+    }
+    for (int c = cols4; c < cols; c++) {
+      for (int r = r0; r < r1; r++) dst[c * ds + r] = src[r * ss + c];
+    }
+  }
+  for (int r = rows4; r < rows; r++) {
+    for (int c = 0; c < cols; c++) dst[c * ds + r] = src[r * ss + c];
+  }
+}
+
+// dst[b][c][r] = src[b][r][c] for `batch` row-major rows x cols matrices.
+EXPORT void transpose_batched(const f32* src, f32* dst, int batch, int rows, int cols) {
+  const int size = rows * cols;
+  for (int b = 0; b < batch; b++) {
+    transpose_strided(src + b * size, cols, dst + b * size, rows, rows, cols);
+  }
+}
+
+// The transposed im2col of an NHWC tensor, for taps [t0, t1) of a kh x kw window:
+//   out[(t - t0) * C + c][(n * Ho + oh) * Wo + ow] = x[n][oh * sh + i - pt][ow * sw + j - pl][c]
+// with t = i * kw + j, and 0 where the window reads padding. A GEMM of `out` with the output
+// gradient viewed as [N * Ho * Wo, Co] is then the filter gradient for those taps.
+EXPORT void im2col_t(const f32* x, f32* out, int N, int H, int W, int C, int Ho, int Wo, int sh,
+                     int sw, int kw, int pt, int pl, int t0, int t1) {
+  const int M = N * Ho * Wo;
+  for (int t = t0; t < t1; t++) {
+    const int i = t / kw, j = t - (t / kw) * kw;
+    f32* rows = out + (t - t0) * C * M;
+    // Output columns ow in [ow0, ow1) read inside the image along the width.
+    int ow0 = 0;
+    while (ow0 < Wo && ow0 * sw + j - pl < 0) ow0++;
+    int ow1 = Wo;
+    while (ow1 > ow0 && (ow1 - 1) * sw + j - pl >= W) ow1--;
+    for (int n = 0; n < N; n++) {
+      for (int oh = 0; oh < Ho; oh++) {
+        const int ih = oh * sh + i - pt;
+        f32* col = rows + (n * Ho + oh) * Wo;
+        if (ih < 0 || ih >= H || ow0 >= ow1) {
+          for (int c = 0; c < C; c++) __builtin_memset(col + c * M, 0, Wo * sizeof(f32));
+          continue;
+        }
+        for (int c = 0; c < C; c++) {
+          for (int ow = 0; ow < ow0; ow++) col[c * M + ow] = 0;
+          for (int ow = ow1; ow < Wo; ow++) col[c * M + ow] = 0;
+        }
+        const f32* src = x + ((n * H + ih) * W + ow0 * sw + j - pl) * C;
+        transpose_strided(src, sw * C, col + ow0, M, ow1 - ow0, C);
+      }
+    }
+  }
+}
+
+// One phase of a strided convolution's input gradient, as a filter for a stride-1 convolution:
+//   out[u][v][co][ci] = w[i0 + sh * (Th - 1 - u)][j0 + sw * (Tw - 1 - v)][ci][co]
+// (taps flipped, channels swapped). With i0 = j0 = 0 and sh = sw = 1 it is the whole filter.
+EXPORT void filter_phase(const f32* w, f32* out, int kw, int Ci, int Co, int i0, int Th, int j0,
+                         int Tw, int sh, int sw) {
+  for (int u = 0; u < Th; u++) {
+    for (int v = 0; v < Tw; v++) {
+      const int i = i0 + sh * (Th - 1 - u), j = j0 + sw * (Tw - 1 - v);
+      transpose_strided(w + (i * kw + j) * Ci * Co, Co, out + (u * Tw + v) * Co * Ci, Ci, Ci, Co);
+    }
+  }
+}
+
+// dx[n][q * sh + rh][p * sw + rw][:] = phase[n][q][p][:] for the positions inside dx.
+EXPORT void scatter_phase(const f32* phase, f32* dx, int N, int Qh, int Qw, int C, int H, int W,
+                          int sh, int sw, int rh, int rw) {
+  for (int n = 0; n < N; n++) {
+    for (int q = 0; q < Qh; q++) {
+      const int h = q * sh + rh;
+      if (h >= H) break;
+      for (int p = 0; p < Qw; p++) {
+        const int w = p * sw + rw;
+        if (w >= W) break;
+        __builtin_memcpy(dx + ((n * H + h) * W + w) * C, phase + ((n * Qh + q) * Qw + p) * C,
+                         C * sizeof(f32));
+      }
+    }
+  }
+}
+
+// out[n][h][w][:] = x[n][h + h0][w + w0][:] for h < Ho, w < Wo: a crop of an NHWC tensor.
+EXPORT void crop_nhwc(const f32* x, f32* out, int N, int H, int W, int C, int h0, int w0, int Ho,
+                      int Wo) {
+  for (int n = 0; n < N; n++) {
+    for (int h = 0; h < Ho; h++) {
+      __builtin_memcpy(out + (n * Ho + h) * Wo * C, x + ((n * H + h + h0) * W + w0) * C,
+                       Wo * C * sizeof(f32));
+    }
+  }
+}
+
+EXPORT void fill_zero(f32* p, int n) { __builtin_memset(p, 0, n * sizeof(f32)); }
+
+EXPORT void copy_f32(const f32* src, f32* dst, int n) { __builtin_memmove(dst, src, n * sizeof(f32)); }

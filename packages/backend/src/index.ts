@@ -1,0 +1,10 @@
+export {
+  initBackend,
+  wasmBinariesDir,
+  type BackendName,
+  type InitBackendOptions,
+  type InitBackendResult,
+} from './init_backend.js';
+export { registerTrainingKernels, type TrainingKernelsReport } from './register_training_kernels.js';
+export { registerGradients } from './register_gradients.js';
+export { axisPhases, type AxisPhase } from './kernels/conv_phases.js';

@@ -52,13 +52,16 @@ EXPORT void transpose_batched(const f32* src, f32* dst, int batch, int rows, int
   }
 }
 
-// The transposed im2col of an NHWC tensor, for taps [t0, t1) of a kh x kw window:
-//   out[(t - t0) * C + c][(n * Ho + oh) * Wo + ow] = x[n][oh * sh + i - pt][ow * sw + j - pl][c]
-// with t = i * kw + j, and 0 where the window reads padding. A GEMM of `out` with the output
-// gradient viewed as [N * Ho * Wo, Co] is then the filter gradient for those taps.
-EXPORT void im2col_t(const f32* x, f32* out, int N, int H, int W, int C, int Ho, int Wo, int sh,
-                     int sw, int kw, int pt, int pl, int t0, int t1) {
-  const int M = N * Ho * Wo;
+// The transposed im2col of an NHWC tensor, for taps [t0, t1) of a kh x kw window and output rows
+// [oh0, oh1) of each of the N images:
+//   out[(t - t0) * C + c][(n * R + oh - oh0) * Wo + ow] = x[n][oh * sh + i - pt][ow * sw + j - pl][c]
+// with t = i * kw + j, R = oh1 - oh0, and 0 where the window reads padding. A GEMM of `out` with
+// the matching rows of the output gradient, viewed as [N * R * Wo, Co], is then the filter
+// gradient for those taps and rows.
+EXPORT void im2col_t(const f32* x, f32* out, int N, int H, int W, int C, int oh0, int oh1, int Wo,
+                     int sh, int sw, int kw, int pt, int pl, int t0, int t1) {
+  const int R = oh1 - oh0;
+  const int M = N * R * Wo;
   for (int t = t0; t < t1; t++) {
     const int i = t / kw, j = t - (t / kw) * kw;
     f32* rows = out + (t - t0) * C * M;
@@ -68,9 +71,9 @@ EXPORT void im2col_t(const f32* x, f32* out, int N, int H, int W, int C, int Ho,
     int ow1 = Wo;
     while (ow1 > ow0 && (ow1 - 1) * sw + j - pl >= W) ow1--;
     for (int n = 0; n < N; n++) {
-      for (int oh = 0; oh < Ho; oh++) {
+      for (int oh = oh0; oh < oh1; oh++) {
         const int ih = oh * sh + i - pt;
-        f32* col = rows + (n * Ho + oh) * Wo;
+        f32* col = rows + (n * R + oh - oh0) * Wo;
         if (ih < 0 || ih >= H || ow0 >= ow1) {
           for (int c = 0; c < C; c++) __builtin_memset(col + c * M, 0, Wo * sizeof(f32));
           continue;
@@ -128,5 +131,14 @@ EXPORT void crop_nhwc(const f32* x, f32* out, int N, int H, int W, int C, int h0
 }
 
 EXPORT void fill_zero(f32* p, int n) { __builtin_memset(p, 0, n * sizeof(f32)); }
+
+// dst[i] += src[i] for i < n.
+EXPORT void add_f32(f32* dst, const f32* src, int n) {
+  int i = 0;
+  for (; i + 4 <= n; i += 4) {
+    wasm_v128_store(dst + i, wasm_f32x4_add(wasm_v128_load(dst + i), wasm_v128_load(src + i)));
+  }
+  for (; i < n; i++) dst[i] += src[i];
+}
 
 EXPORT void copy_f32(const f32* src, f32* dst, int n) { __builtin_memmove(dst, src, n * sizeof(f32)); }

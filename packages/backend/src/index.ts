@@ -5,6 +5,9 @@ export {
   type InitBackendOptions,
   type InitBackendResult,
 } from './init_backend.js';
-export { registerTrainingKernels, type TrainingKernelsReport } from './register_training_kernels.js';
+export {
+  registerTrainingKernels,
+  type TrainingKernelsReport,
+} from './register_training_kernels.js';
 export { registerGradients } from './register_gradients.js';
 export { axisPhases, type AxisPhase } from './kernels/conv_phases.js';

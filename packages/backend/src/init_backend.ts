@@ -3,7 +3,10 @@ import { dirname, join } from 'node:path';
 
 import { env, findBackend, getBackend, ready, setBackend } from '@tensorflow/tfjs-core';
 
-import { registerTrainingKernels, type TrainingKernelsReport } from './register_training_kernels.js';
+import {
+  registerTrainingKernels,
+  type TrainingKernelsReport,
+} from './register_training_kernels.js';
 
 /** `wasm` (tfjs-backend-wasm, the default), `cpu` (plain JS), `tensorflow` (tfjs-node, optional). */
 export type BackendName = 'wasm' | 'cpu' | 'tensorflow';

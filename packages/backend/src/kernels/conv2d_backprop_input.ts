@@ -32,7 +32,19 @@ export function conv2dBackpropInput(
     for (const pc of cols) {
       if (pr.taps === 0 || pc.taps === 0) continue;
       const f = ctx.alloc([pr.taps, pc.taps, co, ci]);
-      k.filterPhase(ctx.ptr(filter), ctx.ptr(f), kw, ci, co, pr.i0, pr.taps, pc.i0, pc.taps, sh, sw);
+      k.filterPhase(
+        ctx.ptr(filter),
+        ctx.ptr(f),
+        kw,
+        ci,
+        co,
+        pr.i0,
+        pr.taps,
+        pc.i0,
+        pc.taps,
+        sh,
+        sw,
+      );
       let src = dy;
       const cropped = pr.cropBegin > 0 || pr.cropEnd < ho || pc.cropBegin > 0 || pc.cropEnd < wo;
       if (cropped) {
@@ -49,7 +61,20 @@ export function conv2dBackpropInput(
         dx = ctx.alloc([n, h, w, ci]);
         if (someEmpty) k.fillZero(ctx.ptr(dx), n * h * w * ci);
       }
-      k.scatterPhase(ctx.ptr(phase), ctx.ptr(dx), n, pr.length, pc.length, ci, h, w, sh, sw, pr.r, pc.r);
+      k.scatterPhase(
+        ctx.ptr(phase),
+        ctx.ptr(dx),
+        n,
+        pr.length,
+        pc.length,
+        ci,
+        h,
+        w,
+        sh,
+        sw,
+        pr.r,
+        pc.r,
+      );
       ctx.free(phase);
     }
   }

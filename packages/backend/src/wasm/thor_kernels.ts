@@ -10,7 +10,8 @@ export interface ThorKernels {
     h: number,
     w: number,
     c: number,
-    ho: number,
+    oh0: number,
+    oh1: number,
     wo: number,
     sh: number,
     sw: number,
@@ -60,6 +61,7 @@ export interface ThorKernels {
     wo: number,
   ): void;
   fillZero(ptr: number, count: number): void;
+  addF32(dst: number, src: number, count: number): void;
   copyF32(src: number, dst: number, count: number): void;
 }
 
@@ -90,6 +92,7 @@ export function thorKernelsFor(memory: WebAssembly.Memory): ThorKernels {
     scatterPhase: fn('scatter_phase'),
     cropNhwc: fn('crop_nhwc'),
     fillZero: fn('fill_zero'),
+    addF32: fn('add_f32'),
     copyF32: fn('copy_f32'),
   };
   instances.set(memory, kernels);

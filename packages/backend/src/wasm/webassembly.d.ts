@@ -8,6 +8,8 @@ declare global {
     }
     class Module {
       constructor(bytes: ArrayBufferView | ArrayBuffer);
+      static imports(module: Module): { module: string; name: string; kind: string }[];
+      static exports(module: Module): { name: string; kind: string }[];
     }
     class Instance {
       constructor(module: Module, imports?: Record<string, Record<string, unknown>>);

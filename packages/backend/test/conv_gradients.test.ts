@@ -1,0 +1,146 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { beforeAll, describe, expect, it } from 'vitest';
+
+import { initBackend } from '../dist/index.js';
+import { conv2dFilterGrad64, conv2dInputGrad64, relativeError, values } from './reference.js';
+
+type Pad = 'same' | 'valid' | [[0, 0], [number, number], [number, number], [0, 0]];
+interface Case {
+  x: [number, number, number, number];
+  k: [number, number];
+  co: number;
+  strides: [number, number];
+  pad: Pad;
+}
+
+const explicit = (t: number, b: number, l: number, r: number): Pad => [
+  [0, 0],
+  [t, b],
+  [l, r],
+  [0, 0],
+];
+
+// Odd sizes, every stride/kernel/padding combination ResNets use, and some they do not.
+const cases: Case[] = [
+  { x: [2, 7, 7, 3], k: [3, 3], co: 5, strides: [1, 1], pad: 'same' },
+  { x: [2, 8, 8, 3], k: [3, 3], co: 5, strides: [2, 2], pad: 'same' },
+  { x: [1, 9, 9, 4], k: [3, 3], co: 6, strides: [2, 2], pad: explicit(1, 1, 1, 1) },
+  { x: [2, 9, 7, 6], k: [3, 3], co: 5, strides: [2, 2], pad: 'valid' },
+  { x: [2, 8, 8, 4], k: [1, 1], co: 6, strides: [2, 2], pad: 'valid' },
+  { x: [3, 5, 6, 5], k: [1, 1], co: 7, strides: [1, 1], pad: 'valid' },
+  { x: [1, 11, 11, 3], k: [7, 7], co: 4, strides: [2, 2], pad: explicit(3, 3, 3, 3) },
+  { x: [1, 13, 10, 3], k: [7, 7], co: 8, strides: [2, 2], pad: 'same' },
+  { x: [1, 5, 6, 5], k: [2, 3], co: 3, strides: [2, 3], pad: 'same' },
+  { x: [2, 10, 9, 3], k: [5, 3], co: 4, strides: [3, 2], pad: explicit(2, 0, 1, 2) },
+  { x: [1, 6, 6, 2], k: [1, 1], co: 3, strides: [3, 3], pad: 'valid' },
+  { x: [1, 4, 4, 33], k: [3, 3], co: 17, strides: [1, 1], pad: explicit(0, 2, 2, 0) },
+];
+
+const geometry = (c: Case, ho: number, wo: number) => {
+  const [n, h, w, ci] = c.x;
+  const info = tf.backend_util.computeConv2DInfo(c.x, [...c.k, ci, c.co], c.strides, 1, c.pad);
+  return {
+    n,
+    h,
+    w,
+    ci,
+    co: c.co,
+    kh: c.k[0],
+    kw: c.k[1],
+    sh: c.strides[0],
+    sw: c.strides[1],
+    pt: info.padInfo.top,
+    pl: info.padInfo.left,
+    ho,
+    wo,
+  };
+};
+
+describe.each(['wasm', 'cpu'] as const)('conv2d gradients on %s', (backend) => {
+  beforeAll(async () => {
+    await initBackend({ backend });
+  });
+
+  it.each(cases.map((c) => [JSON.stringify(c), c] as const))(
+    'match the float64 reference: %s',
+    (_, c) => {
+      const before = tf.memory().numTensors;
+      const [n, h, w, ci] = c.x;
+      const xv = values(n * h * w * ci, 1);
+      const wv = values(c.k[0] * c.k[1] * ci * c.co, 2);
+      const x = tf.tensor4d(xv, c.x);
+      const f = tf.tensor4d(wv, [...c.k, ci, c.co]);
+      const y = tf.conv2d(x, f, c.strides, c.pad);
+      const [, ho, wo] = y.shape;
+      const dyv = values(y.size, 3);
+      const dy = tf.tensor4d(dyv, y.shape);
+      // The gradient of Σ conv(x, f) · dy is (dx, dw) for that dy.
+      const [dx, dw] = tf.grads((a, b) =>
+        tf.sum(tf.mul(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, c.strides, c.pad), dy)),
+      )([x, f]) as [tf.Tensor, tf.Tensor];
+      const g = geometry(c, ho, wo);
+      expect(dx.shape).toEqual(c.x);
+      expect(dw.shape).toEqual([...c.k, ci, c.co]);
+      expect(relativeError(dx.dataSync(), conv2dInputGrad64(g, dyv, wv))).toBeLessThan(1e-5);
+      expect(relativeError(dw.dataSync(), conv2dFilterGrad64(g, xv, dyv))).toBeLessThan(1e-5);
+      tf.dispose([x, f, y, dy, dx, dw]);
+      expect(tf.memory().numTensors).toBe(before);
+    },
+  );
+});
+
+describe('conv2d gradient kernels on wasm', () => {
+  beforeAll(async () => {
+    await initBackend({ backend: 'wasm' });
+  });
+
+  it('sum over several chunks of output positions like over one (large batch)', () => {
+    // 2 × 40 × 40 = 3,200 positions per image > the 4,096-position chunk over 2 images, with
+    // 3·3·16 = 144 GEMM rows, so the filter gradient is summed chunk by chunk.
+    const shape: [number, number, number, number] = [3, 40, 40, 16];
+    const xv = values(
+      shape.reduce((p, d) => p * d),
+      4,
+    );
+    const x = tf.tensor4d(xv, shape);
+    const dyv = values(3 * 40 * 40 * 8, 6);
+    const dy = tf.tensor4d(dyv, [3, 40, 40, 8]);
+    const dw = tf.engine().runKernel('Conv2DBackpropFilter', { x, dy }, {
+      strides: 1,
+      pad: 'same',
+      dataFormat: 'NHWC',
+      filterShape: [3, 3, 16, 8],
+    } as never) as tf.Tensor;
+    const g = {
+      n: 3,
+      h: 40,
+      w: 40,
+      ci: 16,
+      co: 8,
+      kh: 3,
+      kw: 3,
+      sh: 1,
+      sw: 1,
+      pt: 1,
+      pl: 1,
+      ho: 40,
+      wo: 40,
+    };
+    expect(relativeError(dw.dataSync(), conv2dFilterGrad64(g, xv, dyv))).toBeLessThan(1e-5);
+    tf.dispose([x, dy, dw]);
+  });
+
+  it('reject NCHW with an error naming the kernel and the format', () => {
+    const x = tf.zeros([1, 3, 4, 4]);
+    const dy = tf.zeros([1, 2, 4, 4]);
+    expect(() =>
+      tf.engine().runKernel('Conv2DBackpropFilter', { x, dy }, {
+        strides: 1,
+        pad: 'same',
+        dataFormat: 'NCHW',
+        filterShape: [3, 3, 3, 2],
+      } as never),
+    ).toThrow(/Conv2DBackpropFilter on wasm: expected dataFormat 'NHWC', found 'NCHW'/);
+    tf.dispose([x, dy]);
+  });
+});

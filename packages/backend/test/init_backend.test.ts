@@ -1,0 +1,140 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { promisify } from 'node:util';
+import { createRequire } from 'node:module';
+
+import { describe, expect, it } from 'vitest';
+
+import { runNode } from './run_node.js';
+
+const packageDir = fileURLToPath(new URL('..', import.meta.url));
+const entry = pathToFileURL(join(packageDir, 'dist', 'index.js')).href;
+const tfjsCore = pathToFileURL(
+  createRequire(import.meta.url).resolve('@tensorflow/tfjs-core'),
+).href;
+
+// The probe: train-step pieces that fail without the gradients and the wasm filter-gradient kernel.
+const probe = (importFrom: string, options = '', core = tfjsCore) => `
+import * as tf from '${core}';
+import { initBackend } from '${importFrom}';
+const r = await initBackend(${options});
+const x = tf.ones([1, 5, 5, 2]);
+const w = tf.ones([3, 3, 2, 4]);
+const [dx, dw] = tf.grads((a, b) => tf.sum(tf.conv2d(a, b, 1, 'same')))([x, w]);
+console.log(JSON.stringify({ backend: tf.getBackend(), simd: r.simd, kernels: r.wasmKernels,
+  dx: Array.from(dx.dataSync().slice(0, 3)), dw: Array.from(dw.dataSync().slice(0, 2)) }));
+`;
+
+describe('initBackend', () => {
+  it('changes no tfjs state on import: no backend, kernel or gradient is registered', async () => {
+    const out = await runNode(
+      `import * as tf from '@tensorflow/tfjs-core';
+       await import('${entry}');
+       console.log(JSON.stringify({
+         backends: Object.keys(tf.engine().registryFactory),
+         wasmKernels: tf.getKernelsForBackend('wasm').length,
+         conv2dGradient: tf.getGradient('Conv2D') !== undefined,
+       }));`,
+      packageDir,
+    );
+    expect(JSON.parse(out)).toEqual({ backends: [], wasmKernels: 0, conv2dGradient: false });
+  });
+
+  it('trains a conv on wasm by default, from a working directory outside the package', async () => {
+    // Summing a 3×3 'same' conv of ones: the corner of dx sees 4 taps × 4 filters, the centre 9 × 4;
+    // the filter's corner tap sees 4 × 4 = 16 input positions per channel, its centre 25.
+    const cwd = await mkdtemp(join(tmpdir(), 'thor-ts-cwd-'));
+    try {
+      const out = JSON.parse(await runNode(probe(entry), cwd));
+      expect(out).toEqual({
+        backend: 'wasm',
+        simd: true,
+        kernels: ['Conv2DBackpropInput', 'Conv2DBackpropFilter', 'BatchMatMul'],
+        dx: [16, 16, 24],
+        dw: [16, 16],
+      });
+    } finally {
+      await rm(cwd, { recursive: true, force: true });
+    }
+  });
+
+  it('trains on cpu when asked', async () => {
+    const out = JSON.parse(await runNode(probe(entry, "{ backend: 'cpu' }"), packageDir));
+    expect(out).toMatchObject({ backend: 'cpu', simd: false, kernels: [], dx: [16, 16, 24] });
+  });
+
+  it('works from an installed copy of the package (npm pack, then npm install)', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'thor-ts-install-'));
+    const sh = promisify(execFile);
+    try {
+      const { stdout } = await sh('npm', ['pack', packageDir, '--pack-destination', dir], {
+        cwd: dir,
+      });
+      const tarball = stdout.trim().split('\n').pop() as string;
+      await writeFile(join(dir, 'package.json'), '{"name":"probe","private":true,"type":"module"}');
+      await sh(
+        'npm',
+        [
+          'install',
+          '--prefer-offline',
+          '--no-audit',
+          '--no-fund',
+          `./${tarball}`,
+          '@tensorflow/tfjs-core@4.22.0',
+        ],
+        { cwd: dir },
+      );
+      const out = JSON.parse(
+        await runNode(probe('@thor-ts/backend', '', '@tensorflow/tfjs-core'), dir),
+      );
+      expect(out).toMatchObject({ backend: 'wasm', dx: [16, 16, 24], dw: [16, 16] });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('names the missing package when tfjs-node is not installed', async () => {
+    const code = `
+      import { initBackend } from '${entry}';
+      try { await initBackend({ backend: 'tensorflow' }); console.log('no error'); }
+      catch (e) { console.log(e.message); }`;
+    const out = await runNode(code, packageDir);
+    let installed = true;
+    try {
+      await runNode(`await import('@tensorflow/tfjs-node')`, packageDir);
+    } catch {
+      installed = false;
+    }
+    if (installed) expect(out).toContain('no error');
+    else
+      expect(out).toMatch(
+        /backend 'tensorflow' needs @tensorflow\/tfjs-node, which is not installed: npm install @tensorflow\/tfjs-node@4\.22\.0/,
+      );
+  });
+
+  it('rejects an unknown backend naming the choices', async () => {
+    const code = `
+      import { initBackend } from '${entry}';
+      try { await initBackend({ backend: 'webgpu' }); } catch (e) { console.log(e.message); }`;
+    expect(await runNode(code, packageDir)).toMatch(
+      /expected backend to be one of wasm, cpu, tensorflow, found 'webgpu'/,
+    );
+  });
+
+  it('is idempotent: a second call registers nothing new and keeps training', async () => {
+    const code = `
+      import { initBackend, registerTrainingKernels } from '${entry}';
+      const first = await initBackend();
+      const again = await registerTrainingKernels();
+      const second = await initBackend();
+      console.log(JSON.stringify([first.gradients.length > 90, again, second.wasmKernels]));`;
+    expect(JSON.parse(await runNode(code, packageDir))).toEqual([
+      true,
+      { gradients: [], wasmKernels: [] },
+      [],
+    ]);
+  });
+});

@@ -142,3 +142,142 @@ EXPORT void add_f32(f32* dst, const f32* src, int n) {
 }
 
 EXPORT void copy_f32(const f32* src, f32* dst, int n) { __builtin_memmove(dst, src, n * sizeof(f32)); }
+
+// ---- Batch norm in training mode, over the rows of x viewed as [M, C] (channels last). ----
+// Channel sums are taken 64 rows at a time in float32 and added up in float64, so a sum over a
+// million rows keeps float32 precision. `scratch` holds 9·C floats, 8-byte aligned.
+
+#define BN_BLOCK 64
+
+static inline int min_int(int a, int b) { return a < b ? a : b; }
+
+// tot[c] = Σ_r (x[r][c] − shift[c])^p for p = 1 (shift = 0) or 2.
+static void column_sums(const f32* x, int M, int C, const f32* shift, int square, double* tot,
+                        f32* acc) {
+  for (int c = 0; c < C; c++) tot[c] = 0;
+  for (int r0 = 0; r0 < M; r0 += BN_BLOCK) {
+    const int r1 = min_int(M, r0 + BN_BLOCK);
+    __builtin_memset(acc, 0, C * sizeof(f32));
+    for (int r = r0; r < r1; r++) {
+      const f32* row = x + (long)r * C;
+      int c = 0;
+      if (square) {
+        for (; c + 4 <= C; c += 4) {
+          v128_t d = wasm_f32x4_sub(wasm_v128_load(row + c), wasm_v128_load(shift + c));
+          wasm_v128_store(acc + c, wasm_f32x4_add(wasm_v128_load(acc + c), wasm_f32x4_mul(d, d)));
+        }
+        for (; c < C; c++) acc[c] += (row[c] - shift[c]) * (row[c] - shift[c]);
+      } else {
+        for (; c + 4 <= C; c += 4) {
+          wasm_v128_store(acc + c, wasm_f32x4_add(wasm_v128_load(acc + c), wasm_v128_load(row + c)));
+        }
+        for (; c < C; c++) acc[c] += row[c];
+      }
+    }
+    for (int c = 0; c < C; c++) tot[c] += acc[c];
+  }
+}
+
+// out[r][c] = a[c] · in[r][c] + b[c].
+static void scale_shift(const f32* in, f32* out, int M, int C, const f32* a, const f32* b) {
+  for (int r = 0; r < M; r++) {
+    const f32* src = in + (long)r * C;
+    f32* dst = out + (long)r * C;
+    int c = 0;
+    for (; c + 4 <= C; c += 4) {
+      v128_t v = wasm_f32x4_mul(wasm_v128_load(src + c), wasm_v128_load(a + c));
+      wasm_v128_store(dst + c, wasm_f32x4_add(v, wasm_v128_load(b + c)));
+    }
+    for (; c < C; c++) dst[c] = src[c] * a[c] + b[c];
+  }
+}
+
+// mean and (biased) variance of each channel, and y = γ (x − mean) / √(var + eps) + β.
+EXPORT void bn_train(const f32* x, f32* y, int M, int C, const f32* gamma, const f32* beta, f32 eps,
+                     f32* mean, f32* var, f32* scratch) {
+  double* tot = (double*)scratch;
+  f32* acc = scratch + 2 * C;
+  f32* a = acc + C;
+  f32* b = a + C;
+  column_sums(x, M, C, 0, 0, tot, acc);
+  for (int c = 0; c < C; c++) mean[c] = (f32)(tot[c] / M);
+  column_sums(x, M, C, mean, 1, tot, acc);
+  for (int c = 0; c < C; c++) {
+    var[c] = (f32)(tot[c] / M);
+    const f32 inv = 1.0f / __builtin_sqrtf(var[c] + eps);
+    a[c] = gamma[c] * inv;
+    b[c] = beta[c] - mean[c] * a[c];
+  }
+  scale_shift(x, y, M, C, a, b);
+}
+
+// The gradients of bn_train given dy:
+//   dβ = Σ dy,  dγ = Σ dy · x̂,  dx = γ/σ · (dy − dβ/M − x̂ · dγ/M),  x̂ = (x − mean)/σ.
+EXPORT void bn_train_grad(const f32* dy, const f32* x, int M, int C, const f32* mean, const f32* var,
+                          const f32* gamma, f32 eps, f32* dx, f32* dgamma, f32* dbeta,
+                          f32* scratch) {
+  double* sdy = (double*)scratch;
+  double* sdyx = sdy + C;
+  f32* acc0 = scratch + 4 * C;
+  f32* acc1 = acc0 + C;
+  f32* ka = acc1 + C;
+  f32* kb = ka + C;
+  f32* kd = kb + C;
+  for (int c = 0; c < C; c++) sdy[c] = sdyx[c] = 0;
+  for (int r0 = 0; r0 < M; r0 += BN_BLOCK) {
+    const int r1 = min_int(M, r0 + BN_BLOCK);
+    __builtin_memset(acc0, 0, 2 * C * sizeof(f32));
+    for (int r = r0; r < r1; r++) {
+      const f32* g = dy + (long)r * C;
+      const f32* row = x + (long)r * C;
+      int c = 0;
+      for (; c + 4 <= C; c += 4) {
+        v128_t d = wasm_v128_load(g + c);
+        v128_t xc = wasm_f32x4_sub(wasm_v128_load(row + c), wasm_v128_load(mean + c));
+        wasm_v128_store(acc0 + c, wasm_f32x4_add(wasm_v128_load(acc0 + c), d));
+        wasm_v128_store(acc1 + c, wasm_f32x4_add(wasm_v128_load(acc1 + c), wasm_f32x4_mul(d, xc)));
+      }
+      for (; c < C; c++) {
+        acc0[c] += g[c];
+        acc1[c] += g[c] * (row[c] - mean[c]);
+      }
+    }
+    for (int c = 0; c < C; c++) {
+      sdy[c] += acc0[c];
+      sdyx[c] += acc1[c];
+    }
+  }
+  for (int c = 0; c < C; c++) {
+    const double inv = 1.0 / __builtin_sqrt((double)var[c] + eps);
+    dbeta[c] = (f32)sdy[c];
+    dgamma[c] = (f32)(sdyx[c] * inv);
+    // dx = ka·dy + kb·x + kd, expanding the formula above around x.
+    const double g = gamma[c] * inv;
+    ka[c] = (f32)g;
+    kb[c] = (f32)(-g * inv * inv * sdyx[c] / M);
+    kd[c] = (f32)(-g * sdy[c] / M - kb[c] * (double)mean[c]);
+  }
+  for (int r = 0; r < M; r++) {
+    const f32* g = dy + (long)r * C;
+    const f32* row = x + (long)r * C;
+    f32* out = dx + (long)r * C;
+    int c = 0;
+    for (; c + 4 <= C; c += 4) {
+      v128_t v = wasm_f32x4_mul(wasm_v128_load(g + c), wasm_v128_load(ka + c));
+      v = wasm_f32x4_add(v, wasm_f32x4_mul(wasm_v128_load(row + c), wasm_v128_load(kb + c)));
+      wasm_v128_store(out + c, wasm_f32x4_add(v, wasm_v128_load(kd + c)));
+    }
+    for (; c < C; c++) out[c] = g[c] * ka[c] + row[c] * kb[c] + kd[c];
+  }
+}
+
+// dx = dy where y = max(x, 0) was positive, else 0 (the ReLU gradient from its output).
+EXPORT void relu_grad(const f32* dy, const f32* y, f32* dx, int n) {
+  const v128_t zero = wasm_f32x4_splat(0);
+  int i = 0;
+  for (; i + 4 <= n; i += 4) {
+    v128_t keep = wasm_f32x4_gt(wasm_v128_load(y + i), zero);
+    wasm_v128_store(dx + i, wasm_v128_and(wasm_v128_load(dy + i), keep));
+  }
+  for (; i < n; i++) dx[i] = y[i] > 0 ? dy[i] : 0;
+}

@@ -11,3 +11,10 @@ export {
 } from './register_training_kernels.js';
 export { registerGradients } from './register_gradients.js';
 export { axisPhases, type AxisPhase } from './kernels/conv_phases.js';
+export {
+  batchNormTrain,
+  BatchNormTrain,
+  BatchNormTrainGrad,
+  ReluGrad,
+  type BatchNormTrainResult,
+} from './ops/batch_norm_train.js';

@@ -1,5 +1,7 @@
 import {
+  getGradient,
   getKernel,
+  registerGradient,
   registerKernel,
   unregisterKernel,
   type BatchMatMulAttrs,
@@ -10,8 +12,20 @@ import {
 } from '@tensorflow/tfjs-core';
 
 import { batchMatMul } from './kernels/batch_mat_mul.js';
+import {
+  batchNormTrainGradWasm,
+  batchNormTrainWasm,
+  reluGradWasm,
+} from './kernels/batch_norm_train.js';
 import { conv2dBackpropFilter } from './kernels/conv2d_backprop_filter.js';
 import { conv2dBackpropInput } from './kernels/conv2d_backprop_input.js';
+import {
+  BatchNormTrain,
+  BatchNormTrainGrad,
+  batchNormTrainGradConfig,
+  ReluGrad,
+  reluGradConfig,
+} from './ops/batch_norm_train.js';
 import { registerGradients } from './register_gradients.js';
 import {
   captureBaseKernels,
@@ -31,6 +45,14 @@ export interface TrainingKernelsReport {
 /** Marks our kernel configs so that registering twice replaces nothing. */
 const ours = new WeakSet<KernelConfig>();
 let base: BaseKernels | undefined;
+/** Stock kernels replaced here, for the cases ours hand back to them. */
+const replaced = new Map<string, KernelConfig>();
+function getKernelBase(name: string) {
+  const config = replaced.get(name);
+  if (config === undefined)
+    throw new Error(`expected tfjs-backend-wasm's '${name}' kernel, found none`);
+  return config.kernelFunc;
+}
 const contexts = new WeakMap<object, WasmContext>();
 
 function context(backend: unknown): WasmContext {
@@ -77,16 +99,73 @@ const wasmKernels: KernelConfig[] = [
         attrs as unknown as BatchMatMulAttrs,
       ),
   },
+  {
+    kernelName: BatchNormTrain,
+    backendName: 'wasm',
+    kernelFunc: ({ inputs, backend, attrs }) =>
+      batchNormTrainWasm(
+        context(backend),
+        inputs['x'] as TensorInfo,
+        inputs['gamma'] as TensorInfo,
+        inputs['beta'] as TensorInfo,
+        (attrs as { epsilon: number }).epsilon,
+      ),
+  },
+  {
+    kernelName: BatchNormTrainGrad,
+    backendName: 'wasm',
+    kernelFunc: ({ inputs, backend, attrs }) =>
+      batchNormTrainGradWasm(
+        context(backend),
+        inputs['dy'] as TensorInfo,
+        inputs['x'] as TensorInfo,
+        inputs['mean'] as TensorInfo,
+        inputs['variance'] as TensorInfo,
+        inputs['gamma'] as TensorInfo,
+        (attrs as { epsilon: number }).epsilon,
+      ),
+  },
+  {
+    kernelName: ReluGrad,
+    backendName: 'wasm',
+    kernelFunc: ({ inputs, backend }) =>
+      reluGradWasm(context(backend), inputs['dy'] as TensorInfo, inputs['x'] as TensorInfo),
+  },
 ];
+
+/**
+ * Identity sharing its input's data, as tfjs-backend-cpu does. tfjs-backend-wasm copies it, and
+ * the engine clones every tensor it saves for the backward pass: twice the memory of a train step,
+ * and a copy per saved tensor.
+ */
+wasmKernels.push({
+  kernelName: 'Identity',
+  backendName: 'wasm',
+  kernelFunc: ({ inputs, backend }) => {
+    const x = inputs['x'] as TensorInfo;
+    const base = getKernelBase('Identity');
+    if (x.dtype === 'string') return base({ inputs, backend, attrs: {} });
+    (backend as unknown as { incRef(dataId: object): void }).incRef(x.dataId);
+    return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
+  },
+});
+
+/** Gradients of this package's fused ops, and ReLU's through the one-pass kernel. */
+const ownGradients = [batchNormTrainGradConfig, reluGradConfig];
 
 /**
  * Makes the loaded tfjs backends able to train: registers tfjs-core's gradients (missing in Node
  * ESM) and, when `@tensorflow/tfjs-backend-wasm` is loaded, the wasm kernels that training needs
  * and it lacks or runs slowly (Conv2DBackpropFilter, Conv2DBackpropInput, BatchMatMul with
- * transposes or batches). Safe to call more than once; importing this package does none of it.
+ * transposes or batches), plus the fused kernels of `batchNormTrain` and ReLU's gradient. Safe to call more than once; importing this package does none of it.
  */
 export async function registerTrainingKernels(): Promise<TrainingKernelsReport> {
   const gradients = await registerGradients();
+  for (const config of ownGradients) {
+    if (getGradient(config.kernelName) === config) continue;
+    registerGradient(config);
+    if (!gradients.includes(config.kernelName)) gradients.push(config.kernelName);
+  }
   const registered: string[] = [];
   if (getKernel('Conv2D', 'wasm') !== undefined) {
     for (const config of wasmKernels) {
@@ -94,7 +173,10 @@ export async function registerTrainingKernels(): Promise<TrainingKernelsReport> 
       if (existing !== undefined && ours.has(existing)) continue;
       // The wasm backend's own kernels that ours call, taken before BatchMatMul is replaced.
       base ??= captureBaseKernels();
-      if (existing !== undefined) unregisterKernel(config.kernelName, 'wasm');
+      if (existing !== undefined) {
+        replaced.set(config.kernelName, existing);
+        unregisterKernel(config.kernelName, 'wasm');
+      }
       registerKernel(config);
       ours.add(config);
       registered.push(config.kernelName);

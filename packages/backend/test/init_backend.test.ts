@@ -52,7 +52,15 @@ describe('initBackend', () => {
       expect(out).toEqual({
         backend: 'wasm',
         simd: true,
-        kernels: ['Conv2DBackpropInput', 'Conv2DBackpropFilter', 'BatchMatMul'],
+        kernels: [
+          'Conv2DBackpropInput',
+          'Conv2DBackpropFilter',
+          'BatchMatMul',
+          'ThorBatchNormTrain',
+          'ThorBatchNormTrainGrad',
+          'ThorReluGrad',
+          'Identity',
+        ],
         dx: [16, 16, 24],
         dw: [16, 16],
       });

@@ -30,11 +30,14 @@ describe('wasm/thor_kernels.wasm', () => {
       .sort();
     expect(exports).toEqual([
       'add_f32',
+      'bn_train',
+      'bn_train_grad',
       'copy_f32',
       'crop_nhwc',
       'fill_zero',
       'filter_phase',
       'im2col_t',
+      'relu_grad',
       'scatter_phase',
       'transpose_batched',
     ]);

@@ -62,6 +62,33 @@ export interface ThorKernels {
   ): void;
   fillZero(ptr: number, count: number): void;
   addF32(dst: number, src: number, count: number): void;
+  bnTrain(
+    x: number,
+    y: number,
+    m: number,
+    c: number,
+    gamma: number,
+    beta: number,
+    eps: number,
+    mean: number,
+    variance: number,
+    scratch: number,
+  ): void;
+  bnTrainGrad(
+    dy: number,
+    x: number,
+    m: number,
+    c: number,
+    mean: number,
+    variance: number,
+    gamma: number,
+    eps: number,
+    dx: number,
+    dgamma: number,
+    dbeta: number,
+    scratch: number,
+  ): void;
+  reluGrad(dy: number, x: number, dx: number, count: number): void;
   copyF32(src: number, dst: number, count: number): void;
 }
 
@@ -93,6 +120,9 @@ export function thorKernelsFor(memory: WebAssembly.Memory): ThorKernels {
     cropNhwc: fn('crop_nhwc'),
     fillZero: fn('fill_zero'),
     addF32: fn('add_f32'),
+    bnTrain: fn('bn_train'),
+    bnTrainGrad: fn('bn_train_grad'),
+    reluGrad: fn('relu_grad'),
     copyF32: fn('copy_f32'),
   };
   instances.set(memory, kernels);

@@ -1,0 +1,90 @@
+import type { TensorInfo } from '@tensorflow/tfjs-core';
+
+import type { WasmContext } from '../wasm/wasm_context.js';
+
+/** x viewed as [rows, channels]: batch norm's statistics are per channel, over all other axes. */
+function rowsAndChannels(kernel: string, x: TensorInfo, gamma: TensorInfo): [number, number] {
+  const c = x.shape[x.shape.length - 1] ?? 0;
+  if (x.dtype !== 'float32' || x.shape.length < 2) {
+    throw new Error(
+      `${kernel}: expected x of dtype float32 and rank ≥ 2, found ${x.dtype} [${x.shape}]`,
+    );
+  }
+  if (gamma.shape.length !== 1 || gamma.shape[0] !== c) {
+    throw new Error(
+      `${kernel}: expected gamma and beta of shape [${c}] (x's channels), found [${gamma.shape}]`,
+    );
+  }
+  return [x.shape.reduce((p, d) => p * d, 1) / Math.max(c, 1), c];
+}
+
+export function batchNormTrainWasm(
+  ctx: WasmContext,
+  x: TensorInfo,
+  gamma: TensorInfo,
+  beta: TensorInfo,
+  epsilon: number,
+): TensorInfo[] {
+  const [m, c] = rowsAndChannels('ThorBatchNormTrain', x, gamma);
+  const y = ctx.alloc(x.shape);
+  const mean = ctx.alloc([c]);
+  const variance = ctx.alloc([c]);
+  const scratch = ctx.alloc([9 * c]);
+  ctx.k.bnTrain(
+    ctx.ptr(x),
+    ctx.ptr(y),
+    m,
+    c,
+    ctx.ptr(gamma),
+    ctx.ptr(beta),
+    epsilon,
+    ctx.ptr(mean),
+    ctx.ptr(variance),
+    ctx.ptr(scratch),
+  );
+  ctx.free(scratch);
+  return [y, mean, variance];
+}
+
+export function batchNormTrainGradWasm(
+  ctx: WasmContext,
+  dy: TensorInfo,
+  x: TensorInfo,
+  mean: TensorInfo,
+  variance: TensorInfo,
+  gamma: TensorInfo,
+  epsilon: number,
+): TensorInfo[] {
+  const [m, c] = rowsAndChannels('ThorBatchNormTrainGrad', x, gamma);
+  const dx = ctx.alloc(x.shape);
+  const dgamma = ctx.alloc([c]);
+  const dbeta = ctx.alloc([c]);
+  const scratch = ctx.alloc([9 * c]);
+  ctx.k.bnTrainGrad(
+    ctx.ptr(dy),
+    ctx.ptr(x),
+    m,
+    c,
+    ctx.ptr(mean),
+    ctx.ptr(variance),
+    ctx.ptr(gamma),
+    epsilon,
+    ctx.ptr(dx),
+    ctx.ptr(dgamma),
+    ctx.ptr(dbeta),
+    ctx.ptr(scratch),
+  );
+  ctx.free(scratch);
+  return [dx, dgamma, dbeta];
+}
+
+export function reluGradWasm(ctx: WasmContext, dy: TensorInfo, x: TensorInfo): TensorInfo {
+  const dx = ctx.alloc(x.shape);
+  ctx.k.reluGrad(
+    ctx.ptr(dy),
+    ctx.ptr(x),
+    ctx.ptr(dx),
+    x.shape.reduce((p, d) => p * d, 1),
+  );
+  return dx;
+}

@@ -1,0 +1,103 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { describe, expect, it } from 'vitest';
+
+import { batchNormTrain, initBackend } from '../dist/index.js';
+import { relativeError, values } from './reference.js';
+
+type Backend = 'wasm' | 'cpu';
+
+/**
+ * y = relu(batchNormTrain(x)) weighted by r, summed, and its gradients. On cpu batchNormTrain is
+ * tfjs's moments + batchNorm differentiated by tfjs, an independent reference for the fused
+ * wasm kernels.
+ */
+async function run(backend: Backend, shape: number[], epsilon: number) {
+  await initBackend({ backend });
+  const before = tf.memory().numTensors;
+  const c = shape[shape.length - 1] as number;
+  const size = shape.reduce((p, d) => p * d, 1);
+  // An offset and a scale per channel, so mean and variance differ between channels.
+  const xv = values(size, 21).map((v, i) => v * (1 + (i % c)) + (i % c) - 3);
+  const x = tf.tensor(xv, shape);
+  const gamma = tf.tensor1d(values(c, 22).map((v) => v + 1.5));
+  const beta = tf.tensor1d(values(c, 23));
+  const r = tf.tensor(values(size, 24), shape);
+  const f = (a: tf.Tensor, g: tf.Tensor, b: tf.Tensor) =>
+    tf.sum(tf.mul(tf.relu(batchNormTrain(a, g as tf.Tensor1D, b as tf.Tensor1D, epsilon).y), r));
+  const [dx, dg, db] = tf.grads(f as (...args: tf.Tensor[]) => tf.Tensor)([x, gamma, beta]);
+  const { y, mean, variance } = batchNormTrain(x, gamma, beta, epsilon);
+  const out = {
+    y: y.dataSync().slice(),
+    mean: mean.dataSync().slice(),
+    variance: variance.dataSync().slice(),
+    dx: dx!.dataSync().slice(),
+    dgamma: dg!.dataSync().slice(),
+    dbeta: db!.dataSync().slice(),
+  };
+  tf.dispose([x, gamma, beta, r, dx!, dg!, db!, y, mean, variance]);
+  return { ...out, leaked: tf.memory().numTensors - before };
+}
+
+describe('batchNormTrain', () => {
+  it.each([
+    [[4, 5, 3, 7], 1e-5],
+    [[2, 9, 9, 64], 1e-4],
+    [[130, 6], 1e-5],
+  ] as const)(
+    'fused on wasm equals tfjs ops on cpu, values and gradients: %j eps %d',
+    async (shape, eps) => {
+      const cpu = await run('cpu', [...shape], eps);
+      const wasm = await run('wasm', [...shape], eps);
+      for (const key of ['y', 'mean', 'variance', 'dx', 'dgamma', 'dbeta'] as const) {
+        expect(relativeError(wasm[key], cpu[key]), key).toBeLessThan(2e-5);
+      }
+      // The batch statistics by hand for channel 0.
+      const c = shape[shape.length - 1] as number;
+      const xs = values(
+        shape.reduce((p, d) => p * d, 1),
+        21,
+      ).map((v, i) => v * (1 + (i % c)) + (i % c) - 3);
+      const ch0 = Array.from(xs.filter((_, i) => i % c === 0));
+      const m = ch0.reduce((a, b) => a + b, 0) / ch0.length;
+      const v = ch0.reduce((a, b) => a + (b - m) ** 2, 0) / ch0.length;
+      expect(wasm.mean[0]).toBeCloseTo(m, 5);
+      expect(wasm.variance[0]).toBeCloseTo(v, 4);
+      expect(wasm.leaked).toBe(0);
+      expect(cpu.leaked).toBe(0);
+    },
+  );
+
+  it('rejects gamma of the wrong size naming both shapes', async () => {
+    await initBackend({ backend: 'wasm' });
+    const x = tf.zeros([2, 3, 4]);
+    expect(() => batchNormTrain(x, tf.ones([3]), tf.zeros([3]))).toThrow(
+      /expected gamma and beta of shape \[4\] \(x's channels\), found \[3\]/,
+    );
+  });
+});
+
+describe('wasm kernels that change no result', () => {
+  it('ReLU gradient in one pass equals tfjs-core’s formula', async () => {
+    await initBackend({ backend: 'wasm' });
+    const x = tf.tensor1d([-2, -0, 0, 1e-30, 3, -1e-30, 5]);
+    const dy = tf.tensor1d([1, 2, 3, 4, 5, 6, 7]);
+    const dx = tf.grad((a: tf.Tensor) => tf.sum(tf.mul(tf.relu(a), dy)))(x);
+    // ReLU passes the gradient where x > 0 only (tfjs-core: dy · step(x), step(0) = 0).
+    expect(Array.from(dx.dataSync())).toEqual([0, 0, 0, 4, 5, 0, 7]);
+  });
+
+  it('Identity shares data instead of copying it, and frees it with the last reference', async () => {
+    await initBackend({ backend: 'wasm' });
+    const dataIds = () => tf.engine().backend.numDataIds();
+    const before = dataIds();
+    const x = tf.tensor1d([1, 2, 3]);
+    const c = tf.clone(x);
+    // tfjs-backend-wasm's own Identity allocates new data (a new dataId) and copies.
+    expect(c.dataId).toBe(x.dataId);
+    expect(dataIds()).toBe(before + 1);
+    x.dispose();
+    expect(Array.from(c.dataSync())).toEqual([1, 2, 3]);
+    c.dispose();
+    expect(dataIds()).toBe(before);
+  });
+});

@@ -144,6 +144,12 @@ if (process.env['THOR_PROFILE']) {
     );
   }
 }
+/** The wasm heap's size: it only grows, so it is the peak so far. */
+function heapMiB(): number | undefined {
+  const heap = (tf.backend() as unknown as { wasm?: { HEAPU8: Uint8Array } }).wasm?.HEAPU8;
+  return heap === undefined ? undefined : heap.length / 2 ** 20;
+}
+
 const times: number[] = [];
 let loss = NaN;
 for (let s = 0; s <= Number(values.steps); s++) {
@@ -165,6 +171,7 @@ console.log(
     secondsPerStep: seconds,
     imagesPerSecond: batch / seconds,
     loss,
-    heapBytes: tf.memory().numBytes,
+    tensorBytes: tf.memory().numBytes,
+    wasmHeapMiB: heapMiB(),
   }),
 );

@@ -281,3 +281,54 @@ EXPORT void relu_grad(const f32* dy, const f32* y, f32* dx, int n) {
   }
   for (; i < n; i++) dx[i] = y[i] > 0 ? dy[i] : 0;
 }
+
+// The max-pool gradient: each output's dy goes to the first maximum of its window (scanning rows,
+// then columns, as tfjs and PyTorch do); windows that overlap add up. NHWC; `scratch` holds 2·C
+// 32-bit values.
+EXPORT void max_pool_grad(const f32* x, const f32* dy, f32* dx, int N, int H, int W, int C, int Ho,
+                          int Wo, int kh, int kw, int sh, int sw, int pt, int pl, f32* scratch) {
+  f32* best = scratch;
+  int* at = (int*)(scratch + C);
+  __builtin_memset(dx, 0, (long)N * H * W * C * sizeof(f32));
+  for (int n = 0; n < N; n++) {
+    const f32* xn = x + (long)n * H * W * C;
+    f32* dxn = dx + (long)n * H * W * C;
+    for (int oh = 0; oh < Ho; oh++) {
+      const int h0 = oh * sh - pt;
+      const int hs = h0 < 0 ? 0 : h0, he = min_int(h0 + kh, H);
+      for (int ow = 0; ow < Wo; ow++) {
+        const int w0 = ow * sw - pl;
+        const int ws = w0 < 0 ? 0 : w0, we = min_int(w0 + kw, W);
+        for (int c = 0; c < C; c++) {
+          best[c] = -__builtin_inff();
+          at[c] = -1;
+        }
+        for (int h = hs; h < he; h++) {
+          for (int w = ws; w < we; w++) {
+            const f32* row = xn + ((long)h * W + w) * C;
+            const int pos = h * W + w;
+            const v128_t vpos = wasm_i32x4_splat(pos);
+            int c = 0;
+            for (; c + 4 <= C; c += 4) {
+              const v128_t v = wasm_v128_load(row + c);
+              const v128_t b = wasm_v128_load(best + c);
+              const v128_t take = wasm_f32x4_gt(v, b);
+              wasm_v128_store(best + c, wasm_v128_bitselect(v, b, take));
+              wasm_v128_store(at + c, wasm_v128_bitselect(vpos, wasm_v128_load(at + c), take));
+            }
+            for (; c < C; c++) {
+              if (row[c] > best[c]) {
+                best[c] = row[c];
+                at[c] = pos;
+              }
+            }
+          }
+        }
+        const f32* g = dy + (((long)n * Ho + oh) * Wo + ow) * C;
+        for (int c = 0; c < C; c++) {
+          if (at[c] >= 0) dxn[(long)at[c] * C + c] += g[c];
+        }
+      }
+    }
+  }
+}

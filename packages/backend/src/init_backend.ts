@@ -5,13 +5,14 @@ import { env, findBackend, getBackend, ready, setBackend } from '@tensorflow/tfj
 
 import {
   registerTrainingKernels,
+  type TrainingKernelsOptions,
   type TrainingKernelsReport,
 } from './register_training_kernels.js';
 
 /** `wasm` (tfjs-backend-wasm, the default), `cpu` (plain JS), `tensorflow` (tfjs-node, optional). */
 export type BackendName = 'wasm' | 'cpu' | 'tensorflow';
 
-export interface InitBackendOptions {
+export interface InitBackendOptions extends TrainingKernelsOptions {
   backend?: BackendName;
   /**
    * Folder (with a trailing slash) holding tfjs-backend-wasm's `.wasm` files. By default they are
@@ -55,7 +56,7 @@ export async function initBackend(options: InitBackendOptions = {}): Promise<Ini
   } else {
     await importTfjsNode();
   }
-  const report = await registerTrainingKernels();
+  const report = await registerTrainingKernels(options);
   if (!(await setBackend(backend))) {
     throw new Error(`initBackend: tfjs could not initialize the '${backend}' backend`);
   }

@@ -1,4 +1,5 @@
 import {
+  engine,
   getGradient,
   getKernel,
   registerGradient,
@@ -8,6 +9,7 @@ import {
   type Conv2DBackpropFilterAttrs,
   type Conv2DBackpropInputAttrs,
   type KernelConfig,
+  type MaxPoolGradAttrs,
   type TensorInfo,
 } from '@tensorflow/tfjs-core';
 
@@ -19,6 +21,7 @@ import {
 } from './kernels/batch_norm_train.js';
 import { conv2dBackpropFilter } from './kernels/conv2d_backprop_filter.js';
 import { conv2dBackpropInput } from './kernels/conv2d_backprop_input.js';
+import { maxPoolGrad } from './kernels/max_pool_grad.js';
 import {
   BatchNormTrain,
   BatchNormTrainGrad,
@@ -26,6 +29,7 @@ import {
   ReluGrad,
   reluGradConfig,
 } from './ops/batch_norm_train.js';
+import { installLeanGradients } from './lean_gradients.js';
 import { registerGradients } from './register_gradients.js';
 import {
   captureBaseKernels,
@@ -40,6 +44,16 @@ export interface TrainingKernelsReport {
   gradients: string[];
   /** Kernels registered on `wasm`; empty if tfjs-backend-wasm is not loaded. */
   wasmKernels: string[];
+  /** Whether this call made the engine free memory during backward passes. */
+  leanGradients: boolean;
+}
+
+export interface TrainingKernelsOptions {
+  /**
+   * Free each op's saved tensors and gradients as soon as the backward pass is past it (default
+   * true). tfjs keeps them all to the end, which doubles a train step's peak memory.
+   */
+  leanGradients?: boolean;
 }
 
 /** Marks our kernel configs so that registering twice replaces nothing. */
@@ -100,6 +114,17 @@ const wasmKernels: KernelConfig[] = [
       ),
   },
   {
+    kernelName: 'MaxPoolGrad',
+    backendName: 'wasm',
+    kernelFunc: ({ inputs, backend, attrs }) =>
+      maxPoolGrad(
+        context(backend),
+        inputs['dy'] as TensorInfo,
+        inputs['input'] as TensorInfo,
+        attrs as unknown as MaxPoolGradAttrs,
+      ),
+  },
+  {
     kernelName: BatchNormTrain,
     backendName: 'wasm',
     kernelFunc: ({ inputs, backend, attrs }) =>
@@ -157,9 +182,12 @@ const ownGradients = [batchNormTrainGradConfig, reluGradConfig];
  * Makes the loaded tfjs backends able to train: registers tfjs-core's gradients (missing in Node
  * ESM) and, when `@tensorflow/tfjs-backend-wasm` is loaded, the wasm kernels that training needs
  * and it lacks or runs slowly (Conv2DBackpropFilter, Conv2DBackpropInput, BatchMatMul with
- * transposes or batches), plus the fused kernels of `batchNormTrain` and ReLU's gradient. Safe to call more than once; importing this package does none of it.
+ * transposes or batches), plus the fused kernels of `batchNormTrain` and ReLU's gradient; and
+ * makes backward passes free memory as they go (`leanGradients`). Safe to call more than once; importing this package does none of it.
  */
-export async function registerTrainingKernels(): Promise<TrainingKernelsReport> {
+export async function registerTrainingKernels(
+  options: TrainingKernelsOptions = {},
+): Promise<TrainingKernelsReport> {
   const gradients = await registerGradients();
   for (const config of ownGradients) {
     if (getGradient(config.kernelName) === config) continue;
@@ -182,5 +210,6 @@ export async function registerTrainingKernels(): Promise<TrainingKernelsReport> 
       registered.push(config.kernelName);
     }
   }
-  return { gradients, wasmKernels: registered };
+  const leanGradients = (options.leanGradients ?? true) && installLeanGradients(engine());
+  return { gradients, wasmKernels: registered, leanGradients };
 }

@@ -37,6 +37,7 @@ describe('wasm/thor_kernels.wasm', () => {
       'fill_zero',
       'filter_phase',
       'im2col_t',
+      'max_pool_grad',
       'relu_grad',
       'scatter_phase',
       'transpose_batched',

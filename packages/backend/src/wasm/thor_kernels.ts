@@ -89,6 +89,24 @@ export interface ThorKernels {
     scratch: number,
   ): void;
   reluGrad(dy: number, x: number, dx: number, count: number): void;
+  maxPoolGrad(
+    x: number,
+    dy: number,
+    dx: number,
+    n: number,
+    h: number,
+    w: number,
+    c: number,
+    ho: number,
+    wo: number,
+    kh: number,
+    kw: number,
+    sh: number,
+    sw: number,
+    pt: number,
+    pl: number,
+    scratch: number,
+  ): void;
   copyF32(src: number, dst: number, count: number): void;
 }
 
@@ -123,6 +141,7 @@ export function thorKernelsFor(memory: WebAssembly.Memory): ThorKernels {
     bnTrain: fn('bn_train'),
     bnTrainGrad: fn('bn_train_grad'),
     reluGrad: fn('relu_grad'),
+    maxPoolGrad: fn('max_pool_grad'),
     copyF32: fn('copy_f32'),
   };
   instances.set(memory, kernels);

@@ -332,3 +332,29 @@ EXPORT void max_pool_grad(const f32* x, const f32* dy, f32* dx, int N, int H, in
     }
   }
 }
+
+// The inverse of im2col, adding up: for each output position (n, oh, ow) and tap (i, j),
+//   dx[n][oh·sh + i − pt][ow·sw + j − pl][:] += cols[(n·Ho + oh)·Wo + ow][(i·kw + j)·C : +C]
+// skipping taps that fall in the padding. dx must be zeroed first.
+EXPORT void col2im_add(const f32* cols, f32* dx, int N, int H, int W, int C, int Ho, int Wo, int kh,
+                       int kw, int sh, int sw, int pt, int pl) {
+  const int K = kh * kw * C;
+  for (int n = 0; n < N; n++) {
+    for (int oh = 0; oh < Ho; oh++) {
+      for (int ow = 0; ow < Wo; ow++) {
+        const f32* row = cols + (((long)n * Ho + oh) * Wo + ow) * K;
+        for (int i = 0; i < kh; i++) {
+          const int ih = oh * sh + i - pt;
+          if (ih < 0 || ih >= H) continue;
+          for (int j = 0; j < kw; j++) {
+            const int iw = ow * sw + j - pl;
+            if (iw < 0 || iw >= W) continue;
+            f32* d = dx + (((long)n * H + ih) * W + iw) * C;
+            const f32* s = row + (i * kw + j) * C;
+            for (int c = 0; c < C; c++) d[c] += s[c];
+          }
+        }
+      }
+    }
+  }
+}

@@ -130,6 +130,28 @@ describe('conv2d gradient kernels on wasm', () => {
     tf.dispose([x, dy, dw]);
   });
 
+  it('compute the input gradient of a many-image RGB stem a group of images at a time', async () => {
+    // 10 images of 224² through a 7×7/2 conv: 12,544 positions × 147 taps × 4 bytes = 7.4 MB of
+    // columns per image, over the 64 MB budget, so the GEMM + col2im path runs in two groups.
+    // tfjs-backend-cpu's own Conv2DBackpropInput is the reference here.
+    const shape: [number, number, number, number] = [10, 224, 224, 3];
+    const attrs = { strides: 2, pad: explicit(3, 3, 3, 3), dataFormat: 'NHWC', inputShape: shape };
+    const run = async (backend: 'wasm' | 'cpu') => {
+      await initBackend({ backend });
+      const f = tf.tensor4d(values(7 * 7 * 3 * 16, 8), [7, 7, 3, 16]);
+      const dy = tf.tensor4d(values(10 * 112 * 112 * 16, 9), [10, 112, 112, 16]);
+      const dx = tf
+        .engine()
+        .runKernel('Conv2DBackpropInput', { dy, filter: f }, attrs as never) as tf.Tensor;
+      const out = dx.dataSync().slice();
+      tf.dispose([f, dy, dx]);
+      return out;
+    };
+    const cpu = await run('cpu');
+    const wasm = await run('wasm');
+    expect(relativeError(wasm, cpu)).toBeLessThan(1e-5);
+  });
+
   it('reject NCHW with an error naming the kernel and the format', () => {
     const x = tf.zeros([1, 3, 4, 4]);
     const dy = tf.zeros([1, 2, 4, 4]);

@@ -32,6 +32,7 @@ describe('wasm/thor_kernels.wasm', () => {
       'add_f32',
       'bn_train',
       'bn_train_grad',
+      'col2im_add',
       'copy_f32',
       'crop_nhwc',
       'fill_zero',

@@ -5,9 +5,18 @@ import { axisPhases } from './conv_phases.js';
 import { gradientConvInfo } from './conv_info.js';
 
 /**
+ * At most this many input channels and the input gradient is one GEMM and a col2im instead: the
+ * phase convolutions would have as few output channels, which XNNPACK computes at a third of its
+ * speed (the 7×7 stem on RGB).
+ */
+const maxChannelsForColumns = 8;
+/** Largest column buffer of the GEMM path; bigger batches go a group of images at a time. */
+const maxColumnBytes = 64 * 1024 * 1024;
+
+/**
  * The input gradient of a 2-D convolution as stride-1 forward convolutions in XNNPACK: one with
  * the flipped, transposed filter when the stride is 1, else one per phase of the stride
- * (see `axisPhases`), scattered into place.
+ * (see `axisPhases`), scattered into place. With few input channels, a GEMM and a col2im.
  */
 export function conv2dBackpropInput(
   ctx: WasmContext,
@@ -22,6 +31,7 @@ export function conv2dBackpropInput(
   const { batchSize: n, inHeight: h, inWidth: w, inChannels: ci, outChannels: co } = info;
   const { outHeight: ho, outWidth: wo, filterHeight: kh, filterWidth: kw } = info;
   const { strideHeight: sh, strideWidth: sw, padInfo } = info;
+  if (ci <= maxChannelsForColumns) return viaColumns(ctx, dy, filter, info);
   const rows = axisPhases(h, ho, kh, sh, padInfo.top);
   const cols = axisPhases(w, wo, kw, sw, padInfo.left);
   const k = ctx.k;
@@ -83,5 +93,55 @@ export function conv2dBackpropInput(
     dx = ctx.alloc([n, h, w, ci]);
     k.fillZero(ctx.ptr(dx), n * h * w * ci);
   }
+  return dx;
+}
+
+/** dcols[N·Ho·Wo, kh·kw·Ci] = dy[N·Ho·Wo, Co] · Wᵀ, then added into place by col2im. */
+function viaColumns(
+  ctx: WasmContext,
+  dy: TensorInfo,
+  filter: TensorInfo,
+  info: ReturnType<typeof gradientConvInfo>,
+): TensorInfo {
+  const { batchSize: n, inHeight: h, inWidth: w, inChannels: ci, outChannels: co } = info;
+  const { outHeight: ho, outWidth: wo, filterHeight: kh, filterWidth: kw } = info;
+  const { strideHeight: sh, strideWidth: sw, padInfo } = info;
+  const k = ctx.k;
+  const taps = kh * kw * ci;
+  const wT = ctx.alloc([co, taps]);
+  k.transposeBatched(ctx.ptr(filter), ctx.ptr(wT), 1, taps, co);
+  const dx = ctx.alloc([n, h, w, ci]);
+  k.fillZero(ctx.ptr(dx), n * h * w * ci);
+  const perImage = ho * wo;
+  const group = Math.max(1, Math.min(n, Math.floor(maxColumnBytes / (perImage * taps * 4))));
+  for (let n0 = 0; n0 < n; n0 += group) {
+    const images = Math.min(group, n - n0);
+    let dyPart = ctx.view(dy, [images * perImage, co]);
+    if (images < n) {
+      dyPart = ctx.alloc([images * perImage, co]);
+      k.copyF32(ctx.ptr(dy) + n0 * perImage * co * 4, ctx.ptr(dyPart), images * perImage * co);
+    }
+    const cols = ctx.matmul(dyPart, wT);
+    if (images < n) ctx.free(dyPart);
+    const dxAt = ctx.ptr(dx) + n0 * h * w * ci * 4;
+    k.col2imAdd(
+      ctx.ptr(cols),
+      dxAt,
+      images,
+      h,
+      w,
+      ci,
+      ho,
+      wo,
+      kh,
+      kw,
+      sh,
+      sw,
+      padInfo.top,
+      padInfo.left,
+    );
+    ctx.free(cols);
+  }
+  ctx.free(wT);
   return dx;
 }

@@ -60,6 +60,22 @@ export interface ThorKernels {
     ho: number,
     wo: number,
   ): void;
+  col2imAdd(
+    cols: number,
+    dx: number,
+    n: number,
+    h: number,
+    w: number,
+    c: number,
+    ho: number,
+    wo: number,
+    kh: number,
+    kw: number,
+    sh: number,
+    sw: number,
+    pt: number,
+    pl: number,
+  ): void;
   fillZero(ptr: number, count: number): void;
   addF32(dst: number, src: number, count: number): void;
   bnTrain(
@@ -136,6 +152,7 @@ export function thorKernelsFor(memory: WebAssembly.Memory): ThorKernels {
     filterPhase: fn('filter_phase'),
     scatterPhase: fn('scatter_phase'),
     cropNhwc: fn('crop_nhwc'),
+    col2imAdd: fn('col2im_add'),
     fillZero: fn('fill_zero'),
     addF32: fn('add_f32'),
     bnTrain: fn('bn_train'),

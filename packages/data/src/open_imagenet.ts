@@ -1,0 +1,149 @@
+import { readdir } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+
+import { DatasetError } from './dataset_error.js';
+import type { ImageDataset } from './image_dataset.js';
+import { isImageFile } from './image_extensions.js';
+import { readIndexCache, writeIndexCache } from './index_cache.js';
+import { byCodePoint } from './list_images.js';
+import { readSynsetWords } from './read_synset_words.js';
+import { readValGroundTruth, VAL_GROUND_TRUTH_FILES } from './read_val_ground_truth.js';
+import { listClassFolders, scanImageFolder } from './scan_image_folder.js';
+import { statOrUndefined } from './stat_or_undefined.js';
+
+/** Synset words files looked for in the dataset root, in this order. */
+export const SYNSET_WORDS_FILES: readonly string[] = [
+  'LOC_synset_mapping.txt',
+  'synset_words.txt',
+  'words.txt',
+];
+
+export interface OpenImageNetOptions {
+  /** Which split directory to read: `'train'` (default), `'val'`, or another folder name. */
+  split?: string;
+  /** An index file, read when up to date and written after a scan (see `openImageFolder`). */
+  cache?: string;
+}
+
+/**
+ * Opens an ILSVRC2012 split: `<root>/<split>/<wnid>/*.JPEG`, or Kaggle's
+ * `<root>/ILSVRC/Data/CLS-LOC/<split>/`. A flat `val/` takes its labels from
+ * `LOC_val_solution.csv` or `imagenet_2012_validation_synset_labels.txt` in the root. Labels are
+ * the sorted wnid order; class names come from a synset words file in the root when present.
+ */
+export async function openImageNet(
+  root: string,
+  options: OpenImageNetOptions = {},
+): Promise<ImageDataset> {
+  const split = options.split ?? 'train';
+  const top = resolve(root);
+  const key = `imagenet:${top}:${split}`;
+  if (options.cache) {
+    const cached = await readIndexCache(options.cache, key);
+    if (cached) return cached;
+  }
+  const base = await findSplitParent(top, split);
+  const splitDir = join(base, split);
+  const words = await findSynsetWords(top);
+  const sources = [splitDir, ...(words ? [words] : [])];
+  const entries = await readdir(splitDir, { withFileTypes: true });
+  let dataset: Omit<ImageDataset, 'classNames'>;
+  if (entries.some((e) => e.isDirectory() || e.isSymbolicLink())) {
+    const scan = await scanImageFolder(splitDir);
+    sources.push(...scan.sources);
+    dataset = scan;
+  } else {
+    const flat = await readFlatSplit(
+      top,
+      base,
+      splitDir,
+      entries.map((e) => e.name),
+    );
+    sources.push(flat.groundTruth, join(base, 'train'));
+    dataset = flat;
+  }
+  const names = words ? await readSynsetWords(words) : undefined;
+  const result: ImageDataset = {
+    root: dataset.root,
+    classes: dataset.classes,
+    classNames: names ? dataset.classes.map((c) => names.get(c) ?? c) : undefined,
+    files: dataset.files,
+    labels: dataset.labels,
+  };
+  if (options.cache) await writeIndexCache(options.cache, key, sources, result);
+  return result;
+}
+
+async function findSplitParent(top: string, split: string): Promise<string> {
+  const info = await statOrUndefined(top);
+  if (!info?.isDirectory()) {
+    throw new DatasetError(
+      `Expected an ImageNet directory (holding train/ and val/) at ${top}, found ` +
+        `${info ? 'a file' : 'nothing'}.`,
+      top,
+    );
+  }
+  for (const base of [top, join(top, 'ILSVRC', 'Data', 'CLS-LOC')]) {
+    if ((await statOrUndefined(join(base, split)))?.isDirectory()) return base;
+  }
+  const found = (await readdir(top)).sort(byCodePoint);
+  throw new DatasetError(
+    `Expected the split '${split}' at ${join(top, split)}, found no such directory; ${top} ` +
+      `holds: ${found.length ? found.slice(0, 10).join(', ') : 'nothing'}.`,
+    join(top, split),
+  );
+}
+
+async function findSynsetWords(top: string): Promise<string | undefined> {
+  for (const name of SYNSET_WORDS_FILES) {
+    if ((await statOrUndefined(join(top, name)))?.isFile()) return join(top, name);
+  }
+  return undefined;
+}
+
+async function readFlatSplit(top: string, base: string, splitDir: string, names: string[]) {
+  const files = names.filter(isImageFile).sort(byCodePoint);
+  if (files.length === 0) {
+    throw new DatasetError(
+      `Expected class folders or image files in ${splitDir}, found neither.`,
+      splitDir,
+    );
+  }
+  let groundTruth: string | undefined;
+  for (const name of VAL_GROUND_TRUTH_FILES) {
+    if ((await statOrUndefined(join(top, name)))?.isFile()) {
+      groundTruth = join(top, name);
+      break;
+    }
+  }
+  if (!groundTruth) {
+    throw new DatasetError(
+      `Found ${files.length} images directly in ${splitDir} but no labels for them: expected ` +
+        `class folders, or one of ${VAL_GROUND_TRUTH_FILES.join(', ')} in ${top}.`,
+      splitDir,
+    );
+  }
+  const truth = await readValGroundTruth(groundTruth);
+  const train = join(base, 'train');
+  const classes = (await statOrUndefined(train))?.isDirectory()
+    ? await listClassFolders(train)
+    : [...new Set(truth.values())].sort(byCodePoint);
+  const labelOf = new Map(classes.map((c, i) => [c, i]));
+  const labels = new Int32Array(files.length);
+  files.forEach((file, i) => {
+    const id = file.slice(0, file.lastIndexOf('.'));
+    const wnid = truth.get(id);
+    const label = wnid === undefined ? undefined : labelOf.get(wnid);
+    if (label === undefined) {
+      throw new DatasetError(
+        wnid === undefined
+          ? `Expected a label for ${join(splitDir, file)} in ${groundTruth}, found no line for '${id}'.`
+          : `Expected the class '${wnid}' of ${join(splitDir, file)} (from ${groundTruth}) among ` +
+              `the ${classes.length} train classes, found it missing.`,
+        join(splitDir, file),
+      );
+    }
+    labels[i] = label;
+  });
+  return { root: splitDir, classes, files, labels, groundTruth };
+}

@@ -1,7 +1,31 @@
+export { centerCrop } from './center_crop.js';
 export { DatasetError } from './dataset_error.js';
+export { decodeImage, type DecodeOptions } from './decode_image.js';
 export type { ImageDataset } from './image_dataset.js';
+export { ImageDecodeError } from './image_decode_error.js';
 export { IMAGE_EXTENSIONS, isImageFile } from './image_extensions.js';
+export { cropView, fullView, type ImageView } from './image_view.js';
+export { imagenetEvalTransforms, imagenetTrainTransforms } from './imagenet_transforms.js';
+export {
+  IMAGENET_MEAN,
+  IMAGENET_STD,
+  normalizationTable,
+  writeNormalized,
+  type Normalization,
+} from './normalize.js';
 export { openImageFolder, type OpenImageFolderOptions } from './open_image_folder.js';
 export { openImageNet, SYNSET_WORDS_FILES, type OpenImageNetOptions } from './open_imagenet.js';
+export { pythonRound } from './python_round.js';
+export { Random } from './random.js';
+export { randomHorizontalFlip } from './random_horizontal_flip.js';
+export {
+  randomResizedCrop,
+  randomResizedCropParams,
+  type CropParams,
+  type RandomResizedCropOptions,
+} from './random_resized_crop.js';
+export { flipHorizontal, type RawImage } from './raw_image.js';
 export { readSynsetWords } from './read_synset_words.js';
 export { readValGroundTruth, VAL_GROUND_TRUTH_FILES } from './read_val_ground_truth.js';
+export { resize } from './resize.js';
+export { applyTransforms, type Transform } from './transform.js';

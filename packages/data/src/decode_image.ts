@@ -1,0 +1,85 @@
+import sharp from 'sharp';
+
+import { fullView, type ImageView } from './image_view.js';
+import { ImageDecodeError } from './image_decode_error.js';
+import type { Random } from './random.js';
+import { flipHorizontal, type RawImage } from './raw_image.js';
+import { applyTransforms, type Transform } from './transform.js';
+
+export interface DecodeOptions {
+  /** Resampling kernel. Default `'linear'` (antialiased, like PIL's bilinear that torchvision uses). */
+  kernel?: 'nearest' | 'linear' | 'cubic' | 'mitchell' | 'lanczos2' | 'lanczos3';
+  /**
+   * What counts as a broken file. Default `'warning'`: a truncated JPEG fails, as it does in PIL.
+   * `'error'` accepts files the decoder can finish with warnings.
+   */
+  failOn?: 'none' | 'truncated' | 'error' | 'warning';
+}
+
+/**
+ * Decodes an encoded image (JPEG, PNG, WebP, TIFF, ... whatever its file name says) to 3-channel
+ * 8-bit RGB, through `transforms`. The transforms only plan the geometry; the file is then decoded
+ * once, straight to the final size, so JPEGs shrink on load when the output is at least 2× smaller.
+ * Grayscale, CMYK, palette, 16-bit and alpha images all come out as RGB (alpha is dropped, as
+ * PIL's `convert('RGB')` does). Throws an {@link ImageDecodeError} naming `path`.
+ */
+export async function decodeImage(
+  input: Uint8Array,
+  transforms: readonly Transform[],
+  random: Random,
+  path = '<buffer>',
+  options: DecodeOptions = {},
+): Promise<RawImage> {
+  const failOn = options.failOn ?? 'warning';
+  try {
+    const { width, height } = await sharp(input, { failOn }).metadata();
+    if (!width || !height) throw new Error('the header gives no image size');
+    const view = applyTransforms(fullView(width, height), transforms, random);
+    const { data, info } = await render(input, view, failOn, options.kernel ?? 'linear')
+      .removeAlpha()
+      .toColourspace('srgb')
+      .raw({ depth: 'uchar' })
+      .toBuffer({ resolveWithObject: true });
+    if (info.channels !== 3 || info.width !== view.width || info.height !== view.height) {
+      throw new Error(
+        `decoded to ${info.width}×${info.height}×${info.channels}, expected ` +
+          `${view.width}×${view.height}×3`,
+      );
+    }
+    const image: RawImage = { data, width: info.width, height: info.height, channels: 3 };
+    return view.flip ? flipHorizontal(image) : image;
+  } catch (error) {
+    if (error instanceof ImageDecodeError) throw error;
+    throw new ImageDecodeError(path, (error as Error).message);
+  }
+}
+
+/**
+ * One sharp pipeline for the view: resize the whole source by the view's scale (libvips computes
+ * only the pixels the crop asks for, and JPEG shrink-on-load applies), then extract the window.
+ * The window's offset is rounded to whole output pixels.
+ */
+function render(
+  input: Uint8Array,
+  view: ImageView,
+  failOn: DecodeOptions['failOn'],
+  kernel: NonNullable<DecodeOptions['kernel']>,
+) {
+  const sx = view.width / view.cropWidth;
+  const sy = view.height / view.cropHeight;
+  const resizedWidth = Math.max(view.width, Math.round(view.sourceWidth * sx));
+  const resizedHeight = Math.max(view.height, Math.round(view.sourceHeight * sy));
+  const left = Math.min(Math.max(0, Math.round(view.left * sx)), resizedWidth - view.width);
+  const top = Math.min(Math.max(0, Math.round(view.top * sy)), resizedHeight - view.height);
+  let pipeline = sharp(input, { failOn });
+  if (resizedWidth !== view.sourceWidth || resizedHeight !== view.sourceHeight) {
+    pipeline = pipeline.resize(resizedWidth, resizedHeight, {
+      fit: 'fill',
+      kernel,
+    });
+  }
+  if (left !== 0 || top !== 0 || view.width !== resizedWidth || view.height !== resizedHeight) {
+    pipeline = pipeline.extract({ left, top, width: view.width, height: view.height });
+  }
+  return pipeline;
+}

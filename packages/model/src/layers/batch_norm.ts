@@ -1,0 +1,99 @@
+import {
+  add,
+  batchNorm,
+  mul,
+  tidy,
+  type Tensor1D,
+  type Tensor4D,
+  type Variable,
+} from '@tensorflow/tfjs-core';
+import { batchNormTrain } from '@thor-ts/backend';
+
+import { init } from '../init.js';
+import type { ModelState } from '../state.js';
+import type { ForwardContext } from './context.js';
+
+/**
+ * Batch norm's constants. `momentum` is PyTorch's: the weight of the new batch in the running
+ * averages (torchvision 0.1; MindSpore writes the same as 0.9, the weight of the old value).
+ */
+export interface BatchNormConfig {
+  eps: number;
+  momentum: number;
+}
+
+export const batchNormPresets = {
+  torchvision: { eps: 1e-5, momentum: 0.1 },
+  mindspore: { eps: 1e-4, momentum: 0.1 },
+} as const satisfies Record<string, BatchNormConfig>;
+
+/** BatchNorm2d over NHWC channels, with PyTorch's running statistics (unbiased variance). */
+export class BatchNorm2d {
+  readonly weight: Variable;
+  readonly bias: Variable;
+  readonly runningMean: Variable;
+  readonly runningVar: Variable;
+  private readonly batches: { value: number };
+
+  constructor(
+    state: ModelState,
+    readonly name: string,
+    readonly channels: number,
+    private readonly config: BatchNormConfig,
+    zeroGamma = false,
+  ) {
+    const c = [channels];
+    this.weight = state.add(
+      `${name}.weight`,
+      'parameter',
+      'plain',
+      c,
+      init.batchNormGamma(channels, zeroGamma),
+    );
+    this.bias = state.add(`${name}.bias`, 'parameter', 'plain', c, new Float32Array(channels));
+    this.runningMean = state.add(
+      `${name}.running_mean`,
+      'buffer',
+      'plain',
+      c,
+      new Float32Array(channels),
+    );
+    this.runningVar = state.add(
+      `${name}.running_var`,
+      'buffer',
+      'plain',
+      c,
+      new Float32Array(channels).fill(1),
+    );
+    this.batches = state.addCounter(`${name}.num_batches_tracked`);
+  }
+
+  apply(x: Tensor4D, ctx: ForwardContext): Tensor4D {
+    const gamma = this.weight as unknown as Tensor1D;
+    const beta = this.bias as unknown as Tensor1D;
+    if (!ctx.training) {
+      return batchNorm(
+        x,
+        this.runningMean,
+        this.runningVar,
+        beta,
+        gamma,
+        this.config.eps,
+      ) as Tensor4D;
+    }
+    const { y, mean, variance } = batchNormTrain(x, gamma, beta, this.config.eps);
+    const n = x.size / this.channels;
+    const m = this.config.momentum;
+    tidy(() => {
+      this.runningMean.assign(add(mul(this.runningMean, 1 - m), mul(mean, m)));
+      // PyTorch keeps the unbiased variance (n / (n − 1)) in its running average.
+      this.runningVar.assign(
+        add(mul(this.runningVar, 1 - m), mul(variance, (m * n) / Math.max(n - 1, 1))),
+      );
+    });
+    mean.dispose();
+    variance.dispose();
+    this.batches.value += 1;
+    return y;
+  }
+}

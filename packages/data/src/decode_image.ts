@@ -31,25 +31,34 @@ export async function decodeImage(
   options: DecodeOptions = {},
 ): Promise<RawImage> {
   const failOn = options.failOn ?? 'warning';
-  try {
-    const { width, height } = await sharp(input, { failOn }).metadata();
-    if (!width || !height) throw new Error('the header gives no image size');
-    const view = applyTransforms(fullView(width, height), transforms, random);
-    const { data, info } = await render(input, view, failOn, options.kernel ?? 'linear')
+  const header = await attempt(path, () => sharp(input, { failOn }).metadata());
+  if (!header.width || !header.height) {
+    throw new ImageDecodeError(path, 'the header gives no image size');
+  }
+  // Outside the decoder's error handling: a transform that cannot apply is a pipeline error.
+  const view = applyTransforms(fullView(header.width, header.height), transforms, random);
+  const { data, info } = await attempt(path, () =>
+    render(input, view, failOn, options.kernel ?? 'linear')
       .removeAlpha()
       .toColourspace('srgb')
       .raw({ depth: 'uchar' })
-      .toBuffer({ resolveWithObject: true });
-    if (info.channels !== 3 || info.width !== view.width || info.height !== view.height) {
-      throw new Error(
-        `decoded to ${info.width}×${info.height}×${info.channels}, expected ` +
-          `${view.width}×${view.height}×3`,
-      );
-    }
-    const image: RawImage = { data, width: info.width, height: info.height, channels: 3 };
-    return view.flip ? flipHorizontal(image) : image;
+      .toBuffer({ resolveWithObject: true }),
+  );
+  if (info.channels !== 3 || info.width !== view.width || info.height !== view.height) {
+    throw new ImageDecodeError(
+      path,
+      `decoded to ${info.width}×${info.height}×${info.channels}, expected ${view.width}×${view.height}×3`,
+    );
+  }
+  const image: RawImage = { data, width: info.width, height: info.height, channels: 3 };
+  return view.flip ? flipHorizontal(image) : image;
+}
+
+/** Runs a sharp call, turning its errors into {@link ImageDecodeError}s for `path`. */
+async function attempt<T>(path: string, call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
   } catch (error) {
-    if (error instanceof ImageDecodeError) throw error;
     throw new ImageDecodeError(path, (error as Error).message);
   }
 }

@@ -1,6 +1,9 @@
+export type { Batch } from './batch.js';
 export { centerCrop } from './center_crop.js';
+export { DataLoader, type DataLoaderOptions, type SkippedFile } from './data_loader.js';
 export { DatasetError } from './dataset_error.js';
 export { decodeImage, type DecodeOptions } from './decode_image.js';
+export { DistributedSampler, type DistributedSamplerOptions } from './distributed_sampler.js';
 export type { ImageDataset } from './image_dataset.js';
 export { ImageDecodeError } from './image_decode_error.js';
 export { IMAGE_EXTENSIONS, isImageFile } from './image_extensions.js';
@@ -29,3 +32,8 @@ export { readSynsetWords } from './read_synset_words.js';
 export { readValGroundTruth, VAL_GROUND_TRUTH_FILES } from './read_val_ground_truth.js';
 export { resize } from './resize.js';
 export { applyTransforms, type Transform } from './transform.js';
+export {
+  syntheticJpeg,
+  writeSyntheticImageNet,
+  type SyntheticImageNetOptions,
+} from './write_synthetic_imagenet.js';

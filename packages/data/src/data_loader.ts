@@ -1,0 +1,195 @@
+import { readFile } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
+
+import type { Batch } from './batch.js';
+import { ConcurrencyLimit } from './concurrency_limit.js';
+import { decodeImage, type DecodeOptions } from './decode_image.js';
+import { DistributedSampler } from './distributed_sampler.js';
+import type { ImageDataset } from './image_dataset.js';
+import { ImageDecodeError } from './image_decode_error.js';
+import { IMAGENET_MEAN, IMAGENET_STD, normalizationTable, writeNormalized } from './normalize.js';
+import type { Normalization } from './normalize.js';
+import { Random } from './random.js';
+import type { RawImage } from './raw_image.js';
+import type { Transform } from './transform.js';
+
+/** A file left out of a batch under the `'skip'` policy. */
+export interface SkippedFile {
+  path: string;
+  /** Index in the dataset, and its label. */
+  index: number;
+  label: number;
+  reason: string;
+  epoch: number;
+}
+
+export interface DataLoaderOptions {
+  batchSize: number;
+  /** The image pipeline; its output must have one size for all images (e.g. ends in a crop). */
+  transforms: readonly Transform[];
+  /** Which indices, in which order, per epoch. Default: one replica, shuffled from `seed`. */
+  sampler?: DistributedSampler;
+  /** Seeds the augmentations (and the default sampler). Default 0. */
+  seed?: number;
+  /** Drop a last, partial batch. Default false. */
+  dropLast?: boolean;
+  /** Images decoded at once (sharp runs them on libuv's threads). Default: the number of cores. */
+  concurrency?: number;
+  /** Batches prepared ahead of the one being used. Default 2. */
+  prefetch?: number;
+  /** Default ImageNet's mean and std. */
+  normalization?: Normalization;
+  /** A file that cannot be read or decoded is left out of its batch (`'skip'`, default) or fails it. */
+  onError?: 'skip' | 'fail';
+  /** Told of each skipped file. Default: one line on stderr. */
+  onSkip?: (skipped: SkippedFile) => void;
+  decode?: DecodeOptions;
+}
+
+/**
+ * Iterates over a dataset in batches of normalized float32 NHWC images: `for await (const batch of
+ * loader.epoch(e))`. Images are decoded `concurrency` at a time and at most `prefetch` batches
+ * ahead of the caller, so memory stays bounded and a slow consumer slows decoding down.
+ */
+export class DataLoader {
+  readonly sampler: DistributedSampler;
+  /** Files skipped so far, over all epochs. */
+  readonly skipped: SkippedFile[] = [];
+  private readonly limit: ConcurrencyLimit;
+  private readonly table: Float32Array;
+  private delivered = 0;
+  private startedAt: number | undefined;
+
+  constructor(
+    readonly dataset: ImageDataset,
+    readonly options: DataLoaderOptions,
+  ) {
+    if (!Number.isInteger(options.batchSize) || options.batchSize < 1) {
+      throw new RangeError(`Expected a batchSize of at least 1, found ${options.batchSize}.`);
+    }
+    this.sampler =
+      options.sampler ?? new DistributedSampler(dataset.files.length, { seed: options.seed ?? 0 });
+    if (this.sampler.length !== dataset.files.length) {
+      throw new RangeError(
+        `Expected a sampler over the dataset's ${dataset.files.length} files, found one over ${this.sampler.length}.`,
+      );
+    }
+    this.limit = new ConcurrencyLimit(options.concurrency ?? availableParallelism());
+    this.table = normalizationTable(
+      options.normalization ?? { mean: IMAGENET_MEAN, std: IMAGENET_STD },
+    );
+  }
+
+  /** Batches per epoch on this rank: the same on every rank. */
+  get numBatches(): number {
+    const n = this.sampler.numSamples;
+    const size = this.options.batchSize;
+    return this.options.dropLast ? Math.floor(n / size) : Math.ceil(n / size);
+  }
+
+  /** Images delivered per second since the first batch was asked for. */
+  get imagesPerSecond(): number {
+    if (this.startedAt === undefined) return 0;
+    return this.delivered / ((performance.now() - this.startedAt) / 1000);
+  }
+
+  /** The batches of `epoch`, in order. Leaving the loop early stops decoding. */
+  async *epoch(epoch: number): AsyncGenerator<Batch, void, undefined> {
+    this.startedAt ??= performance.now();
+    const order = this.sampler.indices(epoch);
+    const size = this.options.batchSize;
+    const count = this.numBatches;
+    const ahead = Math.max(1, this.options.prefetch ?? 2);
+    const stop = { stopped: false };
+    const pending: Promise<Batch>[] = [];
+    let next = 0;
+    const start = () => {
+      const b = next++;
+      const batch = this.loadBatch(order.subarray(b * size, (b + 1) * size), epoch, b, stop);
+      batch.catch(() => undefined); // Rejections surface when awaited, not as unhandled.
+      pending.push(batch);
+    };
+    try {
+      while (next < count && pending.length < ahead) start();
+      for (let b = 0; b < count; b++) {
+        const batch = await pending.shift()!;
+        if (next < count) start();
+        this.delivered += batch.shape[0];
+        yield batch;
+      }
+    } finally {
+      stop.stopped = true;
+    }
+  }
+
+  private async loadBatch(
+    indices: Int32Array,
+    epoch: number,
+    index: number,
+    stop: { stopped: boolean },
+  ): Promise<Batch> {
+    const seed = this.options.seed ?? 0;
+    const images = await Promise.all(
+      Array.from(indices, (i) =>
+        this.limit.run(async () => (stop.stopped ? undefined : this.loadImage(i, epoch, seed))),
+      ),
+    );
+    const kept: number[] = [];
+    images.forEach((image, k) => image && kept.push(k));
+    const first = kept.length ? images[kept[0]!]! : undefined;
+    const [height, width] = first ? [first.height, first.width] : [0, 0];
+    const out = new Float32Array(kept.length * height * width * 3);
+    const labels = new Int32Array(kept.length);
+    const keptIndices = new Int32Array(kept.length);
+    kept.forEach((k, slot) => {
+      const image = images[k]!;
+      const i = indices[k]!;
+      if (image.width !== width || image.height !== height) {
+        throw new RangeError(
+          `Expected every image of a batch to be ${width}×${height}, found ${image.width}×` +
+            `${image.height} for ${join(this.dataset.root, this.dataset.files[i]!)}; end the ` +
+            `transforms with a fixed-size crop.`,
+        );
+      }
+      writeNormalized(image, this.table, out, slot * height * width * 3);
+      labels[slot] = this.dataset.labels[i]!;
+      keptIndices[slot] = i;
+    });
+    return {
+      images: out,
+      labels,
+      indices: keptIndices,
+      shape: [kept.length, height, width, 3],
+      epoch,
+      index,
+    };
+  }
+
+  private async loadImage(i: number, epoch: number, seed: number): Promise<RawImage | undefined> {
+    const path = join(this.dataset.root, this.dataset.files[i]!);
+    try {
+      const bytes = await readFile(path);
+      const random = Random.forSample(seed, epoch, i);
+      return await decodeImage(bytes, this.options.transforms, random, path, this.options.decode);
+    } catch (error) {
+      // Unreadable and undecodable files fall under the policy; a transform's error does not.
+      const unreadable = typeof (error as NodeJS.ErrnoException).code === 'string';
+      if (!(error instanceof ImageDecodeError) && !unreadable) throw error;
+      const reason = error instanceof ImageDecodeError ? error.reason : (error as Error).message;
+      if ((this.options.onError ?? 'skip') === 'fail') {
+        throw error instanceof ImageDecodeError ? error : new ImageDecodeError(path, reason);
+      }
+      const skipped = { path, index: i, label: this.dataset.labels[i]!, reason, epoch };
+      this.skipped.push(skipped);
+      (this.options.onSkip ?? warnSkipped)(skipped);
+      return undefined;
+    }
+  }
+}
+
+function warnSkipped(s: SkippedFile): void {
+  console.warn(
+    `@thor-ts/data: skipped ${s.path} (label ${s.label}, epoch ${s.epoch}): ${s.reason}`,
+  );
+}

@@ -1,0 +1,210 @@
+/**
+ * An authenticated WebSocket to one remote (a peer rank or the coordinator). Checks every frame's
+ * header before handing it on; a malformed, oversized or foreign frame closes the link, is logged,
+ * and never reaches a tensor.
+ */
+import { WebSocket, WebSocketServer } from 'ws';
+
+import { acceptHandshake, offerHandshake, type Credentials, type Role } from './auth.js';
+import { decodeHeader, type FrameHeader, HEADER_BYTES } from './frame.js';
+import { Inbox } from './inbox.js';
+
+export type Log = (line: string) => void;
+
+export interface LinkHandlers {
+  frame(h: FrameHeader, data: Buffer): void;
+  /** The link went away; `why` says how (closed by the remote, bad frame, oversized frame). */
+  lost(why: string): void;
+}
+
+const ZERO_MASK = (mask: Buffer): void => {
+  mask.fill(0);
+};
+
+export class Link {
+  private handlers: LinkHandlers | undefined;
+  private lostWhy: string | undefined;
+  private closing = false;
+  private backlog: [FrameHeader, Buffer][] = [];
+  private readonly ws: WebSocket;
+
+  constructor(
+    inbox: Inbox,
+    creds: Credentials,
+    /** How messages name the remote, e.g. "rank 3". */
+    readonly name: string,
+    private readonly log: Log,
+  ) {
+    this.ws = inbox.ws;
+    this.ws.on('error', (e: Error) =>
+      this.drop(`connection to ${name} failed: ${e.message}`, 1011),
+    );
+    inbox.drainTo({
+      message: ({ data, isBinary }) => {
+        if (this.closing) return;
+        let h: FrameHeader;
+        try {
+          if (!isBinary) throw new Error('malformed frame: expected a binary frame, got text');
+          h = decodeHeader(data, creds.tag);
+        } catch (e) {
+          this.drop(`${name} sent a bad frame: ${(e as Error).message}`, 1002);
+          return;
+        }
+        if (this.handlers) this.handlers.frame(h, data);
+        else this.backlog.push([h, data]);
+      },
+      closed: (code, reason) => {
+        if (this.closing) return;
+        this.report(
+          code === 1009
+            ? `${name} sent a frame over the size limit`
+            : `${name} closed its connection (${code}${reason ? ` ${reason}` : ''})`,
+        );
+      },
+    });
+  }
+
+  /** Starts delivering frames (those that arrived before are delivered first). */
+  listen(handlers: LinkHandlers): void {
+    this.handlers = handlers;
+    for (const [h, d] of this.backlog.splice(0)) handlers.frame(h, d);
+    if (this.lostWhy !== undefined) handlers.lost(this.lostWhy);
+  }
+
+  /** Holds frames back again until the next `listen`. */
+  pause(): void {
+    this.handlers = undefined;
+  }
+
+  /** Sends a header and an optional payload as one WebSocket message, without copying the payload. */
+  send(header: Buffer, payload?: Uint8Array, done?: (err?: Error) => void): void {
+    if (payload === undefined || payload.byteLength === 0) {
+      this.ws.send(header, { binary: true }, done);
+      return;
+    }
+    this.ws.send(header, { binary: true, fin: false });
+    this.ws.send(payload, { binary: true, fin: true }, done);
+  }
+
+  /** Sends a WebSocket ping; `pong()` resolves when the answer comes. */
+  ping(): void {
+    if (!this.closing) this.ws.ping();
+  }
+
+  onPong(fn: () => void): void {
+    this.ws.on('pong', fn);
+  }
+
+  /** Stops the link; the remote sees a normal close. */
+  close(): void {
+    this.closing = true;
+    this.ws.close(1000, 'done');
+  }
+
+  private drop(why: string, code: number): void {
+    if (this.closing) return;
+    this.log(why);
+    this.report(why);
+    this.closing = true;
+    this.ws.close(code, why.slice(0, 120));
+    this.ws.terminate();
+  }
+
+  private report(why: string): void {
+    if (this.lostWhy !== undefined) return;
+    this.lostWhy = why;
+    this.handlers?.lost(why);
+  }
+}
+
+/** Limits of frames this side accepts: header plus the largest payload. */
+export function maxPayload(maxFrameBytes: number): number {
+  return HEADER_BYTES + maxFrameBytes;
+}
+
+/** Dials `url`, proves the token and returns the link. */
+export async function dial(
+  url: string,
+  creds: Credentials,
+  rank: number,
+  role: Role,
+  name: string,
+  opts: { maxFrameBytes: number; timeoutMs: number; log: Log },
+): Promise<Link> {
+  const ws = new WebSocket(url, {
+    maxPayload: maxPayload(opts.maxFrameBytes),
+    perMessageDeflate: false,
+    generateMask: ZERO_MASK,
+    handshakeTimeout: opts.timeoutMs,
+  });
+  ws.on('error', () => undefined); // reported by the handshake's close
+  const inbox = new Inbox(ws);
+  try {
+    await Promise.race([
+      offerHandshake(inbox, creds, rank, role, opts.timeoutMs),
+      new Promise<never>((_, reject) =>
+        ws.once('error', (e) => reject(new Error(`cannot reach ${name} at ${url}: ${e.message}`))),
+      ),
+    ]);
+  } catch (e) {
+    ws.terminate();
+    throw e;
+  }
+  return new Link(inbox, creds, name, opts.log);
+}
+
+export interface Listener {
+  host: string;
+  port: number;
+  close(): Promise<void>;
+}
+
+/**
+ * Listens on host:port (port 0: any free one) and hands each connection that proves the token to
+ * `accepted`. Connections that fail the handshake are logged and closed.
+ */
+export async function listen(
+  host: string,
+  port: number,
+  creds: Credentials,
+  opts: { maxFrameBytes: number; timeoutMs: number; log: Log; where: string },
+  accepted: (inbox: Inbox, rank: number, role: Role) => void,
+): Promise<Listener> {
+  const wss = new WebSocketServer({
+    host,
+    port,
+    maxPayload: maxPayload(opts.maxFrameBytes),
+    perMessageDeflate: false,
+  });
+  await new Promise<void>((resolve, reject) => {
+    wss.once('listening', resolve);
+    wss.once('error', (e) =>
+      reject(new Error(`${opts.where} cannot listen on ${host}:${port}: ${e.message}`)),
+    );
+  });
+  wss.on('connection', (ws, req) => {
+    const from = `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? '?'}`;
+    ws.on('error', () => undefined);
+    const inbox = new Inbox(ws);
+    acceptHandshake(inbox, creds, opts.timeoutMs).then(
+      ({ rank, role }) => accepted(inbox, rank, role),
+      (e: Error) => {
+        opts.log(`${opts.where} rejected a connection from ${from}: ${e.message}`);
+        ws.close(4001, 'rejected');
+        ws.terminate();
+      },
+    );
+  });
+  const addr = wss.address();
+  if (addr === null || typeof addr === 'string')
+    throw new Error(`${opts.where}: unexpected pipe address ${addr}`);
+  return {
+    host,
+    port: addr.port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const c of wss.clients) c.terminate();
+        wss.close(() => resolve());
+      }),
+  };
+}

@@ -1,0 +1,52 @@
+import { joinRing, type Ring, type RingOptions, startCoordinator } from '../dist/index.js';
+
+export const TOKEN = 'test-token-0123456789';
+
+/**
+ * Starts a coordinator and `n` workers on loopback in this process, runs `fn` on every rank at
+ * once, closes everything and returns each rank's result. Log lines are collected in `logs`.
+ */
+export async function withRing<T>(
+  n: number,
+  fn: (ring: Ring) => Promise<T>,
+  opts: Partial<RingOptions> & { logs?: string[] } = {},
+): Promise<T[]> {
+  const logs = opts.logs ?? [];
+  const coordinator = await startCoordinator({
+    worldSize: n,
+    token: TOKEN,
+    log: (l) => logs.push(`coordinator: ${l}`),
+    ...(opts.timeoutMs !== undefined ? { timeoutMs: opts.timeoutMs } : {}),
+  });
+  const rings: Ring[] = [];
+  try {
+    const joined = await Promise.all(
+      Array.from({ length: n }, (_, rank) =>
+        joinRing({
+          rank,
+          worldSize: n,
+          coordinator: coordinator.address,
+          token: TOKEN,
+          log: (l) => logs.push(`rank ${rank}: ${l}`),
+          ...opts,
+        }),
+      ),
+    );
+    rings.push(...joined);
+    return await Promise.all(rings.map((r) => fn(r)));
+  } finally {
+    await Promise.all(rings.map((r) => r.close()));
+    await coordinator.close();
+  }
+}
+
+/** Deterministic values in [-1, 1) from a seed (a 32-bit LCG), for reproducible test tensors. */
+export function values(length: number, seed: number): Float32Array {
+  const out = new Float32Array(length);
+  let s = seed >>> 0 || 1;
+  for (let i = 0; i < length; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    out[i] = s / 2 ** 31 - 1;
+  }
+  return out;
+}

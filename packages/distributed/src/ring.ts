@@ -286,11 +286,10 @@ export class Ring {
     const t = setTimeout(() => {
       const run = this.current;
       if (!run || run.fp !== fp) return;
-      const msg =
-        `${describe(fp)} timed out on rank ${this.rank} after ${this.opts.timeoutMs} ms ` +
-        `waiting for rank ${run.algo.waitingFor()}`;
+      const msg = `no progress for ${this.opts.timeoutMs} ms, waiting for rank ${run.algo.waitingFor()}`;
       // Ask the coordinator to find who stopped; fall back to our own view if it cannot answer.
-      this.coordinator.send(encodeControl(this.tag, FrameKind.stalled, { message: msg }));
+      const report = `rank ${this.rank} during ${describe(fp)}: ${msg}`;
+      this.coordinator.send(encodeControl(this.tag, FrameKind.stalled, { message: report }));
       setTimeout(() => this.fail(msg, true), 5_000).unref();
     }, this.opts.timeoutMs);
     t.unref();
@@ -315,7 +314,7 @@ export class Ring {
     run.sends++;
     link.send(header, payload, (err) => {
       run.sends--;
-      if (err) this.fail(`${describe(fp)}: sending to rank ${to} failed: ${err.message}`, true);
+      if (err) this.fail(`rank ${to} closed its connection (sending failed: ${err.message})`, true);
       else this.settle(run);
     });
   }
@@ -346,10 +345,7 @@ export class Ring {
   private feed(run: Running, from: number, h: FrameHeader, data: Buffer): void {
     const diff = mismatch(run.fp, h);
     if (diff !== undefined) {
-      return this.fail(
-        `${describe(run.fp)} on rank ${this.rank} disagrees with rank ${from} (theirs vs ours: ${diff})`,
-        true,
-      );
+      return this.fail(`rank ${from} disagrees on the collective (theirs vs ours: ${diff})`, true);
     }
     const bytes = data.subarray(HEADER_BYTES);
     const width = h.dtype === WireDtype.float16 ? 2 : 4;
@@ -370,10 +366,7 @@ export class Ring {
     try {
       run.algo.receive(from, h.step, h.offset, values);
     } catch (e) {
-      return this.fail(
-        `${describe(run.fp)}: bad frame from rank ${from}: ${(e as Error).message}`,
-        true,
-      );
+      return this.fail(`bad frame from rank ${from}: ${(e as Error).message}`, true);
     }
     run.timer.refresh();
     this.settle(run);

@@ -12,7 +12,7 @@ export interface CheckpointState {
   step: number;
   epoch: number;
   rng?: RngState;
-  /** The optimizer's named tensors (momentum slots, curvature factors…), stored as they are. */
+  /** The optimizer's named tensors (momentum slots, curvature factors, counters), as they are. */
   optimizerSlots?: Record<string, Tensor>;
   /** The optimizer's other state (hyperparameters, counters), as JSON. */
   optimizer?: unknown;
@@ -37,12 +37,15 @@ export async function saveCheckpoint(
   const tensors = new Map<string, TensorToStore>();
   for (const [k, t] of stateDict(model)) tensors.set(`model.${k}`, t);
   for (const [k, t] of Object.entries(state.optimizerSlots ?? {})) {
-    if (t.dtype !== 'float32')
-      throw new Error(`saveCheckpoint: optimizer slot '${k}' is ${t.dtype}, expected float32`);
+    if (t.dtype !== 'float32' && t.dtype !== 'int32') {
+      throw new Error(
+        `saveCheckpoint: optimizer slot '${k}' is ${t.dtype}, expected float32 or int32`,
+      );
+    }
     tensors.set(`optimizer.${k}`, {
-      dtype: 'F32',
+      dtype: t.dtype === 'int32' ? 'I64' : 'F32',
       shape: t.shape,
-      data: t.dataSync() as Float32Array,
+      data: t.dataSync(),
     });
   }
   await writeSafetensors(path, tensors, {
@@ -78,8 +81,11 @@ export async function loadCheckpoint(
   const report = loadStateDict(model, modelTensors, { ...options, where: path });
   const optimizerSlots: Record<string, Tensor> = {};
   for (const [k, t] of tensors) {
-    if (k.startsWith('optimizer.'))
-      optimizerSlots[k.slice(10)] = tensor(t.data, t.shape, 'float32');
+    if (!k.startsWith('optimizer.')) continue;
+    optimizerSlots[k.slice(10)] =
+      t.data instanceof Float32Array
+        ? tensor(t.data, t.shape, 'float32')
+        : tensor(Int32Array.from(t.data), t.shape, 'int32');
   }
   const json = (key: string) => JSON.parse(metadata[key] ?? 'null') as unknown;
   return {

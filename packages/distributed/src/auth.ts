@@ -40,11 +40,11 @@ async function nextControl(
 ): Promise<Record<string, unknown>> {
   const m = await inbox.take(timeoutMs, `a ${kindName(kind)} frame`);
   if (!m.isBinary) throw new Error('malformed frame: expected a binary frame, got text');
-  const h = decodeHeader(m.data, c.tag);
+  const h = decodeHeader(m.head, c.tag);
   if (h.kind !== kind) {
     throw new Error(`expected a ${kindName(kind)} frame, got ${kindName(h.kind)}`);
   }
-  return decodeControl(m.data);
+  return decodeControl(m.payload);
 }
 
 /** The accepting side. Resolves with the caller's rank and role once it proved the token. */

@@ -126,10 +126,10 @@ export function decodeHeader(data: Buffer, tag: number): FrameHeader {
 }
 
 /** Parses a control frame's JSON payload into an object, or throws saying what was found. */
-export function decodeControl(data: Buffer): Record<string, unknown> {
+export function decodeControl(payload: Buffer): Record<string, unknown> {
   let body: unknown;
   try {
-    body = JSON.parse(data.subarray(HEADER_BYTES).toString('utf8'));
+    body = JSON.parse(payload.toString('utf8'));
   } catch {
     throw new Error('malformed frame: control payload is not JSON');
   }

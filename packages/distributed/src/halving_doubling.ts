@@ -6,6 +6,7 @@
  * reduced by one rank only, so every rank ends with identical bytes.
  */
 import type { Algorithm, Port } from './algorithm.js';
+import { addInto } from './ring_schedule.js';
 
 export class HalvingDoubling implements Algorithm {
   private readonly levels: number;
@@ -78,7 +79,7 @@ export class HalvingDoubling implements Algorithm {
       }
       const view = this.buf.subarray(s, e);
       if (halving) {
-        for (let i = 0; i < view.length; i++) view[i] = (data[i] as number) + (view[i] as number);
+        addInto(view, data);
         this.ranges.push([this.lo, this.hi]);
         [this.lo, this.hi] = [s, e];
         if (k === this.levels - 1) this.finish(view);

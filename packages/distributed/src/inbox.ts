@@ -4,9 +4,27 @@
  */
 import type { WebSocket } from 'ws';
 
+import { HEADER_BYTES } from './frame.js';
+
 export interface Message {
-  data: Buffer;
+  /** The frame header's bytes (the first 32, or fewer for a short frame). */
+  head: Buffer;
+  payload: Buffer;
   isBinary: boolean;
+}
+
+/**
+ * Splits a message into header and payload. A frame sent as two fragments (header, then payload)
+ * arrives as two buffers: the payload is used as it is, without joining it to the header.
+ */
+function split(data: Buffer | Buffer[], isBinary: boolean): Message {
+  const parts = Array.isArray(data) ? data : [data];
+  const first = parts[0] ?? Buffer.alloc(0);
+  if (parts.length === 2 && first.length === HEADER_BYTES) {
+    return { head: first, payload: parts[1] as Buffer, isBinary };
+  }
+  const whole = parts.length === 1 ? first : Buffer.concat(parts);
+  return { head: whole.subarray(0, HEADER_BYTES), payload: whole.subarray(HEADER_BYTES), isBinary };
 }
 
 export interface InboxSink {
@@ -21,10 +39,12 @@ export class Inbox {
   private sink: InboxSink | undefined;
 
   constructor(readonly ws: WebSocket) {
-    ws.on('message', (data: Buffer, isBinary: boolean) => {
-      if (this.sink) this.sink.message({ data, isBinary });
+    ws.binaryType = 'fragments';
+    ws.on('message', (data: Buffer | Buffer[], isBinary: boolean) => {
+      const m = split(data, isBinary);
+      if (this.sink) this.sink.message(m);
       else {
-        this.queue.push({ data, isBinary });
+        this.queue.push(m);
         this.waiter?.();
       }
     });

@@ -4,3 +4,8 @@ export { joinRing, Ring } from './ring.js';
 export type { AllReduceOptions, RingOptions } from './ring.js';
 export { RingError } from './ring_error.js';
 export { fromHalf, roundToHalf, toHalf } from './half.js';
+export { firstSlurmHost, readLaunchEnv } from './launch_env.js';
+export type { LaunchEnv } from './launch_env.js';
+export { joinRingFromEnv } from './join_from_env.js';
+export { launch } from './launch.js';
+export type { LaunchOptions } from './launch.js';

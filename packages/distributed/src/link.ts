@@ -12,7 +12,7 @@ import { Inbox } from './inbox.js';
 export type Log = (line: string) => void;
 
 export interface LinkHandlers {
-  frame(h: FrameHeader, data: Buffer): void;
+  frame(h: FrameHeader, payload: Buffer): void;
   /** The link went away; `why` says how (closed by the remote, bad frame, oversized frame). */
   lost(why: string): void;
 }
@@ -40,18 +40,18 @@ export class Link {
       this.drop(`connection to ${name} failed: ${e.message}`, 1011),
     );
     inbox.drainTo({
-      message: ({ data, isBinary }) => {
+      message: ({ head, payload, isBinary }) => {
         if (this.closing) return;
         let h: FrameHeader;
         try {
           if (!isBinary) throw new Error('malformed frame: expected a binary frame, got text');
-          h = decodeHeader(data, creds.tag);
+          h = decodeHeader(head, creds.tag);
         } catch (e) {
           this.drop(`${name} sent a bad frame: ${(e as Error).message}`, 1002);
           return;
         }
-        if (this.handlers) this.handlers.frame(h, data);
-        else this.backlog.push([h, data]);
+        if (this.handlers) this.handlers.frame(h, payload);
+        else this.backlog.push([h, payload]);
       },
       closed: (code, reason) => {
         if (this.closing) return;

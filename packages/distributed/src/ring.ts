@@ -5,6 +5,7 @@
 import type { Algorithm, Port } from './algorithm.js';
 import { chunkBounds } from './algorithm.js';
 import { BroadcastSchedule } from './broadcast_schedule.js';
+import { type Coordinator, startCoordinator } from './coordinator.js';
 import { describe, type Fingerprint, mismatch } from './fingerprint.js';
 import {
   CollectiveOp,
@@ -13,7 +14,6 @@ import {
   encodeHeader,
   FrameKind,
   type FrameHeader,
-  HEADER_BYTES,
   jobTag,
   WireDtype,
 } from './frame.js';
@@ -45,6 +45,11 @@ export interface RingOptions {
   segmentBytes?: number;
   /** Buffers up to this size use halving-doubling when the world size is a power of two. Default 64 KiB. */
   smallBytes?: number;
+  /**
+   * Rank 0 only: also run the coordinator, listening on this host at the `coordinator` port
+   * (for clusters without a separate launcher process). Closed with the ring.
+   */
+  hostCoordinator?: string;
   log?: Log;
   /** Called once when the ring fails, also while no collective is running. */
   onError?: (e: RingError) => void;
@@ -81,6 +86,7 @@ export class Ring {
   private failure: RingError | undefined;
   private closed = false;
   private readonly rejecters = new Set<(e: RingError) => void>();
+  private hosted: Coordinator | undefined;
 
   private constructor(
     private readonly opts: Required<
@@ -130,6 +136,18 @@ export class Ring {
       ...options,
     };
     const listenHost = opts.listenHost ?? '127.0.0.1';
+    let hosted: Coordinator | undefined;
+    if (opts.hostCoordinator !== undefined && rank === 0) {
+      hosted = await startCoordinator({
+        worldSize,
+        token: opts.token,
+        host: opts.hostCoordinator,
+        port: Number(opts.coordinator.slice(opts.coordinator.lastIndexOf(':') + 1)),
+        timeoutMs: opts.timeoutMs,
+        ...(opts.jobId !== undefined ? { jobId: opts.jobId } : {}),
+        log: opts.log,
+      });
+    }
     const jobId = opts.jobId ?? 'thor-ts';
     const joined = await join({
       rank,
@@ -143,7 +161,9 @@ export class Ring {
       maxFrameBytes: Math.max(opts.segmentBytes, opts.smallBytes, 64 << 10),
       log: opts.log,
     });
-    return new Ring(opts, joined.coordinator, joined.listener, joined.peers);
+    const ring = new Ring(opts, joined.coordinator, joined.listener, joined.peers);
+    ring.hosted = hosted;
+    return ring;
   }
 
   /** Sums (or averages) `buf` over all ranks in place; resolves with `buf`. */
@@ -226,6 +246,7 @@ export class Ring {
     for (const l of this.peers.values()) l.close();
     this.coordinator.close();
     await this.listener.close();
+    await this.hosted?.close();
   }
 
   private segElems(length: number): number {
@@ -347,7 +368,7 @@ export class Ring {
     if (diff !== undefined) {
       return this.fail(`rank ${from} disagrees on the collective (theirs vs ours: ${diff})`, true);
     }
-    const bytes = data.subarray(HEADER_BYTES);
+    const bytes = data;
     const width = h.dtype === WireDtype.float16 ? 2 : 4;
     if (bytes.length % width !== 0) {
       return this.fail(`rank ${from} sent ${bytes.length} payload bytes, not whole elements`, true);

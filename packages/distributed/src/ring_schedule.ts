@@ -19,6 +19,12 @@ export interface RingPlan {
   finish(view: Float32Array): void;
 }
 
+/** view[i] = data[i] + view[i]: received first, so the order of a chunk's sum is fixed. */
+export function addInto(view: Float32Array, data: Float32Array): void {
+  const len = view.length;
+  for (let i = 0; i < len; i++) view[i] = (data[i] as number) + (view[i] as number);
+}
+
 export class RingSchedule implements Algorithm {
   private readonly total: number;
   private readonly maxSegs: number;
@@ -85,7 +91,7 @@ export class RingSchedule implements Algorithm {
     this.got[bit] = 1;
     const view = this.buf.subarray(offset, offset + len);
     if (t < this.plan.reduceSteps) {
-      for (let i = 0; i < len; i++) view[i] = (data[i] as number) + (view[i] as number);
+      addInto(view, data);
       if (t === this.plan.reduceSteps - 1) this.plan.finish(view);
     } else {
       view.set(data);

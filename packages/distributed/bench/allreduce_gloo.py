@@ -1,0 +1,45 @@
+# torch.distributed Gloo all-reduce on loopback, same sizes and rank counts as allreduce.ts.
+# Usage: python3 allreduce_gloo.py <ranks> <port> <bytes,bytes,...> <iters>; prints JSON per-rank times.
+import json
+import sys
+import time
+
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+
+def worker(rank, n, port, sizes, iters, queue):
+    torch.set_num_threads(1)
+    dist.init_process_group('gloo', init_method=f'tcp://127.0.0.1:{port}', rank=rank, world_size=n)
+    times = {}
+    for nbytes in sizes:
+        buf = torch.empty(nbytes // 4, dtype=torch.float32)
+        count = max(3, min(iters, round(2e8 / nbytes)))
+        t = []
+        for i in range(-2, count):
+            buf.fill_(1)
+            dist.barrier()
+            t0 = time.perf_counter()
+            dist.all_reduce(buf)
+            ms = (time.perf_counter() - t0) * 1e3
+            assert buf[0].item() == n and buf[-1].item() == n
+            if i >= 0:
+                t.append(ms)
+        times[str(nbytes)] = t
+    queue.put((rank, times))
+    dist.destroy_process_group()
+
+
+if __name__ == '__main__':
+    n, port, sizes, iters = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+    sizes = [int(s) for s in sizes.split(',')]
+    ctx = mp.get_context('spawn')
+    queue = ctx.Queue()
+    procs = [ctx.Process(target=worker, args=(r, n, port, sizes, iters, queue)) for r in range(n)]
+    for p in procs:
+        p.start()
+    results = dict(queue.get() for _ in range(n))
+    for p in procs:
+        p.join()
+    print(json.dumps([results[r] for r in range(n)]))

@@ -1,0 +1,31 @@
+// One rank of `npm run bench:allreduce`: times allReduce at each size, prints JSON on stdout.
+import { joinRing } from '../dist/index.js';
+
+const [rank, worldSize, coordinator, sizesArg, itersArg] = process.argv.slice(2);
+const ring = await joinRing({
+  rank: Number(rank),
+  worldSize: Number(worldSize),
+  coordinator: coordinator as string,
+  token: process.env.BENCH_TOKEN as string,
+  log: (l) => console.error(`[rank ${rank}] ${l}`),
+});
+const times: Record<string, number[]> = {};
+for (const bytes of (sizesArg as string).split(',').map(Number)) {
+  const buf = new Float32Array(bytes / 4);
+  const iters = Math.max(3, Math.min(Number(itersArg), Math.round(2e8 / bytes)));
+  const t: number[] = [];
+  for (let i = -2; i < iters; i++) {
+    buf.fill(1);
+    await ring.barrier();
+    const t0 = process.hrtime.bigint();
+    await ring.allReduce(buf);
+    const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+    if (buf[0] !== Number(worldSize) || buf[buf.length - 1] !== Number(worldSize)) {
+      throw new Error(`rank ${rank}: ${bytes} bytes: expected ${worldSize}, got ${buf[0]}`);
+    }
+    if (i >= 0) t.push(ms);
+  }
+  times[bytes] = t;
+}
+await ring.close();
+console.log(JSON.stringify(times));

@@ -1,0 +1,40 @@
+/**
+ * Joins the job described by the environment: the launcher's variables (see `readLaunchEnv`), the
+ * job token in THOR_TS_JOB_TOKEN, and optionally THOR_TS_JOB_ID, THOR_TS_LISTEN_HOST and
+ * THOR_TS_ADVERTISE_HOST and THOR_TS_TIMEOUT_MS. Rank 0 hosts the coordinator at MASTER_ADDR:MASTER_PORT unless
+ * THOR_TS_COORDINATOR=external (thor-ts-launch runs it itself).
+ */
+import { hostname } from 'node:os';
+
+import { readLaunchEnv } from './launch_env.js';
+import { joinRing, type Ring, type RingOptions } from './ring.js';
+
+const LOOPBACK = /^(127\.|localhost$|::1$)/;
+
+export function joinRingFromEnv(
+  overrides: Partial<RingOptions> = {},
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<Ring> {
+  const e = readLaunchEnv(env);
+  const token = overrides.token ?? env.THOR_TS_JOB_TOKEN;
+  if (!token) {
+    throw new Error('joinRingFromEnv: expected the job token in THOR_TS_JOB_TOKEN, it is not set');
+  }
+  const local = LOOPBACK.test(e.masterAddr);
+  const listenHost = env.THOR_TS_LISTEN_HOST ?? (local ? '127.0.0.1' : '0.0.0.0');
+  const options: RingOptions = {
+    rank: e.rank,
+    worldSize: e.worldSize,
+    coordinator: `${e.masterAddr}:${e.masterPort}`,
+    token,
+    listenHost,
+    advertiseHost: env.THOR_TS_ADVERTISE_HOST ?? (local ? '127.0.0.1' : hostname()),
+    ...(env.THOR_TS_JOB_ID ? { jobId: env.THOR_TS_JOB_ID } : {}),
+    ...(env.THOR_TS_TIMEOUT_MS ? { timeoutMs: Number(env.THOR_TS_TIMEOUT_MS) } : {}),
+    ...(e.rank === 0 && env.THOR_TS_COORDINATOR !== 'external'
+      ? { hostCoordinator: local ? '127.0.0.1' : '0.0.0.0' }
+      : {}),
+    ...overrides,
+  };
+  return joinRing(options);
+}

@@ -1,0 +1,51 @@
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+import { describe, expect, it } from 'vitest';
+
+const BIN = fileURLToPath(new URL('../dist/bin/thor-ts-launch.js', import.meta.url));
+const WORKER = fileURLToPath(new URL('./fixtures/env_worker.mjs', import.meta.url));
+
+function run(
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+): Promise<{ code: number | null; out: string; err: string }> {
+  return new Promise((resolve) => {
+    const p = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, ...env } });
+    let out = '';
+    let err = '';
+    p.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    p.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    p.on('exit', (code) => resolve({ code, out, err }));
+  });
+}
+
+describe('thor-ts-launch', () => {
+  it('runs N workers that join from the environment, prefixing output with the rank', async () => {
+    // Ranks 0, 1, 2 contribute 1, 2, 3: each prints 6.
+    const { code, out } = await run(['--nproc', '3', '--', process.execPath, WORKER]);
+    expect(code).toBe(0);
+    for (const r of [0, 1, 2]) expect(out).toContain(`[rank ${r}] sum 6 attempt 0`);
+  });
+
+  it('stops every worker when one fails, and restarts them up to --max-restarts', async () => {
+    const once = await run(['--nproc', '3', '--', process.execPath, WORKER], { FAIL_RANK: '1' });
+    expect(once.code).toBe(3);
+    expect(once.err).toMatch(/\[launch\] rank 1 exited with 3; stopping the other workers/);
+    const again = await run(
+      ['--nproc', '3', '--max-restarts', '1', '--', process.execPath, WORKER],
+      {
+        FAIL_RANK: '1',
+      },
+    );
+    expect(again.code).toBe(0);
+    expect(again.err).toMatch(/restarting all 3 workers \(restart 1 of 1\)/);
+    expect(again.out).toContain('[rank 1] sum 6 attempt 1');
+  });
+
+  it('explains its usage', async () => {
+    const { code, err } = await run(['--nproc', '2']);
+    expect(code).toBe(2);
+    expect(err).toMatch(/usage: thor-ts-launch --nproc N/);
+  });
+});

@@ -239,9 +239,13 @@ export class Ring {
     return this.failure;
   }
 
-  /** Waits for queued collectives, then leaves the job and closes every link. */
+  /**
+   * Waits for queued collectives and for every rank to reach `close()` (so no rank leaves while a
+   * peer still needs it), then leaves the job and closes every link.
+   */
   async close(): Promise<void> {
     await this.chain.catch(() => undefined);
+    if (!this.failure && !this.closed) await this.barrier().catch(() => undefined);
     this.closed = true;
     for (const l of this.peers.values()) l.close();
     this.coordinator.close();

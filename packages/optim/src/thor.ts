@@ -1,0 +1,384 @@
+import {
+  all,
+  isFinite as finite,
+  matMul,
+  mul,
+  pad,
+  reshape,
+  slice,
+  tensor3d,
+  tidy,
+  transpose,
+  zerosLike,
+  type Tensor,
+  type Tensor2D,
+  type Tensor3D,
+} from '@tensorflow/tfjs-core';
+
+import { choleskyInverse } from './cholesky.js';
+import {
+  diagonalBlocks,
+  factorRows,
+  gradientRows,
+  positionsPerSample,
+  type CurvatureSource,
+} from './factors.js';
+import { valueAt, type Schedule } from './schedules.js';
+
+/** When a layer's factors and inverses are recomputed. */
+export type RefreshPolicy =
+  /** Every `every` steps, from step 0 (the reference: 834 on ImageNet). */
+  | { every: number }
+  /**
+   * The paper's trace criterion, checked every `checkEvery` steps: with Δ the relative change of
+   * tr(A + dI)·tr(G + dI) since the layer's last refresh, refresh if Δ > ω₁, keep if
+   * ω₂ ≤ Δ ≤ ω₁, and stop refreshing the layer for good if Δ < ω₂ (THOR: [0.01, 0]).
+   */
+  | { trace: [number, number]; checkEvery: number };
+
+export interface ThorOptions {
+  damping: Schedule;
+  /** Diagonal blocks kept of each factor (128, the reference); `null` keeps it whole (K-FAC). */
+  blockSize?: number | null;
+  refresh?: RefreshPolicy;
+  /** 'mean' (the default): the loss averages over the batch, so output gradients are rescaled by N. */
+  lossReduction?: 'mean' | 'sum';
+}
+
+/** Factor (or inverse) blocks of one layer: [nb, b, b] each. */
+export interface FactorPair {
+  a: Tensor3D;
+  g: Tensor3D;
+}
+
+export interface ThorReport {
+  step: number;
+  refreshed: string[];
+  /** Blocks that were not positive definite and took more damping. */
+  retried: { layer: string; factor: 'A' | 'G'; block: number; damping: number }[];
+  /** Layers whose gradient held NaN or Inf: their update was zeroed for this step. */
+  nonFinite: string[];
+  /** Layers the trace criterion stopped refreshing, from this step on. */
+  stopped: string[];
+}
+
+/** The JSON part of a THOR state (see `Thor.state`). */
+export interface ThorStateMeta {
+  layers: Record<
+    string,
+    { kind: 'conv2d' | 'linear'; positions: number; stopped: boolean; lastTrace: number | null }
+  >;
+}
+
+interface LayerState {
+  kind: 'conv2d' | 'linear';
+  positions: number;
+  inverse?: FactorPair;
+  lastTrace?: number;
+  stopped: boolean;
+}
+
+/**
+ * THOR's preconditioner (Chen et al., AAAI 2021, as MindSpore's resnet_thor runs it): per
+ * convolution and linear layer, A = XᵀX/(N·T) over its im2col rows and G = (N·dY)ᵀ(N·dY)/(N·T),
+ * each damped by √(λ/T)·I (√λ·I for a linear layer), kept as 128×128 diagonal blocks, inverted
+ * by Cholesky in float64; the weight gradient becomes A⁻¹·∇W·G⁻¹/T (HWIO kernels viewed as
+ * [kh·kw·Cin, Cout]). It only rewrites gradients; weight decay and momentum are the optimizer's.
+ * Layer names are the taps' ('layer1.0.conv1'); their gradients are keyed `<layer>.weight`.
+ */
+export class Thor {
+  private readonly layers = new Map<string, LayerState>();
+  private readonly block: number | null;
+  private readonly policy: RefreshPolicy;
+
+  constructor(private readonly options: ThorOptions) {
+    this.block = options.blockSize === undefined ? 128 : options.blockSize;
+    this.policy = options.refresh ?? { every: 834 };
+    if (this.block !== null && !(Number.isInteger(this.block) && this.block > 0)) {
+      throw new Error(`Thor: expected blockSize a positive integer or null, found ${this.block}`);
+    }
+  }
+
+  /** Whether this step's forward/backward pass should capture curvature taps. */
+  wantsTaps(step: number): boolean {
+    const p = this.policy;
+    if ('every' in p) return step % p.every === 0;
+    return (
+      step % p.checkEvery === 0 &&
+      (this.layers.size === 0 || [...this.layers.values()].some((l) => !l.stopped))
+    );
+  }
+
+  /** Factors of every tapped layer this step (all-reduce them across ranks before inverting). */
+  computeFactors(sources: CurvatureSource[]): Map<string, FactorPair> {
+    const out = new Map<string, FactorPair>();
+    for (const src of sources) {
+      const state = this.layerState(src);
+      if (state.stopped) continue;
+      const t = state.positions;
+      const rows = factorRows(src);
+      const n = rows.shape[0];
+      const batch = n / t;
+      const scale = (this.options.lossReduction ?? 'mean') === 'mean' ? batch : 1;
+      const g = gradientRows(src, scale);
+      const a = diagonalBlocks(rows, this.block ?? rows.shape[1], n);
+      const gb = diagonalBlocks(g, this.block ?? g.shape[1], n);
+      if (rows !== src.input) rows.dispose();
+      g.dispose();
+      out.set(src.layer, { a, g: gb });
+    }
+    return out;
+  }
+
+  /**
+   * Which layers need new inverses now: all with factors under a fixed frequency, or those the
+   * trace criterion selects (it also stops layers for good). `report` records the stops.
+   */
+  selectRefresh(step: number, factors: Map<string, FactorPair>, report: ThorReport): string[] {
+    const p = this.policy;
+    if ('every' in p) return [...factors.keys()];
+    const [w1, w2] = p.trace;
+    const chosen: string[] = [];
+    for (const [layer, f] of factors) {
+      const state = this.layers.get(layer) as LayerState;
+      const d = this.dampingOf(state, step);
+      const trace = (traceOf(f.a) + d * dimOf(f.a)) * (traceOf(f.g) + d * dimOf(f.g));
+      if (state.lastTrace === undefined) {
+        chosen.push(layer);
+        state.lastTrace = trace;
+        continue;
+      }
+      const delta =
+        Math.abs(Math.abs(trace) - Math.abs(state.lastTrace)) / Math.abs(state.lastTrace);
+      if (delta > w1) {
+        chosen.push(layer);
+        state.lastTrace = trace;
+      } else if (delta < w2) {
+        state.stopped = true;
+        report.stopped.push(layer);
+      }
+    }
+    return chosen;
+  }
+
+  /** Damped float64 Cholesky inverses of the chosen layers' factor blocks. */
+  invert(
+    layers: string[],
+    factors: Map<string, FactorPair>,
+    step: number,
+    report: ThorReport,
+  ): Map<string, FactorPair> {
+    const out = new Map<string, FactorPair>();
+    for (const layer of layers) {
+      const f = factors.get(layer);
+      const state = this.layers.get(layer);
+      if (f === undefined || state === undefined)
+        throw new Error(`Thor.invert: no factors for layer '${layer}'`);
+      const d = this.dampingOf(state, step);
+      out.set(layer, {
+        a: invertBlocks(f.a, d, layer, 'A', report),
+        g: invertBlocks(f.g, d, layer, 'G', report),
+      });
+    }
+    return out;
+  }
+
+  /** Installs inverses (computed here or received from the rank that computed them). */
+  setInverses(inverses: Map<string, FactorPair>): void {
+    for (const [layer, inv] of inverses) {
+      const state = this.layers.get(layer);
+      if (state === undefined) throw new Error(`Thor.setInverses: unknown layer '${layer}'`);
+      if (state.inverse !== undefined) {
+        state.inverse.a.dispose();
+        state.inverse.g.dispose();
+      }
+      state.inverse = inv;
+    }
+  }
+
+  /** One whole local refresh from this step's taps: factors, selection, inverses. */
+  update(sources: CurvatureSource[], step: number): ThorReport {
+    const report: ThorReport = { step, refreshed: [], retried: [], nonFinite: [], stopped: [] };
+    const factors = this.computeFactors(sources);
+    const chosen = this.selectRefresh(step, factors, report);
+    this.setInverses(this.invert(chosen, factors, step, report));
+    for (const f of factors.values()) {
+      f.a.dispose();
+      f.g.dispose();
+    }
+    report.refreshed = chosen;
+    return report;
+  }
+
+  /**
+   * Rewrites the gradients of layers with inverses: ĝ = A⁻¹·∇W·G⁻¹·s (s = 1/T for convolutions).
+   * Other gradients (batch norm, layers not yet refreshed) pass through unchanged. A gradient with
+   * NaN or Inf becomes zeros and is reported, so none reaches the weights.
+   */
+  precondition(grads: Map<string, Tensor>, report?: ThorReport): Map<string, Tensor> {
+    const out = new Map(grads);
+    for (const [layer, state] of this.layers) {
+      const key = `${layer}.weight`;
+      const g = grads.get(key);
+      if (g === undefined || state.inverse === undefined) continue;
+      const inv = state.inverse;
+      out.set(
+        key,
+        tidy(() => {
+          if (!(all(finite(g)).dataSync()[0] as number)) {
+            report?.nonFinite.push(layer);
+            return zerosLike(g);
+          }
+          const cout = g.shape[g.shape.length - 1] as number;
+          const m = reshape(g, [g.size / cout, cout]) as Tensor2D;
+          const left = blockLeft(inv.a, m);
+          const both = transpose(blockLeft(inv.g, transpose(left) as Tensor2D)) as Tensor2D;
+          const s = state.kind === 'conv2d' ? 1 / state.positions : 1;
+          return reshape(mul(both, s), g.shape);
+        }),
+      );
+    }
+    return out;
+  }
+
+  /** Layers with inverses, and those the trace criterion stopped. */
+  status(): { layer: string; hasInverse: boolean; stopped: boolean }[] {
+    return [...this.layers].map(([layer, s]) => ({
+      layer,
+      hasInverse: s.inverse !== undefined,
+      stopped: s.stopped,
+    }));
+  }
+
+  /** Inverses as named tensors (`<layer>/A_inv`, `<layer>/G_inv`) and the rest as JSON. */
+  state(): { tensors: Record<string, Tensor>; meta: ThorStateMeta } {
+    const tensors: Record<string, Tensor> = {};
+    const layers: ThorStateMeta['layers'] = {};
+    for (const [layer, st] of this.layers) {
+      if (st.inverse !== undefined) {
+        tensors[`${layer}/A_inv`] = st.inverse.a;
+        tensors[`${layer}/G_inv`] = st.inverse.g;
+      }
+      layers[layer] = {
+        kind: st.kind,
+        positions: st.positions,
+        stopped: st.stopped,
+        lastTrace: st.lastTrace ?? null,
+      };
+    }
+    return { tensors, meta: { layers } };
+  }
+
+  /** Restores `state()`; the tensors become this object's (it disposes them). */
+  restore(tensors: Record<string, Tensor>, meta: ThorStateMeta): void {
+    this.dispose();
+    for (const [layer, m] of Object.entries(meta.layers)) {
+      const a = tensors[`${layer}/A_inv`];
+      const g = tensors[`${layer}/G_inv`];
+      if ((a === undefined) !== (g === undefined)) {
+        throw new Error(`Thor.restore: layer '${layer}' has only one of A_inv and G_inv`);
+      }
+      this.layers.set(layer, {
+        kind: m.kind,
+        positions: m.positions,
+        stopped: m.stopped,
+        lastTrace: m.lastTrace ?? undefined,
+        inverse: a === undefined ? undefined : { a: a as Tensor3D, g: g as Tensor3D },
+      });
+    }
+  }
+
+  dispose(): void {
+    for (const s of this.layers.values()) {
+      s.inverse?.a.dispose();
+      s.inverse?.g.dispose();
+    }
+    this.layers.clear();
+  }
+
+  private layerState(src: CurvatureSource): LayerState {
+    let s = this.layers.get(src.layer);
+    if (s === undefined) {
+      s = { kind: src.geometry.kind, positions: positionsPerSample(src), stopped: false };
+      this.layers.set(src.layer, s);
+    }
+    return s;
+  }
+
+  /** √(λ/T) for a convolution, √λ for a linear layer. */
+  private dampingOf(state: LayerState, step: number): number {
+    return Math.sqrt(valueAt(this.options.damping, step) / state.positions);
+  }
+}
+
+const dimOf = (blocks: Tensor3D) => blocks.shape[0] * blocks.shape[1];
+
+function traceOf(blocks: Tensor3D): number {
+  const [nb, b] = blocks.shape;
+  const v = blocks.dataSync();
+  let t = 0;
+  for (let k = 0; k < nb; k++) for (let i = 0; i < b; i++) t += v[(k * b + i) * b + i] as number;
+  return t;
+}
+
+/**
+ * Inverts each block + d·I in float64 (zero padding rows get 1 on the diagonal: identity
+ * padding). A block that is not positive definite is retried with 10× the damping, up to 4 times.
+ */
+function invertBlocks(
+  blocks: Tensor3D,
+  damping: number,
+  layer: string,
+  factor: 'A' | 'G',
+  report: ThorReport,
+): Tensor3D {
+  const [nb, b] = blocks.shape;
+  const v = blocks.dataSync();
+  const out = new Float32Array(nb * b * b);
+  for (let k = 0; k < nb; k++) {
+    let d = damping;
+    for (let attempt = 0; ; attempt++) {
+      const m = Float64Array.from(v.subarray(k * b * b, (k + 1) * b * b));
+      for (let i = 0; i < b; i++) {
+        const at = i * b + i;
+        m[at] = (m[at] as number) + (m[at] === 0 && rowIsZero(m, i, b) ? 1 : d);
+      }
+      const inv = choleskyInverse(m, b);
+      if (inv !== undefined) {
+        out.set(inv, k * b * b);
+        break;
+      }
+      if (attempt === 4) {
+        throw new Error(
+          `THOR: layer '${layer}' factor ${factor} block ${k} is not positive definite even with damping ${d}`,
+        );
+      }
+      d = d > 0 ? d * 10 : 1e-8;
+      report.retried.push({ layer, factor, block: k, damping: d });
+    }
+  }
+  return tensor3d(out, [nb, b, b]);
+}
+
+function rowIsZero(m: Float64Array, i: number, b: number): boolean {
+  for (let j = 0; j < b; j++) if (m[i * b + j] !== 0) return false;
+  return true;
+}
+
+/** blockdiag(inv) · m for m [k, c], inv [nb, b, b] with nb·b ≥ k (rows padded with zeros). */
+function blockLeft(inv: Tensor3D, m: Tensor2D): Tensor2D {
+  const [nb, b] = inv.shape;
+  const [k, c] = m.shape;
+  const padded =
+    nb * b === k
+      ? m
+      : pad(m, [
+          [0, nb * b - k],
+          [0, 0],
+        ]);
+  const prod = reshape(matMul(inv, reshape(padded, [nb, b, c]) as Tensor3D), [
+    nb * b,
+    c,
+  ]) as Tensor2D;
+  return nb * b === k ? prod : slice(prod, [0, 0], [k, c]);
+}

@@ -1,0 +1,291 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { initBackend } from '@thor-ts/backend';
+import { beforeAll, describe, expect, it } from 'vitest';
+
+import {
+  assignInversions,
+  factorRows,
+  inversionCost,
+  Thor,
+  type CurvatureSource,
+} from '../dist/index.js';
+
+beforeAll(async () => {
+  await initBackend({ backend: 'wasm' });
+});
+
+/** Deterministic values in [-1, 1). */
+function values(count: number, seed: number): Float64Array {
+  const out = new Float64Array(count);
+  let s = seed >>> 0;
+  for (let i = 0; i < count; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    out[i] = s / 2 ** 31 - 1;
+  }
+  return out;
+}
+
+// Float64 matrix helpers (row-major), the reference the tests compare against.
+const mm = (a: Float64Array, b: Float64Array, n: number, k: number, m: number) => {
+  const o = new Float64Array(n * m);
+  for (let i = 0; i < n; i++)
+    for (let p = 0; p < k; p++)
+      for (let j = 0; j < m; j++) o[i * m + j] = o[i * m + j]! + a[i * k + p]! * b[p * m + j]!;
+  return o;
+};
+const tr = (a: Float64Array, n: number, m: number) => {
+  const o = new Float64Array(n * m);
+  for (let i = 0; i < n; i++) for (let j = 0; j < m; j++) o[j * n + i] = a[i * m + j]!;
+  return o;
+};
+/** Gauss–Jordan inverse of an n×n matrix. */
+function inverse(a: Float64Array, n: number): Float64Array {
+  const m = Float64Array.from(a);
+  const inv = new Float64Array(n * n);
+  for (let i = 0; i < n; i++) inv[i * n + i] = 1;
+  for (let c = 0; c < n; c++) {
+    let p = c;
+    for (let r = c + 1; r < n; r++) if (Math.abs(m[r * n + c]!) > Math.abs(m[p * n + c]!)) p = r;
+    for (let j = 0; j < n; j++) {
+      [m[c * n + j], m[p * n + j]] = [m[p * n + j]!, m[c * n + j]!];
+      [inv[c * n + j], inv[p * n + j]] = [inv[p * n + j]!, inv[c * n + j]!];
+    }
+    const d = m[c * n + c]!;
+    for (let j = 0; j < n; j++) {
+      m[c * n + j] = m[c * n + j]! / d;
+      inv[c * n + j] = inv[c * n + j]! / d;
+    }
+    for (let r = 0; r < n; r++) {
+      if (r === c) continue;
+      const f = m[r * n + c]!;
+      for (let j = 0; j < n; j++) {
+        m[r * n + j] = m[r * n + j]! - f * m[c * n + j]!;
+        inv[r * n + j] = inv[r * n + j]! - f * inv[c * n + j]!;
+      }
+    }
+  }
+  return inv;
+}
+/** M + d·I, keeping only the diagonal blocks of size `block` (all of M for block = n). */
+function dampedBlockDiagonal(m: Float64Array, n: number, d: number, block: number): Float64Array {
+  const o = new Float64Array(n * n);
+  for (let i = 0; i < n; i++)
+    for (let j = 0; j < n; j++)
+      if (Math.floor(i / block) === Math.floor(j / block))
+        o[i * n + j] = m[i * n + j]! + (i === j ? d : 0);
+  return o;
+}
+const maxRelError = (got: ArrayLike<number>, want: ArrayLike<number>) => {
+  let e = 0;
+  let s = 0;
+  for (let i = 0; i < want.length; i++) {
+    e = Math.max(e, Math.abs(got[i]! - want[i]!));
+    s = Math.max(s, Math.abs(want[i]!));
+  }
+  return e / s;
+};
+
+/**
+ * A linear layer y = x·W (x [N, din], W [din, dout]) under the mean loss ½‖y − t‖²/N: its output
+ * gradient is g = (y − t)/N and ∇W = xᵀg. K-FAC by its definition, in float64:
+ * A = xᵀx/N + √λ·I, G = (N·g)ᵀ(N·g)/N + √λ·I, update A⁻¹·∇W·G⁻¹ (blocks: only A's and G's diagonal
+ * blocks kept, each inverted).
+ */
+function denseCase(n: number, din: number, dout: number, lambda: number, block: number | null) {
+  const x = values(n * din, 1);
+  const w = values(din * dout, 2).map((v) => v * 0.3);
+  const t = values(n * dout, 3);
+  const y = mm(x, w, n, din, dout);
+  const g = y.map((v, i) => (v - t[i]!) / n);
+  const gradW = mm(tr(x, n, din), g, din, n, dout);
+  const d = Math.sqrt(lambda);
+  const A = mm(tr(x, n, din), x, din, n, din).map((v) => v / n);
+  const Ng = g.map((v) => v * n);
+  const G = mm(tr(Ng, n, dout), Ng, dout, n, dout).map((v) => v / n);
+  const Ainv = inverse(dampedBlockDiagonal(A, din, d, block ?? din), din);
+  const Ginv = inverse(dampedBlockDiagonal(G, dout, d, block ?? dout), dout);
+  const expected = mm(mm(Ainv, gradW, din, din, dout), Ginv, din, dout, dout);
+  return { x, g, gradW, expected };
+}
+
+function thorUpdate(n: number, din: number, dout: number, lambda: number, block: number | null) {
+  const c = denseCase(n, din, dout, lambda, block);
+  const src: CurvatureSource = {
+    layer: 'fc',
+    geometry: { kind: 'linear' },
+    input: tf.tensor2d(Float32Array.from(c.x), [n, din]),
+    outputGrad: tf.tensor2d(Float32Array.from(c.g), [n, dout]),
+  };
+  const thor = new Thor({ damping: lambda, blockSize: block, refresh: { every: 1 } });
+  const report = thor.update([src], 0);
+  const grads = new Map([
+    ['fc.weight', tf.tensor2d(Float32Array.from(c.gradW), [din, dout]) as tf.Tensor],
+  ]);
+  const out = thor.precondition(grads).get('fc.weight')!;
+  return { got: out.dataSync(), expected: c.expected, report, thor };
+}
+
+describe('THOR on a dense layer', () => {
+  it('without splitting equals the closed-form K-FAC step in float64', () => {
+    const { got, expected, report } = thorUpdate(24, 7, 5, 0.03, null);
+    expect(report.refreshed).toEqual(['fc']);
+    expect(maxRelError(got, expected)).toBeLessThan(1e-4);
+  });
+
+  it('with blocks equals the block-diagonal of each factor, inverted (last block padded)', () => {
+    // din = 11 → blocks of 4, 4, 3 (+ 1 identity row); dout = 6 → 4, 2 (+ 2).
+    const { got, expected } = thorUpdate(30, 11, 6, 0.05, 4);
+    expect(maxRelError(got, expected)).toBeLessThan(1e-4);
+    const full = denseCase(30, 11, 6, 0.05, null).expected;
+    // …and is not the full inverse.
+    expect(maxRelError(got, full)).toBeGreaterThan(1e-3);
+  });
+
+  it('retries a singular block with more damping and reports it', () => {
+    // Two identical input columns and no damping: A is singular.
+    const x = tf.tensor2d([1, 1, 2, 2, 3, 3], [3, 2]);
+    const thor = new Thor({ damping: 0, refresh: { every: 1 } });
+    const report = thor.update(
+      [{ layer: 'fc', geometry: { kind: 'linear' }, input: x, outputGrad: tf.ones([3, 1]) }],
+      0,
+    );
+    expect(report.retried).toEqual([{ layer: 'fc', factor: 'A', block: 0, damping: 1e-8 }]);
+    const g = thor.precondition(
+      new Map([['fc.weight', tf.tensor2d([1, 1], [2, 1]) as tf.Tensor]]),
+      report,
+    );
+    expect(Array.from(g.get('fc.weight')!.dataSync()).every(Number.isFinite)).toBe(true);
+  });
+
+  it('saves and restores its inverses and refresh state', () => {
+    const { thor, got } = thorUpdate(10, 4, 3, 0.03, null);
+    const { tensors, meta } = thor.state();
+    expect(Object.keys(tensors).sort()).toEqual(['fc/A_inv', 'fc/G_inv']);
+    const copy = new Thor({ damping: 0.03, blockSize: null, refresh: { every: 1 } });
+    copy.restore(
+      Object.fromEntries(Object.entries(tensors).map(([k, t]) => [k, tf.clone(t)])),
+      JSON.parse(JSON.stringify(meta)),
+    );
+    const c = denseCase(10, 4, 3, 0.03, null);
+    const grad = tf.tensor2d(Float32Array.from(c.gradW), [4, 3]) as tf.Tensor;
+    expect(
+      Array.from(
+        copy
+          .precondition(new Map([['fc.weight', grad]]))
+          .get('fc.weight')!
+          .dataSync(),
+      ),
+    ).toEqual(Array.from(got));
+  });
+
+  it('zeroes and reports a non-finite gradient', () => {
+    const { thor } = thorUpdate(8, 3, 2, 0.03, null);
+    const report = { step: 1, refreshed: [], retried: [], nonFinite: [] as string[], stopped: [] };
+    const bad = tf.tensor2d([1, NaN, 0, 0, 0, 0], [3, 2]);
+    const out = thor.precondition(new Map([['fc.weight', bad as tf.Tensor]]), report);
+    expect(Array.from(out.get('fc.weight')!.dataSync())).toEqual([0, 0, 0, 0, 0, 0]);
+    expect(report.nonFinite).toEqual(['fc']);
+  });
+});
+
+describe('THOR on a convolution', () => {
+  it("builds A from the im2col rows in the kernel's HWIO order (by definition, float64)", () => {
+    // x [2, 5, 4, 3], 3×3 kernel, stride 2, padding 1: Ho = 3, Wo = 2, rows N·T = 12, K = 27.
+    const [n, h, w, c] = [2, 5, 4, 3];
+    const xv = values(n * h * w * c, 7);
+    const x = tf.tensor4d(Float32Array.from(xv), [n, h, w, c]);
+    const rows = factorRows({
+      layer: 'c',
+      geometry: { kind: 'conv2d', kernel: [3, 3], stride: 2, padding: [1, 1, 1, 1] },
+      input: x,
+    });
+    expect(rows.shape).toEqual([12, 27]);
+    const got = rows.dataSync();
+    let r = 0;
+    for (let b = 0; b < n; b++)
+      for (let oh = 0; oh < 3; oh++)
+        for (let ow = 0; ow < 2; ow++, r++)
+          for (let i = 0; i < 3; i++)
+            for (let j = 0; j < 3; j++)
+              for (let ch = 0; ch < c; ch++) {
+                const ih = oh * 2 + i - 1;
+                const iw = ow * 2 + j - 1;
+                const want =
+                  ih < 0 || ih >= h || iw < 0 || iw >= w
+                    ? 0
+                    : xv[((b * h + ih) * w + iw) * c + ch]!;
+                expect(got[r * 27 + (i * 3 + j) * c + ch]).toBeCloseTo(want, 6);
+              }
+  });
+
+  it('scales the update by 1/T and damps by √(λ/T): a 1×1 conv equals a dense layer per position', () => {
+    // A 1×1 conv over T = 4 positions is a dense layer on N·T rows, with s = 1/T and √(λ/T).
+    const n = 3;
+    const t = 4;
+    const lambda = 0.04;
+    const c = denseCase(n * t, 5, 3, lambda / t, null);
+    const src: CurvatureSource = {
+      layer: 'conv',
+      geometry: { kind: 'conv2d', kernel: [1, 1], stride: 1, padding: [0, 0, 0, 0] },
+      input: tf.tensor4d(Float32Array.from(c.x), [n, 2, 2, 5]),
+      // Per-sample rescaling multiplies by the batch N = 3, not N·T: undo the dense case's N·T.
+      outputGrad: tf.tensor4d(Float32Array.from(c.g.map((v) => (v * n * t) / n)), [n, 2, 2, 3]),
+    };
+    const thor = new Thor({ damping: lambda, blockSize: null, refresh: { every: 1 } });
+    thor.update([src], 0);
+    const grad = tf.tensor4d(Float32Array.from(c.gradW), [1, 1, 5, 3]);
+    const got = thor
+      .precondition(new Map([['conv.weight', grad as tf.Tensor]]))
+      .get('conv.weight')!;
+    expect(got.shape).toEqual([1, 1, 5, 3]);
+    expect(
+      maxRelError(
+        got.dataSync(),
+        c.expected.map((v) => v / t),
+      ),
+    ).toBeLessThan(1e-4);
+  });
+});
+
+describe('refresh and distribution', () => {
+  it('refreshes at a fixed frequency, or by the trace criterion, and can stop a layer', () => {
+    const every = new Thor({ damping: 0.03, refresh: { every: 3 } });
+    expect([0, 1, 2, 3, 6].map((s) => every.wantsTaps(s))).toEqual([
+      true,
+      false,
+      false,
+      true,
+      true,
+    ]);
+    const thor = new Thor({ damping: 0.03, refresh: { trace: [0.01, 0.001], checkEvery: 1 } });
+    const src = (scale: number): CurvatureSource => ({
+      layer: 'fc',
+      geometry: { kind: 'linear' },
+      input: tf.mul(tf.tensor2d(Float32Array.from(values(12, 4)), [4, 3]), scale),
+      outputGrad: tf.tensor2d(Float32Array.from(values(8, 5)), [4, 2]),
+    });
+    expect(thor.update([src(1)], 0).refreshed).toEqual(['fc']); // first sight: refresh
+    expect(thor.update([src(1.5)], 1).refreshed).toEqual(['fc']); // trace grew > 1%: refresh
+    const same = thor.update([src(1.5)], 2); // unchanged (< 0.1%): stop for good
+    expect(same.refreshed).toEqual([]);
+    expect(same.stopped).toEqual(['fc']);
+    expect(thor.update([src(3)], 3).refreshed).toEqual([]);
+    expect(thor.status()).toEqual([{ layer: 'fc', hasInverse: true, stopped: true }]);
+  });
+
+  it('assigns inversions to workers by cost, balanced', () => {
+    const costs = new Map([
+      ['a', inversionCost(4608, 128)], // 36 blocks
+      ['b', inversionCost(2048, 128)], // 16
+      ['c', inversionCost(2048, 128)],
+      ['d', inversionCost(576, 128)], // 4 full blocks + a padded one
+    ]);
+    expect(costs.get('d')).toBe(5 * 128 ** 3);
+    const plan = assignInversions(costs, 2);
+    expect(plan.get('a')).toBe(0);
+    expect([plan.get('b'), plan.get('c'), plan.get('d')]).toEqual([1, 1, 1]);
+    expect(() => assignInversions(costs, 0)).toThrow(
+      /expected a positive number of workers, found 0/,
+    );
+  });
+});

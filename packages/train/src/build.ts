@@ -1,0 +1,76 @@
+import {
+  imagenetEvalTransforms,
+  imagenetTrainTransforms,
+  randomHorizontalFlip,
+  type Transform,
+} from '@thor-ts/data';
+import {
+  cifarResnet20,
+  resnet18,
+  resnet34,
+  resnet50,
+  resnetLight,
+  type ResNet,
+} from '@thor-ts/model';
+import {
+  cosineDecay,
+  linearDecay,
+  thorDamping,
+  thorLearningRate,
+  type Schedule,
+} from '@thor-ts/optim';
+
+import type { TrainConfig } from './config.js';
+
+export function buildModel(c: TrainConfig): ResNet {
+  const m = c.model;
+  const common = {
+    classes: m.classes,
+    seed: c.seed,
+    ...(m.batchNorm ? { batchNorm: m.batchNorm } : {}),
+    ...(m.zeroInitResidual ? { zeroInitResidual: true } : {}),
+  };
+  switch (m.arch) {
+    case 'resnetLight':
+      return resnetLight({
+        ...common,
+        ...(m.layers ? { layers: m.layers } : {}),
+        ...(m.widths ? { widths: m.widths } : {}),
+      });
+    case 'resnet18':
+      return resnet18(common);
+    case 'resnet34':
+      return resnet34(common);
+    case 'resnet50':
+      return resnet50(common);
+    case 'cifarResnet20':
+      return cifarResnet20(common);
+  }
+}
+
+export function buildTransforms(c: TrainConfig): { train: Transform[]; eval: Transform[] } {
+  if (c.augment === 'imagenet')
+    return { train: imagenetTrainTransforms(224), eval: imagenetEvalTransforms(224, 256) };
+  return { train: [randomHorizontalFlip(0.5)], eval: [] };
+}
+
+/** The learning rate by optimizer step. THOR's and the damping's epochs are MindSpore's e = (i + 1)/steps. */
+export function buildSchedules(
+  c: TrainConfig,
+  stepsPerEpoch: number,
+): { lr: Schedule; damping: Schedule } {
+  const total = c.epochs * stepsPerEpoch;
+  const lr: Schedule =
+    c.lr.schedule === 'cosine'
+      ? cosineDecay(c.lr.base, total)
+      : c.lr.schedule === 'linear'
+        ? linearDecay(c.lr.base, 0, total)
+        : c.lr.schedule === 'thor'
+          ? thorLearningRate(stepsPerEpoch, { base: c.lr.base })
+          : c.lr.base;
+  const damping = thorDamping(stepsPerEpoch, {
+    base: c.thor.dampingBase,
+    decay: c.thor.dampingDecay,
+  });
+  return { lr, damping };
+}

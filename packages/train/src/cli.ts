@@ -1,0 +1,123 @@
+#!/usr/bin/env node
+// thor-ts train | report | data | launch — see USAGE.
+import { spawn } from 'node:child_process';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+
+import { launch } from '@thor-ts/distributed';
+
+import { presets, validateConfig, type TrainConfig } from './config.js';
+import { readMetrics, writeReport } from './report.js';
+
+const USAGE = `Usage:
+  thor-ts train (--preset <name> | --config <file.json>) [--data <dir>] [--out <dir>] [--nproc <n>]
+                [--optimizer thor|sgd] [--epochs <n>] [--batch-size <n>] [--lr <base>]
+  thor-ts report --sgd <run dir> --thor <run dir> --out <dir>
+  thor-ts data prepare fashion-mnist --out <dir> [--limit <n>]
+  thor-ts launch --nproc <n> [--max-restarts <k>] -- <command…>
+Presets: ${Object.keys(presets).join(', ')}.`;
+
+const here = dirname(fileURLToPath(import.meta.url));
+const [command, ...rest] = process.argv.slice(2);
+
+function fail(message: string): never {
+  console.error(`${message}\n\n${USAGE}`);
+  process.exit(2);
+}
+
+async function delegate(entry: string, args: string[]): Promise<void> {
+  const child = spawn(process.execPath, [entry, ...args], { stdio: 'inherit' });
+  process.exitCode = await new Promise<number>((done) =>
+    child.on('exit', (code) => done(code ?? 1)),
+  );
+}
+
+if (command === 'train') {
+  const { values } = parseArgs({
+    args: rest,
+    options: {
+      preset: { type: 'string' },
+      config: { type: 'string' },
+      data: { type: 'string' },
+      out: { type: 'string' },
+      nproc: { type: 'string', default: '1' },
+      optimizer: { type: 'string' },
+      epochs: { type: 'string' },
+      'batch-size': { type: 'string' },
+      lr: { type: 'string' },
+    },
+  });
+  let config: TrainConfig;
+  if (values.config !== undefined) {
+    config = JSON.parse(await readFile(values.config, 'utf8')) as TrainConfig;
+  } else if (values.preset !== undefined) {
+    const p = presets[values.preset];
+    if (p === undefined) fail(`thor-ts train: unknown preset '${values.preset}'`);
+    config = structuredClone(p);
+  } else {
+    fail('thor-ts train: expected --preset or --config');
+  }
+  if (values.data !== undefined) config.data = resolve(values.data);
+  if (values.out !== undefined) config.out = resolve(values.out);
+  if (values.optimizer !== undefined)
+    config.optimizer = values.optimizer as TrainConfig['optimizer'];
+  if (values.epochs !== undefined) config.epochs = Number(values.epochs);
+  if (values['batch-size'] !== undefined) config.batchSize = Number(values['batch-size']);
+  if (values.lr !== undefined) config.lr = { ...config.lr, base: Number(values.lr) };
+  if (config.data === '')
+    fail('thor-ts train: expected --data <dataset root with train/ and val/>');
+  validateConfig(config, values.config ?? `preset ${values.preset}`);
+  await mkdir(config.out, { recursive: true });
+  const configPath = join(config.out, 'config.json');
+  await writeFile(configPath, JSON.stringify(config, null, 2));
+  process.exitCode = await launch({
+    nproc: Number(values.nproc),
+    command: process.execPath,
+    args: [join(here, 'worker_main.js'), configPath],
+  });
+} else if (command === 'report') {
+  const { values } = parseArgs({
+    args: rest,
+    options: { sgd: { type: 'string' }, thor: { type: 'string' }, out: { type: 'string' } },
+  });
+  if (!values.sgd || !values.thor || !values.out)
+    fail('thor-ts report: expected --sgd, --thor and --out');
+  const load = async (dir: string) => {
+    const saved = JSON.parse(await readFile(join(dir, 'config.json'), 'utf8')) as TrainConfig & {
+      workers: number;
+    };
+    const metrics = await readMetrics(dir);
+    return {
+      config: saved,
+      metrics,
+      workers: saved.workers,
+      launchSeconds: metrics[metrics.length - 1]?.wallSeconds ?? 0,
+    };
+  };
+  await mkdir(values.out, { recursive: true });
+  const c = await writeReport(
+    values.out,
+    await load(values.sgd),
+    await load(values.thor),
+    'as configured in each run directory',
+  );
+  console.log(`${join(values.out, 'report.md')}: target ${c.met ? 'met' : 'not met'}`);
+} else if (command === 'data') {
+  await delegate(
+    fileURLToPath(import.meta.resolve('@thor-ts/data').replace(/index\.js$/, 'cli.js')),
+    rest,
+  );
+} else if (command === 'launch') {
+  await delegate(
+    fileURLToPath(
+      import.meta.resolve('@thor-ts/distributed').replace(/index\.js$/, 'bin/thor-ts-launch.js'),
+    ),
+    rest,
+  );
+} else {
+  fail(
+    command === undefined ? 'thor-ts: expected a command' : `thor-ts: unknown command '${command}'`,
+  );
+}

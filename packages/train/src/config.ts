@@ -1,0 +1,137 @@
+/** Everything a training run needs; `thor-ts train` reads it from a preset, a file and overrides. */
+export interface TrainConfig {
+  /** Dataset root holding `train/` and `val/` class folders (ImageNet layout). */
+  data: string;
+  /** Where metrics (metrics.jsonl), checkpoints and the final weights go. */
+  out: string;
+  model: {
+    arch: 'resnetLight' | 'resnet18' | 'resnet34' | 'resnet50' | 'cifarResnet20';
+    classes: number;
+    layers?: number[];
+    widths?: number[];
+    batchNorm?: 'torchvision' | 'mindspore';
+    zeroInitResidual?: boolean;
+  };
+  /** Images: 'imagenet' (RandomResizedCrop 224 / resize 256 + crop 224) or 'small' (flip only). */
+  augment: 'imagenet' | 'small';
+  optimizer: 'sgd' | 'thor';
+  epochs: number;
+  /** Global batch: split evenly over the workers. */
+  batchSize: number;
+  lr: { schedule: 'cosine' | 'linear' | 'thor' | 'constant'; base: number };
+  momentum: number;
+  weightDecay: number;
+  labelSmoothing: number;
+  thor: { dampingBase: number; dampingDecay: number; frequency: number; blockSize: number | null };
+  /** Per-image normalization (ImageNet's by default). */
+  normalization?: { mean: [number, number, number]; std: [number, number, number] };
+  seed: number;
+  /** Checkpoint every N steps (0: only at each epoch's end). */
+  checkpointEvery: number;
+}
+
+const fields: Record<string, (v: unknown) => boolean> = {
+  data: (v) => typeof v === 'string' && v.length > 0,
+  out: (v) => typeof v === 'string' && v.length > 0,
+  augment: (v) => v === 'imagenet' || v === 'small',
+  optimizer: (v) => v === 'sgd' || v === 'thor',
+  epochs: (v) => typeof v === 'number' && v > 0,
+  batchSize: (v) => Number.isInteger(v) && (v as number) > 0,
+  momentum: (v) => typeof v === 'number' && v >= 0 && v < 1,
+  weightDecay: (v) => typeof v === 'number' && v >= 0,
+  labelSmoothing: (v) => typeof v === 'number' && v >= 0 && v < 1,
+  seed: (v) => Number.isInteger(v),
+  checkpointEvery: (v) => Number.isInteger(v) && (v as number) >= 0,
+};
+
+/** Checks a config, naming the first bad field, what it expected and what it found. */
+export function validateConfig(c: TrainConfig, where = 'config'): TrainConfig {
+  for (const [name, ok] of Object.entries(fields)) {
+    const value = (c as unknown as Record<string, unknown>)[name];
+    if (!ok(value))
+      throw new Error(`${where}: field '${name}' is invalid: found ${JSON.stringify(value)}`);
+  }
+  const archs = ['resnetLight', 'resnet18', 'resnet34', 'resnet50', 'cifarResnet20'];
+  if (!archs.includes(c.model?.arch)) {
+    throw new Error(
+      `${where}: field 'model.arch' expected one of ${archs.join(', ')}, found ${JSON.stringify(c.model?.arch)}`,
+    );
+  }
+  if (!(Number.isInteger(c.model.classes) && c.model.classes > 1)) {
+    throw new Error(
+      `${where}: field 'model.classes' expected an integer > 1, found ${JSON.stringify(c.model.classes)}`,
+    );
+  }
+  if (!['cosine', 'linear', 'thor', 'constant'].includes(c.lr?.schedule) || !(c.lr.base > 0)) {
+    throw new Error(
+      `${where}: field 'lr' expected { schedule: cosine|linear|thor|constant, base > 0 }, found ${JSON.stringify(c.lr)}`,
+    );
+  }
+  if (c.optimizer === 'thor' && !(c.thor?.frequency >= 1 && c.thor.dampingBase > 0)) {
+    throw new Error(
+      `${where}: field 'thor' expected { dampingBase > 0, dampingDecay, frequency ≥ 1, blockSize }, found ${JSON.stringify(c.thor)}`,
+    );
+  }
+  return c;
+}
+
+const imagenetBase = {
+  data: '',
+  out: 'runs/imagenet',
+  model: { arch: 'resnet50', classes: 1000, batchNorm: 'mindspore', zeroInitResidual: true },
+  augment: 'imagenet',
+  batchSize: 256,
+  momentum: 0.9,
+  labelSmoothing: 0.1,
+  seed: 1,
+  checkpointEvery: 1000,
+  thor: { dampingBase: 0.03, dampingDecay: 0.87, frequency: 834, blockSize: 128 },
+} as const;
+
+/** Named starting points: the reference's ImageNet runs and the small Fashion-MNIST reproduction. */
+export const presets: Record<string, Omit<TrainConfig, 'data'> & { data: string }> = {
+  // MindSpore resnet_thor on 8 Ascend × 32: 45 epochs, lr 0.045·(1 − e/70)^6 with halvings, wd 5e-4.
+  'imagenet-resnet50-thor': {
+    ...imagenetBase,
+    model: { ...imagenetBase.model },
+    thor: { ...imagenetBase.thor },
+    optimizer: 'thor',
+    epochs: 45,
+    lr: { schedule: 'thor', base: 0.045 },
+    weightDecay: 5e-4,
+  },
+  // The reference's SGD baseline: 90 epochs, lr linear from 0.1 to 0, wd 1e-4.
+  'imagenet-resnet50-sgd': {
+    ...imagenetBase,
+    model: { ...imagenetBase.model },
+    thor: { ...imagenetBase.thor },
+    optimizer: 'sgd',
+    epochs: 90,
+    lr: { schedule: 'linear', base: 0.1 },
+    weightDecay: 1e-4,
+  },
+  // A ResNet-8 (3×3 stem of 16, one basic block per stage at 16/32/64) on Fashion-MNIST 28×28.
+  'fashion-mnist-sgd': {
+    data: '',
+    out: 'runs/fashion-mnist-sgd',
+    model: { arch: 'resnetLight', classes: 10, layers: [1, 1, 1], widths: [16, 32, 64] },
+    augment: 'small',
+    optimizer: 'sgd',
+    epochs: 10,
+    batchSize: 128,
+    lr: { schedule: 'cosine', base: 0.1 },
+    momentum: 0.9,
+    weightDecay: 5e-4,
+    labelSmoothing: 0.1,
+    thor: { dampingBase: 0.03, dampingDecay: 0.87, frequency: 10, blockSize: 128 },
+    normalization: { mean: [0.286, 0.286, 0.286], std: [0.353, 0.353, 0.353] },
+    seed: 1,
+    checkpointEvery: 0,
+  },
+};
+presets['fashion-mnist-thor'] = {
+  ...(presets['fashion-mnist-sgd'] as TrainConfig),
+  out: 'runs/fashion-mnist-thor',
+  optimizer: 'thor',
+  epochs: 5,
+};

@@ -12,6 +12,7 @@ import { presets, validateConfig, type TrainConfig } from './config.js';
 import { readMetrics, writeReport } from './report.js';
 
 const USAGE = `Usage:
+  thor-ts config --preset <name> [--data <dir>] [--out <dir>]   (prints the config JSON)
   thor-ts train (--preset <name> | --config <file.json>) [--data <dir>] [--out <dir>] [--nproc <n>]
                 [--optimizer thor|sgd] [--epochs <n>] [--batch-size <n>] [--lr <base>]
   thor-ts report --sgd <run dir> --thor <run dir> --out <dir>
@@ -34,7 +35,22 @@ async function delegate(entry: string, args: string[]): Promise<void> {
   );
 }
 
-if (command === 'train') {
+if (command === 'config') {
+  const { values } = parseArgs({
+    args: rest,
+    options: { preset: { type: 'string' }, data: { type: 'string' }, out: { type: 'string' } },
+  });
+  const p = values.preset === undefined ? undefined : presets[values.preset];
+  if (p === undefined)
+    fail(`thor-ts config: expected --preset <name>, found '${values.preset ?? ''}'`);
+  const config: TrainConfig = {
+    ...structuredClone(p),
+    ...(values.data ? { data: values.data } : {}),
+    ...(values.out ? { out: values.out } : {}),
+  };
+  if (config.data !== '') validateConfig(config, `preset ${values.preset}`);
+  console.log(JSON.stringify(config, null, 2));
+} else if (command === 'train') {
   const { values } = parseArgs({
     args: rest,
     options: {

@@ -1,12 +1,10 @@
 import {
-  concat,
   matMul,
   mul,
-  pad,
   reshape,
-  stridedSlice,
+  tensor2d,
+  tensor3d,
   tidy,
-  transpose,
   type Tensor,
   type Tensor2D,
   type Tensor3D,
@@ -26,45 +24,60 @@ export interface CurvatureSource {
   outputGrad?: Tensor;
 }
 
-/** Rows of a factor's "X": the im2col of a convolution's input, or a linear layer's input. */
+/**
+ * Rows of a factor's "X": the im2col of a convolution's input, or a linear layer's input. The
+ * columns follow HWIO kernels: (i, j, cin) for tap (i, j); padding reads as zeros.
+ */
 export function factorRows(src: CurvatureSource): Tensor2D {
-  return tidy(() => {
-    if (src.geometry.kind === 'linear') return src.input as Tensor2D;
-    const x = src.input as Tensor4D;
-    const [kh, kw] = src.geometry.kernel ?? [1, 1];
-    const s = src.geometry.stride ?? 1;
-    const [pt, pb, pl, pr] = src.geometry.padding ?? [0, 0, 0, 0];
-    const [n, h, w, c] = x.shape;
-    const ho = Math.floor((h + pt + pb - kh) / s) + 1;
-    const wo = Math.floor((w + pl + pr - kw) / s) + 1;
-    const xp =
-      pt + pb + pl + pr > 0
-        ? pad(x, [
-            [0, 0],
-            [pt, pb],
-            [pl, pr],
-            [0, 0],
-          ])
-        : x;
-    // One [N, Ho, Wo, C] view per tap, taps in (i, j) order: the columns match HWIO kernels.
-    const taps: Tensor4D[] = [];
-    for (let i = 0; i < kh; i++) {
-      for (let j = 0; j < kw; j++) {
-        taps.push(
-          kh * kw === 1 && s === 1
-            ? xp
-            : (stridedSlice(
-                xp,
-                [0, i, j, 0],
-                [n, i + (ho - 1) * s + 1, j + (wo - 1) * s + 1, c],
-                [1, s, s, 1],
-              ) as Tensor4D),
-        );
+  if (src.geometry.kind === 'linear') return src.input as Tensor2D;
+  const x = src.input as Tensor4D;
+  const [kh, kw] = src.geometry.kernel ?? [1, 1];
+  const s = src.geometry.stride ?? 1;
+  const [pt, pb, pl, pr] = src.geometry.padding ?? [0, 0, 0, 0];
+  const [n, h, w, c] = x.shape;
+  if (kh * kw === 1 && s === 1 && pt + pb + pl + pr === 0) return reshape(x, [n * h * w, c]);
+  const ho = Math.floor((h + pt + pb - kh) / s) + 1;
+  const wo = Math.floor((w + pl + pr - kw) / s) + 1;
+  return tensor2d(im2col(x.dataSync() as Float32Array, [n, h, w, c], kh, kw, s, pt, pl, ho, wo), [
+    n * ho * wo,
+    kh * kw * c,
+  ]);
+}
+
+/**
+ * im2col in plain loops: one contiguous copy of `c` channels per (position, tap), zeros where the
+ * tap falls in the padding. (tfjs's stridedSlice + concat does the same ~10–40× slower on wasm.)
+ */
+function im2col(
+  xs: Float32Array,
+  [n, h, w, c]: [number, number, number, number],
+  kh: number,
+  kw: number,
+  s: number,
+  pt: number,
+  pl: number,
+  ho: number,
+  wo: number,
+): Float32Array {
+  const out = new Float32Array(n * ho * wo * kh * kw * c);
+  let o = 0;
+  for (let b = 0; b < n; b++) {
+    for (let oy = 0; oy < ho; oy++) {
+      for (let ox = 0; ox < wo; ox++) {
+        for (let i = 0; i < kh; i++) {
+          const iy = oy * s + i - pt;
+          for (let j = 0; j < kw; j++, o += c) {
+            const ix = ox * s + j - pl;
+            if (iy < 0 || iy >= h || ix < 0 || ix >= w) continue;
+            const from = ((b * h + iy) * w + ix) * c;
+            if (c >= 16) out.set(xs.subarray(from, from + c), o);
+            else for (let q = 0; q < c; q++) out[o + q] = xs[from + q] as number;
+          }
+        }
       }
     }
-    const cols = taps.length === 1 ? (taps[0] as Tensor4D) : concat(taps, 3);
-    return reshape(cols, [n * ho * wo, kh * kw * c]);
-  });
+  }
+  return out;
 }
 
 /** Output positions per sample (T): Ho·Wo for a convolution, 1 for a linear layer. */
@@ -87,21 +100,56 @@ export function gradientRows(src: CurvatureSource, batchScale: number): Tensor2D
 }
 
 /**
+ * Rows summed per product in `diagonalBlocks`. A product that sums over all N·T rows (50,176 at
+ * 56² and batch 16) walks them from memory for every output tile; chunks this long stay in cache.
+ */
+const rowsPerChunk = 4096;
+
+/**
  * The diagonal blocks of rowsᵀ·rows / divisor, blocks of `block` columns (the last padded with
- * zeros): [nb, block, block]. Only those blocks are computed, never the full product.
+ * zeros): [nb, block, block]. Only those blocks are computed, never the full product: each block's
+ * columns are copied out contiguously, a chunk of rows at a time, and multiplied at their own
+ * width (a last block narrower than `block` is padded only after the product); the chunks' sums
+ * add up in float64.
  */
 export function diagonalBlocks(rows: Tensor2D, block: number, divisor: number): Tensor3D {
-  return tidy(() => {
-    const [m, k] = rows.shape;
-    const nb = Math.ceil(k / block);
-    const padded =
-      nb * block === k
-        ? rows
-        : pad(rows, [
-            [0, 0],
-            [0, nb * block - k],
-          ]);
-    const byBlock = transpose(reshape(padded, [m, nb, block]), [1, 0, 2]) as Tensor3D;
-    return mul(matMul(byBlock, byBlock, true, false), 1 / divisor) as Tensor3D;
-  });
+  const [m, k] = rows.shape;
+  const nb = Math.ceil(k / block);
+  const all = rows.dataSync() as Float32Array;
+  const out = new Float32Array(nb * block * block);
+  const chunk = Math.min(m, rowsPerChunk);
+  const sum = new Float64Array(block * block);
+  const buffer = new Float32Array(chunk * Math.min(block, k));
+  for (let kb = 0; kb < nb; kb++) {
+    const c0 = kb * block;
+    const width = Math.min(block, k - c0);
+    sum.fill(0, 0, width * width);
+    for (let r0 = 0; r0 < m; r0 += chunk) {
+      const r1 = Math.min(m, r0 + chunk);
+      let cols: Float32Array;
+      if (width === k) cols = all.subarray(r0 * k, r1 * k);
+      else {
+        cols = buffer.subarray(0, (r1 - r0) * width);
+        for (let r = r0; r < r1; r++) {
+          cols.set(all.subarray(r * k + c0, r * k + c0 + width), (r - r0) * width);
+        }
+      }
+      const product = tidy(() => {
+        const x = tensor2d(cols, [r1 - r0, width]);
+        return matMul(x, x, true, false);
+      });
+      const p = product.dataSync();
+      product.dispose();
+      for (let i = 0; i < width * width; i++) sum[i] = (sum[i] as number) + (p[i] as number);
+    }
+    // × (1/divisor) in float32, as a tfjs mul would: one chunk gives the same bits as before.
+    const scale = Math.fround(1 / divisor);
+    const at = kb * block * block;
+    for (let i = 0; i < width; i++) {
+      for (let j = 0; j < width; j++) {
+        out[at + i * block + j] = Math.fround(sum[i * width + j] as number) * scale;
+      }
+    }
+  }
+  return tensor3d(out, [nb, block, block]);
 }

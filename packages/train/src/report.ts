@@ -1,6 +1,6 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { cpus, totalmem } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 
 import sharp from 'sharp';
 
@@ -132,7 +132,7 @@ export async function writeReport(
   const md = `# THOR vs SGD, reproduced small
 
 A ResNet (${sgd.config.model.arch}, layers ${JSON.stringify(sgd.config.model.layers ?? [])}, widths ${JSON.stringify(sgd.config.model.widths ?? [])}) trained
-from scratch on real images (Fashion-MNIST as an ImageNet-layout tree: \`${sgd.config.data}\`),
+from scratch on real images (Fashion-MNIST as an ImageNet-layout tree: \`${relative(process.cwd(), sgd.config.data) || '.'}\`),
 SGD for the full budget and THOR for half of it, data-parallel over ${sgd.workers} workers on loopback.
 
 | optimizer | epochs | final top-1 | final top-5 | training time | whole run |

@@ -66,7 +66,8 @@ export function lineChart(title: string, xLabel: string, yLabel: string, series:
       parts.push(
         `<circle cx="${px(x).toFixed(1)}" cy="${py(y).toFixed(1)}" r="3" fill="${s.color}"/>`,
       );
-    const ly = M.top + 8 + i * 18;
+    // Legend in the lower right, where rising accuracy curves leave room.
+    const ly = H - M.bottom - 16 - (series.length - 1 - i) * 18;
     parts.push(
       `<line x1="${W - M.right - 120}" y1="${ly}" x2="${W - M.right - 96}" y2="${ly}" stroke="${s.color}" stroke-width="2"/>`,
     );

@@ -5,6 +5,7 @@
 // thread), beside PyTorch with one thread on the same input sizes in the same run when Debian's
 // python3-torch is installed. Medians over --steps after a warm-up; a table and one JSON line.
 import { execFile } from 'node:child_process';
+import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
 
@@ -38,7 +39,7 @@ function median(fn: () => void): number {
   return times[times.length >> 1] as number;
 }
 
-async function torch(arch: string): Promise<Record<string, number> | undefined> {
+async function torch(arch: string, threads: number): Promise<Record<string, number> | undefined> {
   const script = fileURLToPath(new URL('torch_model.py', import.meta.url));
   try {
     const { stdout } = await promisify(execFile)('/usr/bin/python3', [
@@ -80,16 +81,27 @@ for (const arch of values.arch.split(',')) {
   tf.dispose([x, y]);
   opt.dispose();
   model.dispose();
-  rows.push({ arch, forward: batch / forward, train: batch / train, pytorch: await torch(arch) });
+  rows.push({
+    arch,
+    forward: batch / forward,
+    train: batch / train,
+    pytorch: await torch(arch, 1),
+    pytorchAllCores: await torch(arch, availableParallelism()),
+  });
 }
 console.log(`backend ${values.backend}, 1 thread, batch ${batch}, 224², median of ${steps}; img/s`);
+const cores = availableParallelism();
+const head = (t: string) => t.padStart(9);
 console.log(
-  `${'model'.padEnd(10)} ${'forward'.padStart(9)} ${'PyTorch'.padStart(9)} ${'train'.padStart(9)} ${'PyTorch'.padStart(9)}`,
+  `${'model'.padEnd(10)}${head('forward')}${head('PT 1 thr')}${head(`PT ${cores} thr`)}` +
+    `${head('train')}${head('PT 1 thr')}${head(`PT ${cores} thr`)}`,
 );
 for (const r of rows) {
-  const f = (v: number | undefined) => (v === undefined ? 'n/a' : v.toFixed(2)).padStart(9);
+  const f = (v: number | undefined) => ` ${(v === undefined ? 'n/a' : v.toFixed(2)).padStart(8)}`;
+  const pt = (p: Record<string, number> | undefined, key: string) => f(p?.[key]);
   console.log(
-    `${r.arch.padEnd(10)} ${f(r.forward)} ${f(r.pytorch?.['forwardImagesPerSecond'])} ${f(r.train)} ${f(r.pytorch?.['trainImagesPerSecond'])}`,
+    `${r.arch.padEnd(10)}${f(r.forward)}${pt(r.pytorch, 'forwardImagesPerSecond')}${pt(r.pytorchAllCores, 'forwardImagesPerSecond')}` +
+      `${f(r.train)}${pt(r.pytorch, 'trainImagesPerSecond')}${pt(r.pytorchAllCores, 'trainImagesPerSecond')}`,
   );
 }
 console.log(JSON.stringify({ bench: 'model', backend: values.backend, batch, steps, rows }));

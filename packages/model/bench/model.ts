@@ -49,7 +49,7 @@ async function torch(arch: string, threads: number): Promise<Record<string, numb
       '--batch',
       String(batch),
       '--threads',
-      '1',
+      String(threads),
       '--steps',
       String(steps),
     ]);

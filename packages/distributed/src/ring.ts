@@ -339,7 +339,7 @@ export class Ring {
     run.sends++;
     link.send(header, payload, (err) => {
       run.sends--;
-      if (err) this.fail(`rank ${to} closed its connection (sending failed: ${err.message})`, true);
+      if (err) this.onLost(to, `rank ${to} closed its connection (sending failed: ${err.message})`);
       else this.settle(run);
     });
   }
@@ -410,7 +410,10 @@ export class Ring {
   private onLost(from: number, why: string): void {
     if (this.closed) return;
     if (/\(1000 done\)/.test(why) && !this.current) return; // it finished; fine while idle
-    this.fail(why, true);
+    // A peer that failed because of another rank closes its links as it exits, and the
+    // coordinator's abort naming the first failure is usually a moment behind: give it that moment
+    // so every rank names the rank that failed first, not the one that left after it.
+    setTimeout(() => this.fail(why, true), lostGraceMs).unref();
   }
 
   private fail(message: string, report: boolean): void {
@@ -425,6 +428,9 @@ export class Ring {
     this.opts.onError?.(err);
   }
 }
+
+/** How long a lost link waits for the coordinator's abort before failing on its own. */
+const lostGraceMs = 250;
 
 /** Joins a job as `rank` of `worldSize`; see {@link RingOptions}. */
 export function joinRing(options: RingOptions): Promise<Ring> {

@@ -3,21 +3,11 @@ import { initBackend } from '@thor-ts/backend';
 import { beforeAll, describe, expect, it } from 'vitest';
 
 import { diagonalBlocks } from '../dist/index.js';
+import { values } from './values.js';
 
 beforeAll(async () => {
   await initBackend({ backend: 'wasm' });
 });
-
-/** Uniform values in [−1, 1) from a fixed linear congruential sequence. */
-function values(count: number, seed: number): Float64Array {
-  const out = new Float64Array(count);
-  let s = seed >>> 0;
-  for (let i = 0; i < count; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = s / 2 ** 31 - 1;
-  }
-  return out;
-}
 
 describe('diagonalBlocks', () => {
   // Rows longer than one chunk (4096) and column counts below, at and past the block size, with

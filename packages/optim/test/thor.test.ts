@@ -9,21 +9,11 @@ import {
   Thor,
   type CurvatureSource,
 } from '../dist/index.js';
+import { values } from './values.js';
 
 beforeAll(async () => {
   await initBackend({ backend: 'wasm' });
 });
-
-/** Deterministic values in [-1, 1). */
-function values(count: number, seed: number): Float64Array {
-  const out = new Float64Array(count);
-  let s = seed >>> 0;
-  for (let i = 0; i < count; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = s / 2 ** 31 - 1;
-  }
-  return out;
-}
 
 // Float64 matrix helpers (row-major), the reference the tests compare against.
 const mm = (a: Float64Array, b: Float64Array, n: number, k: number, m: number) => {

@@ -48,32 +48,25 @@ export async function train(
   const trainSet = await openImageFolder(join(config.data, 'train'));
   const valSet = await openImageFolder(join(config.data, 'val'));
   const transforms = buildTransforms(config);
-  const normalization = config.normalization;
-  const loader = new DataLoader(trainSet, {
-    batchSize: config.batchSize / worldSize,
-    transforms: transforms.train,
-    sampler: new DistributedSampler(trainSet.files.length, {
-      numReplicas: worldSize,
-      rank,
+  // Shards of the batch per rank; the val shards are not shuffled (padding repeats a few images).
+  const loaderFor = (set: typeof trainSet, train: boolean) =>
+    new DataLoader(set, {
+      batchSize: config.batchSize / worldSize,
+      transforms: train ? transforms.train : transforms.eval,
+      sampler: new DistributedSampler(set.files.length, {
+        numReplicas: worldSize,
+        rank,
+        seed: config.seed,
+        shuffle: train,
+        dropLast: train,
+      }),
       seed: config.seed,
-      dropLast: true,
-    }),
-    seed: config.seed,
-    dropLast: true,
-    concurrency: 2,
-    ...(normalization ? { normalization } : {}),
-  });
-  const valLoader = new DataLoader(valSet, {
-    batchSize: config.batchSize / worldSize,
-    transforms: transforms.eval,
-    sampler: new DistributedSampler(valSet.files.length, {
-      numReplicas: worldSize,
-      rank,
-      shuffle: false,
-    }),
-    concurrency: 2,
-    ...(normalization ? { normalization } : {}),
-  });
+      dropLast: train,
+      concurrency: 2,
+      ...(config.normalization ? { normalization: config.normalization } : {}),
+    });
+  const loader = loaderFor(trainSet, true);
+  const valLoader = loaderFor(valSet, false);
   const stepsPerEpoch = Math.floor(trainSet.files.length / config.batchSize);
   const { lr, damping } = buildSchedules(config, stepsPerEpoch);
 

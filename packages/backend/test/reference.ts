@@ -20,9 +20,12 @@ export interface Conv2dGeometry {
 const at4 = (d1: number, d2: number, d3: number) => (a: number, b: number, c: number, e: number) =>
   ((a * d1 + b) * d2 + c) * d3 + e;
 
-/** dx[n,h,w,ci] = Σ dy[n,oh,ow,co] · w[i,j,ci,co] over oh·sh + i − pt = h, ow·sw + j − pl = w. */
-export function conv2dInputGrad64(g: Conv2dGeometry, dy: ArrayLike<number>, f: ArrayLike<number>) {
-  const dx = new Float64Array(g.n * g.h * g.w * g.ci);
+/**
+ * Visits every term x[n, oh·sh + i − pt, ow·sw + j − pl, c] · w[i, j, c, o] of a convolution that
+ * reads inside the image, as flat indices into x, y (= dy) and w. Both gradients are sums of
+ * these terms: dx[xAt] += dy[yAt]·w[wAt] and dw[wAt] += x[xAt]·dy[yAt].
+ */
+function forEachTerm(g: Conv2dGeometry, visit: (xAt: number, yAt: number, wAt: number) => void) {
   const X = at4(g.h, g.w, g.ci);
   const Y = at4(g.ho, g.wo, g.co);
   const F = at4(g.kw, g.ci, g.co);
@@ -34,39 +37,26 @@ export function conv2dInputGrad64(g: Conv2dGeometry, dy: ArrayLike<number>, f: A
             const ih = oh * g.sh + i - g.pt;
             const iw = ow * g.sw + j - g.pl;
             if (ih < 0 || ih >= g.h || iw < 0 || iw >= g.w) continue;
-            for (let c = 0; c < g.ci; c++) {
-              let s = 0;
-              for (let o = 0; o < g.co; o++)
-                s += (dy[Y(n, oh, ow, o)] as number) * (f[F(i, j, c, o)] as number);
-              const at = X(n, ih, iw, c);
-              dx[at] = (dx[at] as number) + s;
-            }
+            for (let c = 0; c < g.ci; c++)
+              for (let o = 0; o < g.co; o++) visit(X(n, ih, iw, c), Y(n, oh, ow, o), F(i, j, c, o));
           }
+}
+
+/** dx[n,h,w,ci] = Σ dy[n,oh,ow,co] · w[i,j,ci,co] over oh·sh + i − pt = h, ow·sw + j − pl = w. */
+export function conv2dInputGrad64(g: Conv2dGeometry, dy: ArrayLike<number>, f: ArrayLike<number>) {
+  const dx = new Float64Array(g.n * g.h * g.w * g.ci);
+  forEachTerm(g, (xAt, yAt, wAt) => {
+    dx[xAt] = (dx[xAt] as number) + (dy[yAt] as number) * (f[wAt] as number);
+  });
   return dx;
 }
 
 /** dw[i,j,ci,co] = Σ x[n, oh·sh + i − pt, ow·sw + j − pl, ci] · dy[n,oh,ow,co]. */
 export function conv2dFilterGrad64(g: Conv2dGeometry, x: ArrayLike<number>, dy: ArrayLike<number>) {
   const dw = new Float64Array(g.kh * g.kw * g.ci * g.co);
-  const X = at4(g.h, g.w, g.ci);
-  const Y = at4(g.ho, g.wo, g.co);
-  const F = at4(g.kw, g.ci, g.co);
-  for (let n = 0; n < g.n; n++)
-    for (let oh = 0; oh < g.ho; oh++)
-      for (let ow = 0; ow < g.wo; ow++)
-        for (let i = 0; i < g.kh; i++)
-          for (let j = 0; j < g.kw; j++) {
-            const ih = oh * g.sh + i - g.pt;
-            const iw = ow * g.sw + j - g.pl;
-            if (ih < 0 || ih >= g.h || iw < 0 || iw >= g.w) continue;
-            for (let c = 0; c < g.ci; c++) {
-              const xv = x[X(n, ih, iw, c)] as number;
-              for (let o = 0; o < g.co; o++) {
-                const at = F(i, j, c, o);
-                dw[at] = (dw[at] as number) + xv * (dy[Y(n, oh, ow, o)] as number);
-              }
-            }
-          }
+  forEachTerm(g, (xAt, yAt, wAt) => {
+    dw[wAt] = (dw[wAt] as number) + (x[xAt] as number) * (dy[yAt] as number);
+  });
   return dw;
 }
 

@@ -25,4 +25,5 @@ export {
   type RefreshPolicy,
   type ThorOptions,
   type ThorReport,
+  type ThorStateMeta,
 } from './thor.js';

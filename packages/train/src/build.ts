@@ -1,9 +1,13 @@
 import {
+  DataLoader,
+  DistributedSampler,
   imagenetEvalTransforms,
+  type ImageDataset,
   imagenetTrainTransforms,
   randomHorizontalFlip,
   type Transform,
 } from '@thor-ts/data';
+import type { Ring } from '@thor-ts/distributed';
 import {
   cifarResnet20,
   resnet18,
@@ -73,4 +77,30 @@ export function buildSchedules(
     decay: c.thor.dampingDecay,
   });
   return { lr, damping };
+}
+
+/** This rank's loader: its shard of each batch (val shards are not shuffled, and not cut). */
+export function buildLoader(
+  config: TrainConfig,
+  set: ImageDataset,
+  batchSize: number,
+  transforms: Transform[],
+  ring: Pick<Ring, 'rank' | 'worldSize'>,
+  training: boolean,
+): DataLoader {
+  return new DataLoader(set, {
+    batchSize,
+    transforms,
+    sampler: new DistributedSampler(set.files.length, {
+      numReplicas: ring.worldSize,
+      rank: ring.rank,
+      seed: config.seed,
+      shuffle: training,
+      dropLast: training,
+    }),
+    seed: config.seed,
+    dropLast: training,
+    concurrency: 2,
+    ...(config.normalization ? { normalization: config.normalization } : {}),
+  });
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env node
-// thor-ts train | report | data | launch — see USAGE.
+// thor-ts config | train | eval | report | data | launch — see USAGE.
 import { spawn } from 'node:child_process';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -14,7 +15,11 @@ import { readMetrics, writeReport } from './report.js';
 const USAGE = `Usage:
   thor-ts config --preset <name> [--data <dir>] [--out <dir>]   (prints the config JSON)
   thor-ts train (--preset <name> | --config <file.json>) [--data <dir>] [--out <dir>] [--nproc <n>]
-                [--optimizer thor|sgd] [--epochs <n>] [--batch-size <n>] [--lr <base>]
+                [--optimizer thor|sgd] [--epochs <n>] [--batch-size <n>] [--accumulate <k>]
+                [--lr <base>] [--max-restarts <k>] [--fresh]
+      (continues from <out>/last.ckpt when there is one, unless --fresh)
+  thor-ts eval (--preset <name> | --config <file.json>) --weights <file> [--data <dir>]
+               [--split val] [--nproc <n>]   (prints {"top1", "top5", "images"} as JSON)
   thor-ts report --sgd <run dir> --thor <run dir> --out <dir>
   thor-ts data prepare fashion-mnist --out <dir> [--limit <n>]
   thor-ts launch --nproc <n> [--max-restarts <k>] -- <command…>
@@ -26,6 +31,35 @@ const [command, ...rest] = process.argv.slice(2);
 function fail(message: string): never {
   console.error(`${message}\n\n${USAGE}`);
   process.exit(2);
+}
+
+/** A whole number ≥ `min` from a flag, or the usage and exit code 2. */
+function count(flag: string, text: string, min = 1): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < min)
+    fail(`thor-ts: --${flag} expected an integer ≥ ${min}, found '${text}'`);
+  return n;
+}
+
+/** The config of `--config <file>` or `--preset <name>`, with `--data` applied and checked. */
+async function loadConfig(
+  cmd: string,
+  values: { preset?: string | undefined; config?: string | undefined; data?: string | undefined },
+): Promise<TrainConfig> {
+  let config: TrainConfig;
+  if (values.config !== undefined) {
+    config = JSON.parse(await readFile(values.config, 'utf8')) as TrainConfig;
+  } else if (values.preset !== undefined) {
+    const p = presets[values.preset];
+    if (p === undefined) fail(`thor-ts ${cmd}: unknown preset '${values.preset}'`);
+    config = structuredClone(p);
+  } else {
+    fail(`thor-ts ${cmd}: expected --preset or --config`);
+  }
+  if (values.data !== undefined) config.data = resolve(values.data);
+  if (config.data === '')
+    fail(`thor-ts ${cmd}: expected --data <dataset root with train/ and val/>`);
+  return config;
 }
 
 async function delegate(entry: string, args: string[]): Promise<void> {
@@ -62,37 +96,64 @@ if (command === 'config') {
       optimizer: { type: 'string' },
       epochs: { type: 'string' },
       'batch-size': { type: 'string' },
+      accumulate: { type: 'string' },
       lr: { type: 'string' },
+      'max-restarts': { type: 'string', default: '0' },
+      fresh: { type: 'boolean', default: false },
     },
   });
-  let config: TrainConfig;
-  if (values.config !== undefined) {
-    config = JSON.parse(await readFile(values.config, 'utf8')) as TrainConfig;
-  } else if (values.preset !== undefined) {
-    const p = presets[values.preset];
-    if (p === undefined) fail(`thor-ts train: unknown preset '${values.preset}'`);
-    config = structuredClone(p);
-  } else {
-    fail('thor-ts train: expected --preset or --config');
-  }
-  if (values.data !== undefined) config.data = resolve(values.data);
+  const config = await loadConfig('train', values);
   if (values.out !== undefined) config.out = resolve(values.out);
   if (values.optimizer !== undefined)
     config.optimizer = values.optimizer as TrainConfig['optimizer'];
   if (values.epochs !== undefined) config.epochs = Number(values.epochs);
   if (values['batch-size'] !== undefined) config.batchSize = Number(values['batch-size']);
+  if (values.accumulate !== undefined) config.accumulate = Number(values.accumulate);
   if (values.lr !== undefined) config.lr = { ...config.lr, base: Number(values.lr) };
-  if (config.data === '')
-    fail('thor-ts train: expected --data <dataset root with train/ and val/>');
   validateConfig(config, values.config ?? `preset ${values.preset}`);
   await mkdir(config.out, { recursive: true });
   const configPath = join(config.out, 'config.json');
   await writeFile(configPath, JSON.stringify(config, null, 2));
   process.exitCode = await launch({
-    nproc: Number(values.nproc),
+    nproc: count('nproc', values.nproc),
+    maxRestarts: count('max-restarts', values['max-restarts'], 0),
     command: process.execPath,
-    args: [join(here, 'worker_main.js'), configPath],
+    args: [join(here, 'worker_main.js'), configPath, ...(values.fresh ? ['--fresh'] : [])],
   });
+} else if (command === 'eval') {
+  const { values } = parseArgs({
+    args: rest,
+    options: {
+      preset: { type: 'string' },
+      config: { type: 'string' },
+      weights: { type: 'string' },
+      data: { type: 'string' },
+      split: { type: 'string', default: 'val' },
+      nproc: { type: 'string', default: '1' },
+    },
+  });
+  const config = validateConfig(
+    await loadConfig('eval', values),
+    values.config ?? `preset ${values.preset}`,
+  );
+  if (values.weights === undefined) fail('thor-ts eval: expected --weights <file>');
+  const dir = await mkdtemp(join(tmpdir(), 'thor-ts-eval-'));
+  try {
+    const configPath = join(dir, 'config.json');
+    const resultPath = join(dir, 'result.json');
+    await writeFile(configPath, JSON.stringify(config, null, 2));
+    const args = [join(here, 'worker_main.js'), configPath, '--eval', resolve(values.weights)];
+    args.push('--split', values.split, '--eval-out', resultPath);
+    process.exitCode = await launch({
+      nproc: count('nproc', values.nproc),
+      command: process.execPath,
+      args,
+      out: () => undefined,
+    });
+    if (process.exitCode === 0) process.stdout.write(await readFile(resultPath, 'utf8'));
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 } else if (command === 'report') {
   const { values } = parseArgs({
     args: rest,

@@ -18,6 +18,11 @@ export interface TrainConfig {
   epochs: number;
   /** Global batch: split evenly over the workers. */
   batchSize: number;
+  /**
+   * Micro-batches each worker sums its gradients over before one all-reduce, for when its share of
+   * the batch does not fit in memory at once (batchSize / workers / accumulate images each). Default 1.
+   */
+  accumulate?: number;
   lr: { schedule: 'cosine' | 'linear' | 'thor' | 'constant'; base: number };
   momentum: number;
   weightDecay: number;
@@ -42,6 +47,7 @@ const fields: Record<string, (v: unknown) => boolean> = {
   labelSmoothing: (v) => typeof v === 'number' && v >= 0 && v < 1,
   seed: (v) => Number.isInteger(v),
   checkpointEvery: (v) => Number.isInteger(v) && (v as number) >= 0,
+  accumulate: (v) => v === undefined || (Number.isInteger(v) && (v as number) >= 1),
 };
 
 /** Checks a config, naming the first bad field, what it expected and what it found. */

@@ -1,6 +1,15 @@
-export { buildModel, buildSchedules, buildTransforms } from './build.js';
+export { buildLoader, buildModel, buildSchedules, buildTransforms } from './build.js';
 export { presets, validateConfig, type TrainConfig } from './config.js';
+export { evaluate, evaluateWeights, type Accuracy } from './evaluate.js';
 export { flatten, unflatten } from './flat.js';
-export { train, type EpochMetrics } from './trainer.js';
+export {
+  formatDuration,
+  formatProgress,
+  Progress,
+  type ProgressMode,
+  type ProgressState,
+} from './progress.js';
+export { refreshThor } from './refresh.js';
+export { train, type EpochMetrics, type TrainOptions, type TrainResult } from './trainer.js';
 export { compare, readMetrics, writeReport, type Comparison, type RunResult } from './report.js';
 export { lineChart, type Series } from './svg_plot.js';

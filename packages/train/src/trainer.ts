@@ -1,15 +1,19 @@
-import { appendFile, mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import * as tf from '@tensorflow/tfjs-core';
-import { DataLoader, DistributedSampler, openImageFolder, type Batch } from '@thor-ts/data';
+import { openImageNet, type Batch } from '@thor-ts/data';
 import type { Ring } from '@thor-ts/distributed';
-import { CurvatureTaps, saveCheckpoint, saveWeights, type ResNet } from '@thor-ts/model';
-import { MomentumSGD, softmaxCrossEntropy, Thor, type FactorPair } from '@thor-ts/optim';
+import { CurvatureTaps, saveWeights, type ResNet } from '@thor-ts/model';
+import { MomentumSGD, softmaxCrossEntropy, Thor } from '@thor-ts/optim';
 
-import { buildModel, buildSchedules, buildTransforms } from './build.js';
+import { buildLoader, buildModel, buildSchedules, buildTransforms } from './build.js';
 import type { TrainConfig } from './config.js';
+import { evaluate } from './evaluate.js';
 import { flatten, unflatten } from './flat.js';
+import { Progress } from './progress.js';
+import { refreshThor } from './refresh.js';
+import { averageBuffers, saveRun, startFrom, type RunPosition } from './resume.js';
 
 /** One line of metrics.jsonl. */
 export interface EpochMetrics {
@@ -28,55 +32,74 @@ export interface EpochMetrics {
   refreshes: number;
 }
 
+export interface TrainOptions {
+  /** Rank 0's epoch lines and notices. Default console.log. */
+  log?: (line: string) => void;
+  /**
+   * When aborted (e.g. on SIGINT/SIGTERM), every rank finishes the step under way, rank 0 writes
+   * last.ckpt, and `train` returns with `stopped: true`.
+   */
+  signal?: AbortSignal;
+  /** Continue from `<out>/last.ckpt` when there is one. Default true. */
+  resume?: boolean;
+  /** Rank 0's progress display. Default: a bar on a terminal, a line every 30 s otherwise. */
+  progress?: Progress;
+  /** Called on every rank after each optimizer step. */
+  onStep?: (step: number) => void;
+}
+
+export interface TrainResult {
+  /** Every evaluated epoch, those of earlier (resumed) runs included. */
+  history: EpochMetrics[];
+  /** Optimizer steps done. */
+  step: number;
+  /** True when the signal stopped the run before its last epoch. */
+  stopped: boolean;
+}
+
 /**
- * Trains on every rank of `ring`: each step computes the loss and gradients on this rank's shard,
- * all-reduces them (mean), lets THOR precondition them (its factors all-reduced on refresh steps),
- * and applies momentum SGD. Evaluates top-1/top-5 on the val split after each epoch. Rank 0 writes
- * metrics.jsonl, checkpoints and the final weights under `config.out`.
+ * Trains on every rank of `ring`: each step computes the loss and gradients on this rank's shard
+ * (summed over `accumulate` micro-batches), all-reduces them (mean), lets THOR precondition them
+ * (its factors all-reduced and its inversions split over the ranks on refresh steps), and applies
+ * momentum SGD. Evaluates top-1/top-5 on the val split after each epoch. Rank 0 writes
+ * metrics.jsonl, last.ckpt (every `checkpointEvery` steps and at each epoch's end) and the final
+ * weights under `config.out`; a run finds its last.ckpt there and continues exactly where it was.
  */
 export async function train(
   config: TrainConfig,
   ring: Ring,
-  log: (line: string) => void = console.log,
-): Promise<EpochMetrics[]> {
+  options: TrainOptions = {},
+): Promise<TrainResult> {
   const { rank, worldSize } = ring;
-  if (config.batchSize % worldSize !== 0) {
+  const log = options.log ?? console.log;
+  const accumulate = config.accumulate ?? 1;
+  const micro = config.batchSize / worldSize / accumulate;
+  if (!Number.isInteger(micro)) {
     throw new Error(
-      `config: field 'batchSize' (${config.batchSize}) must divide by the ${worldSize} workers`,
+      `config: field 'batchSize' (${config.batchSize}) must divide by the ${worldSize} workers × ` +
+        `${accumulate} accumulated micro-batches`,
     );
   }
-  const trainSet = await openImageFolder(join(config.data, 'train'));
-  const valSet = await openImageFolder(join(config.data, 'val'));
+  const trainSet = await openImageNet(config.data, { split: 'train' });
+  const valSet = await openImageNet(config.data, { split: 'val' });
   const transforms = buildTransforms(config);
-  // Shards of the batch per rank; the val shards are not shuffled (padding repeats a few images).
-  const loaderFor = (set: typeof trainSet, train: boolean) =>
-    new DataLoader(set, {
-      batchSize: config.batchSize / worldSize,
-      transforms: train ? transforms.train : transforms.eval,
-      sampler: new DistributedSampler(set.files.length, {
-        numReplicas: worldSize,
-        rank,
-        seed: config.seed,
-        shuffle: train,
-        dropLast: train,
-      }),
-      seed: config.seed,
-      dropLast: train,
-      concurrency: 2,
-      ...(config.normalization ? { normalization: config.normalization } : {}),
-    });
-  const loader = loaderFor(trainSet, true);
-  const valLoader = loaderFor(valSet, false);
-  const stepsPerEpoch = Math.floor(trainSet.files.length / config.batchSize);
+  const loader = buildLoader(config, trainSet, micro, transforms.train, ring, true);
+  const valLoader = buildLoader(config, valSet, micro, transforms.eval, ring, false);
+  const stepsPerEpoch = Math.floor(loader.numBatches / accumulate);
+  if (stepsPerEpoch < 1) {
+    throw new Error(
+      `${config.data}: expected at least one batch of ${config.batchSize} training images, found ${trainSet.files.length} images`,
+    );
+  }
   const { lr, damping } = buildSchedules(config, stepsPerEpoch);
 
   const model = buildModel(config);
-  await broadcastState(model, ring);
   const params = new Map(
     [...model.parameters()].map(([name, e]) => [name, e.variable as tf.Variable]),
   );
   const names = [...params.keys()];
   const byVariable = new Map([...params].map(([name, v]) => [v.name, name]));
+  const variables = [...params.values()];
   const opt = new MomentumSGD(params, {
     lr,
     momentum: config.momentum,
@@ -90,195 +113,222 @@ export async function train(
           refresh: { every: config.thor.frequency },
         })
       : undefined;
+  const progress =
+    options.progress ??
+    (rank === 0
+      ? new Progress(Progress.modeFor(process.stderr), (t) => process.stderr.write(t))
+      : new Progress('none', () => undefined));
 
+  const checkpoint = join(config.out, 'last.ckpt');
+  const resumed = await startFrom(
+    options.resume === false ? undefined : checkpoint,
+    model,
+    opt,
+    thor,
+    ring,
+  );
+  const pos: RunPosition = resumed ?? {
+    step: 0,
+    epoch: 0,
+    stepInEpoch: 0,
+    lossSum: 0,
+    trainSeconds: 0,
+    evalSeconds: 0,
+    refreshes: 0,
+    history: [],
+  };
+  const metricsFile = join(config.out, 'metrics.jsonl');
   if (rank === 0) {
     await mkdir(config.out, { recursive: true });
     await writeFile(
       join(config.out, 'config.json'),
       JSON.stringify({ ...config, workers: worldSize }, null, 2),
     );
+    // The metrics of the epochs the checkpoint holds; anything written after it is gone.
+    await writeFile(metricsFile, pos.history.map((m) => `${JSON.stringify(m)}\n`).join(''));
+    if (resumed) {
+      log(
+        `resuming from ${checkpoint}: epoch ${pos.epoch + 1}, step ${pos.stepInEpoch}/${stepsPerEpoch} of it (${pos.step} in all)`,
+      );
+    }
   }
-  const metricsFile = join(config.out, 'metrics.jsonl');
-  const history: EpochMetrics[] = [];
-  const start = performance.now();
-  let evalSeconds = 0;
-  let step = 0;
-  let refreshes = 0;
-  for (let epoch = 0; epoch < config.epochs; epoch++) {
-    let lossSum = 0;
-    let batches = 0;
+
+  // Seconds trained in this process so far, for img/s and the ETA.
+  let segmentStart = performance.now();
+  let segmentSteps = 0;
+  let lastEvalSeconds = 0;
+  const trainedSeconds = () => pos.trainSeconds + (performance.now() - segmentStart) / 1e3;
+  const save = async () => {
+    await averageBuffers(model, ring);
+    const now = performance.now();
+    pos.trainSeconds += (now - segmentStart) / 1e3;
+    segmentStart = now;
+    await saveRun(checkpoint, model, opt, thor, pos, ring);
+  };
+
+  while (pos.epoch < config.epochs) {
     const epochStart = performance.now();
-    for await (const batch of loader.epoch(epoch)) {
-      const taps = thor?.wantsTaps(step) ? new CurvatureTaps() : undefined;
-      const x = tf.tensor4d(batch.images, batch.shape as [number, number, number, number]);
-      const y = tf.tensor1d(batch.labels, 'int32');
-      const { value, grads } = tf.variableGrads(() =>
-        softmaxCrossEntropy(model.forward(x, { training: true, taps }), y, config.labelSmoothing),
+    const epochFirstStep = pos.stepInEpoch;
+    const batches = loader.epoch(pos.epoch)[Symbol.asyncIterator]();
+    // A resumed epoch continues with the next batch it would have trained on.
+    for (let i = 0; i < pos.stepInEpoch * accumulate; i++) await batches.next();
+    while (pos.stepInEpoch < stepsPerEpoch) {
+      const taps = thor?.wantsTaps(pos.step) ? new CurvatureTaps() : undefined;
+      let sum: Map<string, tf.Tensor> | undefined;
+      let lossSum = 0;
+      for (let m = 0; m < accumulate; m++) {
+        const next = await batches.next();
+        if (next.done === true) throw new Error('train: the loader ended an epoch early');
+        // Curvature from the step's first micro-batch, as the reference takes it from one batch.
+        const { loss, grads } = gradients(
+          model,
+          next.value,
+          config,
+          byVariable,
+          variables,
+          m === 0 ? taps : undefined,
+        );
+        lossSum += loss;
+        sum = sum === undefined ? grads : addInto(sum, grads);
+      }
+      const local = accumulate > 1 ? scale(sum!, 1 / accumulate) : sum!;
+      const stopHere = options.signal?.aborted === true ? 1 : 0;
+      // Gradients, the loss and the stop flag in one all-reduce (mean over ranks).
+      const reduced = await ring.allReduce(
+        flatten(names, local, [lossSum / accumulate, stopHere]),
+        { op: 'mean' },
       );
-      const local = new Map(
-        Object.entries(grads).map(([v, g]) => [byVariable.get(v) as string, g]),
-      );
-      // Gradients and the loss in one all-reduce (mean over ranks).
-      const reduced = await ring.allReduce(flatten(names, local, [value.dataSync()[0] as number]), {
-        op: 'mean',
-      });
+      tf.dispose([...local.values()]);
       const { tensors: mean, extra } = unflatten(names, params, reduced);
-      tf.dispose([x, y, value, ...local.values()]);
-      lossSum += extra[0] as number;
-      batches += 1;
+      pos.lossSum += extra[0] as number;
       if (taps !== undefined && thor !== undefined) {
-        await refresh(thor, taps, ring, step);
+        await refreshThor(thor, taps, ring, pos.step);
         taps.dispose();
-        refreshes += 1;
+        pos.refreshes += 1;
       }
       const update = thor ? thor.precondition(mean) : mean;
       opt.step(update);
       tf.dispose([...mean.values(), ...update.values()]);
-      step += 1;
-      if (rank === 0 && config.checkpointEvery > 0 && step % config.checkpointEvery === 0) {
-        await saveCheckpoint(join(config.out, 'last.ckpt'), model, {
-          step,
-          epoch,
-          optimizerSlots: opt.state(),
-        });
+      pos.step += 1;
+      pos.stepInEpoch += 1;
+      segmentSteps += 1;
+      const secondsPerStep = (performance.now() - segmentStart) / 1e3 / segmentSteps;
+      progress.update({
+        optimizer: config.optimizer,
+        epoch: pos.epoch + 1,
+        epochs: config.epochs,
+        stepInEpoch: pos.stepInEpoch,
+        stepsPerEpoch,
+        loss: pos.lossSum / pos.stepInEpoch,
+        imagesPerSecond: config.batchSize / secondsPerStep,
+        etaSeconds:
+          (config.epochs * stepsPerEpoch - pos.step) * secondsPerStep +
+          (config.epochs - pos.epoch) * lastEvalSeconds,
+      });
+      options.onStep?.(pos.step);
+      if ((extra[1] as number) > 0) {
+        await batches.return(undefined);
+        await save();
+        progress.finishLine();
+        if (rank === 0) {
+          log(
+            `stopped after step ${pos.step}; ${checkpoint} holds it, and the same command resumes it`,
+          );
+        }
+        return finish(false);
       }
+      if (config.checkpointEvery > 0 && pos.step % config.checkpointEvery === 0) await save();
     }
-    const trainSeconds = (performance.now() - start) / 1e3 - evalSeconds;
+    await batches.return(undefined);
+    const trainSeconds = trainedSeconds();
     const evalStart = performance.now();
     await averageBuffers(model, ring);
-    const { top1, top5 } = await evaluate(model, valLoader, valSet.files.length, ring);
-    evalSeconds += (performance.now() - evalStart) / 1e3;
+    const { top1, top5 } = await evaluate(model, valLoader, ring);
+    lastEvalSeconds = (performance.now() - evalStart) / 1e3;
     const m: EpochMetrics = {
       optimizer: config.optimizer,
-      epoch: epoch + 1,
-      step,
-      trainLoss: lossSum / Math.max(batches, 1),
+      epoch: pos.epoch + 1,
+      step: pos.step,
+      trainLoss: pos.lossSum / Math.max(pos.stepInEpoch, 1),
       top1,
       top5,
       trainSeconds,
-      wallSeconds: (performance.now() - start) / 1e3,
-      imagesPerSecond: (batches * config.batchSize) / ((evalStart - epochStart) / 1e3),
-      lr: typeof lr === 'number' ? lr : lr(Math.max(step - 1, 0)),
-      refreshes,
+      wallSeconds: trainSeconds + pos.evalSeconds + lastEvalSeconds,
+      imagesPerSecond:
+        ((pos.stepInEpoch - epochFirstStep) * config.batchSize) / ((evalStart - epochStart) / 1e3),
+      lr: typeof lr === 'number' ? lr : lr(Math.max(pos.step - 1, 0)),
+      refreshes: pos.refreshes,
     };
-    history.push(m);
+    pos.history.push(m);
+    pos.evalSeconds += lastEvalSeconds;
+    pos.epoch += 1;
+    pos.stepInEpoch = 0;
+    pos.lossSum = 0;
+    // Evaluation time is not training time.
+    pos.trainSeconds = trainSeconds;
+    segmentStart = performance.now();
+    segmentSteps = 0;
+    progress.finishLine();
     if (rank === 0) {
-      await appendFile(metricsFile, `${JSON.stringify(m)}\n`);
-      const eta = ((config.epochs - epoch - 1) * trainSeconds) / (epoch + 1);
+      await writeFile(metricsFile, `${JSON.stringify(m)}\n`, { flag: 'a' });
       log(
-        `${config.optimizer} epoch ${epoch + 1}/${config.epochs}: loss ${m.trainLoss.toFixed(4)}, top-1 ${(top1 * 100).toFixed(2)}%, ` +
-          `top-5 ${(top5 * 100).toFixed(2)}%, ${m.imagesPerSecond.toFixed(0)} img/s, ETA ${eta.toFixed(0)} s`,
+        `${config.optimizer} epoch ${m.epoch}/${config.epochs}: loss ${m.trainLoss.toFixed(4)}, top-1 ${(top1 * 100).toFixed(2)}%, ` +
+          `top-5 ${(top5 * 100).toFixed(2)}%, ${m.imagesPerSecond.toFixed(0)} img/s, ` +
+          `${trainSeconds.toFixed(0)} s trained`,
       );
-      await saveCheckpoint(join(config.out, 'last.ckpt'), model, {
-        step,
-        epoch: epoch + 1,
-        optimizerSlots: opt.state(),
-      });
     }
+    await saveRun(checkpoint, model, opt, thor, pos, ring);
   }
   if (rank === 0) await saveWeights(model, join(config.out, 'weights.safetensors'));
-  thor?.dispose();
-  opt.dispose();
-  model.dispose();
-  return history;
-}
+  return finish(true);
 
-/** Rank 0's initial weights (and buffers) on every rank. */
-async function broadcastState(model: ResNet, ring: Ring): Promise<void> {
-  const entries = model.state.entries.filter((e) => e.variable !== undefined);
-  const names = entries.map((e) => e.name);
-  const tensors = new Map(entries.map((e) => [e.name, e.variable as tf.Tensor]));
-  const buf = await ring.broadcast(flatten(names, tensors), 0);
-  const { tensors: received } = unflatten(names, new Map(entries.map((e) => [e.name, e])), buf);
-  for (const e of entries) {
-    const t = received.get(e.name) as tf.Tensor;
-    e.variable?.assign(t);
-    t.dispose();
+  function finish(done: boolean): TrainResult {
+    thor?.dispose();
+    opt.dispose();
+    model.dispose();
+    return { history: pos.history, step: pos.step, stopped: !done };
   }
 }
 
-/** Batch-norm running statistics averaged over ranks, so every rank evaluates the same model. */
-async function averageBuffers(model: ResNet, ring: Ring): Promise<void> {
-  const entries = model.state.entries.filter((e) => e.kind === 'buffer');
-  const names = entries.map((e) => e.name);
-  const buf = await ring.allReduce(
-    flatten(names, new Map(entries.map((e) => [e.name, e.variable as tf.Tensor]))),
-    { op: 'mean' },
-  );
-  const { tensors } = unflatten(names, new Map(entries.map((e) => [e.name, e])), buf);
-  for (const e of entries) {
-    e.variable?.assign(tensors.get(e.name) as tf.Tensor);
-    tensors.get(e.name)?.dispose();
-  }
-}
-
-/** THOR's refresh: this rank's factors, averaged over ranks, then the same inverses everywhere. */
-async function refresh(thor: Thor, taps: CurvatureTaps, ring: Ring, step: number): Promise<void> {
-  const factors = thor.computeFactors(taps.all());
-  const layers = [...factors.keys()];
-  const parts = new Map<string, tf.Tensor>();
-  for (const [layer, f] of factors) {
-    parts.set(`${layer}/a`, f.a);
-    parts.set(`${layer}/g`, f.g);
-  }
-  const keys = [...parts.keys()];
-  const reduced = await ring.allReduce(flatten(keys, parts), { op: 'mean' });
-  const { tensors } = unflatten(
-    keys,
-    new Map([...parts].map(([k, t]) => [k, { shape: t.shape }])),
-    reduced,
-  );
-  tf.dispose([...parts.values()]);
-  const averaged = new Map<string, FactorPair>(
-    layers.map((l) => [
-      l,
-      { a: tensors.get(`${l}/a`) as tf.Tensor3D, g: tensors.get(`${l}/g`) as tf.Tensor3D },
-    ]),
-  );
-  const report = { step, refreshed: [], retried: [], nonFinite: [], stopped: [] };
-  const chosen = thor.selectRefresh(step, averaged, report);
-  thor.setInverses(thor.invert(chosen, averaged, step, report));
-  tf.dispose([...tensors.values()]);
-}
-
-/** Top-1/top-5 over the whole val split: each rank its shard, counted once per image. */
-async function evaluate(
+/** The loss and parameter gradients of one micro-batch, recording curvature into `taps`. */
+function gradients(
   model: ResNet,
-  loader: DataLoader,
-  total: number,
-  ring: Ring,
-): Promise<{ top1: number; top5: number }> {
-  const rows: number[] = [];
-  for await (const batch of loader.epoch(0)) rows.push(...scoreBatch(model, batch));
-  const all = await ring.allGather(Float32Array.from(rows));
-  const seen = new Set<number>();
-  let top1 = 0;
-  let top5 = 0;
-  for (let i = 0; i < all.length; i += 3) {
-    const index = all[i] as number;
-    if (seen.has(index)) continue; // the sampler pads shards by repeating images
-    seen.add(index);
-    top1 += all[i + 1] as number;
-    top5 += all[i + 2] as number;
-  }
-  if (seen.size !== total)
-    throw new Error(`evaluate: expected ${total} val images, scored ${seen.size}`);
-  return { top1: top1 / total, top5: top5 / total };
+  batch: Batch,
+  config: TrainConfig,
+  byVariable: Map<string, string>,
+  variables: tf.Variable[],
+  taps: CurvatureTaps | undefined,
+): { loss: number; grads: Map<string, tf.Tensor> } {
+  const x = tf.tensor4d(batch.images, batch.shape as [number, number, number, number]);
+  const y = tf.tensor1d(batch.labels, 'int32');
+  const { value, grads } = tf.variableGrads(
+    () => softmaxCrossEntropy(model.forward(x, { training: true, taps }), y, config.labelSmoothing),
+    variables,
+  );
+  const loss = value.dataSync()[0] as number;
+  tf.dispose([x, y, value]);
+  return {
+    loss,
+    grads: new Map(Object.entries(grads).map(([v, g]) => [byVariable.get(v) as string, g])),
+  };
 }
 
-/** [index, top-1 hit, top-5 hit] per image. */
-function scoreBatch(model: ResNet, batch: Batch): number[] {
-  return tf.tidy(() => {
-    const logits = model.predict(
-      tf.tensor4d(batch.images, batch.shape as [number, number, number, number]),
-    );
-    const k = Math.min(5, logits.shape[1]);
-    const top = tf.topk(logits, k).indices.arraySync() as number[][];
-    const out: number[] = [];
-    top.forEach((row, i) => {
-      const label = batch.labels[i] as number;
-      out.push(batch.indices[i] as number, row[0] === label ? 1 : 0, row.includes(label) ? 1 : 0);
-    });
-    return out;
-  });
+/** `sum + more`, disposing both maps' tensors. */
+function addInto(
+  sum: Map<string, tf.Tensor>,
+  more: Map<string, tf.Tensor>,
+): Map<string, tf.Tensor> {
+  const out = new Map<string, tf.Tensor>();
+  for (const [k, a] of sum) {
+    const b = more.get(k);
+    out.set(k, b === undefined ? a : tf.add(a, b));
+    if (b !== undefined) tf.dispose([a, b]);
+  }
+  return out;
+}
+
+function scale(grads: Map<string, tf.Tensor>, s: number): Map<string, tf.Tensor> {
+  const out = new Map([...grads].map(([k, g]) => [k, tf.mul(g, s)]));
+  tf.dispose([...grads.values()]);
+  return out;
 }

@@ -1,21 +1,61 @@
 #!/usr/bin/env node
-// One training worker: `thor-ts-launch --nproc N -- node worker_main.js <config.json>` (or any
-// launcher that sets RANK/WORLD_SIZE/MASTER_ADDR/MASTER_PORT and THOR_TS_JOB_TOKEN).
-import { readFile } from 'node:fs/promises';
+// One worker: `thor-ts-launch --nproc N -- node worker_main.js <config.json> [--fresh]` trains,
+// `... worker_main.js <config.json> --eval <weights> [--split val]` evaluates (with any launcher
+// that sets RANK/WORLD_SIZE/MASTER_ADDR/MASTER_PORT and THOR_TS_JOB_TOKEN).
+import { readFile, writeFile } from 'node:fs/promises';
+import { parseArgs } from 'node:util';
 
 import { initBackend } from '@thor-ts/backend';
 import { joinRingFromEnv } from '@thor-ts/distributed';
 
 import { validateConfig, type TrainConfig } from './config.js';
+import { evaluateWeights } from './evaluate.js';
 import { train } from './trainer.js';
 
-const path = process.argv[2];
+const { values, positionals } = parseArgs({
+  allowPositionals: true,
+  options: {
+    fresh: { type: 'boolean', default: false },
+    eval: { type: 'string' },
+    split: { type: 'string', default: 'val' },
+    'eval-out': { type: 'string' },
+  },
+});
+const path = positionals[0];
 if (path === undefined) {
-  console.error('usage: worker_main.js <config.json>');
+  console.error(
+    'usage: worker_main.js <config.json> [--fresh] | <config.json> --eval <weights> [--split val]',
+  );
   process.exit(2);
 }
 const config = validateConfig(JSON.parse(await readFile(path, 'utf8')) as TrainConfig, path);
 await initBackend();
+
+// The first SIGINT/SIGTERM stops the run after the step under way, on every rank, with a
+// checkpoint; a second one exits at once.
+const controller = new AbortController();
+let signalled: NodeJS.Signals | undefined;
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(sig, () => {
+    if (signalled !== undefined) process.exit(128 + (sig === 'SIGINT' ? 2 : 15));
+    signalled = sig;
+    controller.abort();
+    console.error(`${sig}: finishing this step, then writing a checkpoint (again to exit now)`);
+  });
+}
+
 const ring = await joinRingFromEnv();
-await train(config, ring);
-await ring.close();
+if (values.eval !== undefined) {
+  const accuracy = await evaluateWeights(config, values.eval, ring, values.split);
+  if (ring.rank === 0) {
+    const line = JSON.stringify({ weights: values.eval, split: values.split, ...accuracy });
+    console.log(line);
+    if (values['eval-out'] !== undefined) await writeFile(values['eval-out'], `${line}\n`);
+  }
+  await ring.close();
+} else {
+  const result = await train(config, ring, { signal: controller.signal, resume: !values.fresh });
+  await ring.close();
+  // A stopped run is not a finished one: exit as a signalled process would, after the checkpoint.
+  if (result.stopped) process.exitCode = 128 + (signalled === 'SIGINT' ? 2 : 15);
+}

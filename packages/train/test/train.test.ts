@@ -12,6 +12,8 @@ import { describe, expect, it } from 'vitest';
 import {
   compare,
   flatten,
+  formatDuration,
+  Progress,
   lineChart,
   presets,
   unflatten,
@@ -109,6 +111,49 @@ describe('the comparison', () => {
   });
 });
 
+describe('progress', () => {
+  const state = {
+    optimizer: 'thor',
+    epoch: 2,
+    epochs: 45,
+    stepInEpoch: 3,
+    stepsPerEpoch: 12,
+    loss: 1.23456,
+    imagesPerSecond: 812.5,
+    etaSeconds: 3725,
+  };
+
+  it('redraws one line on a terminal: a bar, loss, img/s and ETA', () => {
+    const out: string[] = [];
+    const p = new Progress('tty', (t) => out.push(t));
+    p.update(state);
+    p.update({ ...state, stepInEpoch: 4 }); // within 100 ms: not drawn
+    p.update({ ...state, stepInEpoch: 12 }); // the epoch's last step: always drawn
+    p.finishLine();
+    expect(out).toEqual([
+      '\rthor epoch 2/45 [######..................] 3/12 loss 1.2346 812.5 img/s ETA 1h02m05s\x1b[K',
+      '\rthor epoch 2/45 [########################] 12/12 loss 1.2346 812.5 img/s ETA 1h02m05s\x1b[K',
+      '\n',
+    ]);
+  });
+
+  it('prints plain lines at an interval elsewhere, and knows a terminal', () => {
+    const out: string[] = [];
+    const p = new Progress('lines', (t) => out.push(t), 3600);
+    p.update(state);
+    p.update({ ...state, stepInEpoch: 12 });
+    expect(out).toEqual(['thor epoch 2/45 step 3/12 loss 1.2346 812.5 img/s ETA 1h02m05s\n']);
+    expect(Progress.modeFor({ isTTY: true }, {})).toBe('tty');
+    expect(Progress.modeFor({}, { THOR_TS_TTY: '1' })).toBe('tty');
+    expect(Progress.modeFor({}, {})).toBe('lines');
+    expect([formatDuration(0.4), formatDuration(75), formatDuration(3600)]).toEqual([
+      '0s',
+      '1m15s',
+      '1h00m00s',
+    ]);
+  });
+});
+
 describe('flattening for collectives', () => {
   it('round-trips named tensors with extra values', async () => {
     await initBackend({ backend: 'cpu' });
@@ -158,6 +203,26 @@ describe('npm run reproduce -- --quick', () => {
       const report = await readFile(join(out, 'report.md'), 'utf8');
       expect(report).toContain('| SGD | 2 |');
       expect(report).toContain('| THOR | 1 |');
+
+      // thor-ts eval on the saved weights scores what the run's last evaluation scored.
+      const evaluated = await run(
+        process.execPath,
+        [
+          join(root, 'packages/train/dist/cli.js'),
+          'eval',
+          '--config',
+          join(out, 'config-sgd.json'),
+          '--weights',
+          join(out, 'run-sgd', 'weights.safetensors'),
+          '--nproc',
+          '2',
+        ],
+        { maxBuffer: 1 << 24 },
+      );
+      const scored = JSON.parse(evaluated.stdout) as { top1: number; top5: number; images: number };
+      expect(scored.top1).toBeCloseTo(sgd[1]!.top1, 6);
+      expect(scored.top5).toBeCloseTo(sgd[1]!.top5, 6);
+      expect(scored.images).toBe(480);
     } finally {
       await rm(out, { recursive: true, force: true });
     }

@@ -1,0 +1,90 @@
+import * as tf from '@tensorflow/tfjs-core';
+import type { Ring } from '@thor-ts/distributed';
+import type { CurvatureTaps } from '@thor-ts/model';
+import { assignInversions, type FactorPair, type Thor, type ThorReport } from '@thor-ts/optim';
+
+import { flatten, unflatten } from './flat.js';
+
+/**
+ * THOR's refresh on every rank: this rank's factors averaged over the ring; the layers to refresh
+ * chosen from them (the same choice everywhere, since every rank holds the same bytes); their
+ * inversions split over the ranks, largest first to the least loaded (kfac-pytorch's greedy
+ * assignment); and the inverses shared, so every rank installs all of them.
+ */
+export async function refreshThor(
+  thor: Thor,
+  taps: CurvatureTaps,
+  ring: Ring,
+  step: number,
+): Promise<ThorReport> {
+  const factors = thor.computeFactors(taps.all());
+  const averaged = await allReduceFactors(factors, ring);
+  disposePairs(factors);
+  const report: ThorReport = { step, refreshed: [], retried: [], nonFinite: [], stopped: [] };
+  const chosen = thor.selectRefresh(step, averaged, report);
+  const costs = new Map(chosen.map((l) => [l, cost(averaged.get(l) as FactorPair)]));
+  const owner = assignInversions(costs, ring.worldSize);
+  const mine = chosen.filter((l) => owner.get(l) === ring.rank);
+  const local = thor.invert(mine, averaged, step, report);
+  // Each rank fills in the inverses it computed and zeros elsewhere; the sum is then every
+  // inverse, exactly (x + 0 = x).
+  const keys = chosen.flatMap((l) => [`${l}/a`, `${l}/g`]);
+  const shapes = new Map<string, { shape: number[] }>();
+  const parts = new Map<string, tf.Tensor>();
+  for (const l of chosen) {
+    const f = averaged.get(l) as FactorPair;
+    const inv = local.get(l);
+    shapes.set(`${l}/a`, f.a);
+    shapes.set(`${l}/g`, f.g);
+    parts.set(`${l}/a`, inv?.a ?? tf.zerosLike(f.a));
+    parts.set(`${l}/g`, inv?.g ?? tf.zerosLike(f.g));
+  }
+  const summed = ring.worldSize > 1 ? await ring.allReduce(flatten(keys, parts)) : undefined;
+  let inverses = local;
+  if (summed !== undefined) {
+    const { tensors } = unflatten(keys, shapes, summed);
+    inverses = new Map(
+      chosen.map((l) => [
+        l,
+        { a: tensors.get(`${l}/a`) as tf.Tensor3D, g: tensors.get(`${l}/g`) as tf.Tensor3D },
+      ]),
+    );
+    tf.dispose([...parts.values()]);
+  }
+  thor.setInverses(inverses);
+  disposePairs(averaged);
+  report.refreshed = chosen;
+  return report;
+}
+
+async function allReduceFactors(
+  factors: Map<string, FactorPair>,
+  ring: Ring,
+): Promise<Map<string, FactorPair>> {
+  const layers = [...factors.keys()];
+  const parts = new Map<string, tf.Tensor>();
+  for (const [layer, f] of factors) {
+    parts.set(`${layer}/a`, f.a);
+    parts.set(`${layer}/g`, f.g);
+  }
+  const keys = [...parts.keys()];
+  const reduced = await ring.allReduce(flatten(keys, parts), { op: 'mean' });
+  const { tensors } = unflatten(keys, parts, reduced);
+  return new Map(
+    layers.map((l) => [
+      l,
+      { a: tensors.get(`${l}/a`) as tf.Tensor3D, g: tensors.get(`${l}/g`) as tf.Tensor3D },
+    ]),
+  );
+}
+
+/** Cholesky of a factor's blocks: Σ b³ over both factors. */
+function cost(f: FactorPair): number {
+  const [na, ba] = f.a.shape;
+  const [ng, bg] = f.g.shape;
+  return na * ba ** 3 + ng * bg ** 3;
+}
+
+function disposePairs(pairs: Map<string, FactorPair>): void {
+  for (const f of pairs.values()) tf.dispose([f.a, f.g]);
+}

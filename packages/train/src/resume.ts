@@ -1,0 +1,162 @@
+import { existsSync } from 'node:fs';
+
+import * as tf from '@tensorflow/tfjs-core';
+import type { Ring } from '@thor-ts/distributed';
+import { loadCheckpoint, saveCheckpoint, type ResNet } from '@thor-ts/model';
+import type { MomentumSGD, Thor, ThorStateMeta } from '@thor-ts/optim';
+
+import { flatten, unflatten } from './flat.js';
+import type { EpochMetrics } from './trainer.js';
+
+/** Where a run stands, beyond its tensors: enough to continue it exactly. */
+export interface RunPosition {
+  /** Optimizer steps done. */
+  step: number;
+  /** The epoch being trained (0-based) and the steps of it done. */
+  epoch: number;
+  stepInEpoch: number;
+  /** This epoch's summed training loss, over `stepInEpoch` steps. */
+  lossSum: number;
+  trainSeconds: number;
+  evalSeconds: number;
+  refreshes: number;
+  history: EpochMetrics[];
+}
+
+interface Header {
+  position: RunPosition;
+  sgdSteps: number;
+  slots: [string, number[]][];
+  thor: ThorStateMeta | null;
+}
+
+/**
+ * Rank 0 writes a checkpoint of the whole run, atomically. Call it with the batch-norm buffers
+ * averaged over the ring ({@link averageBuffers}), so that rank 0's are everyone's.
+ */
+export async function saveRun(
+  path: string,
+  model: ResNet,
+  opt: MomentumSGD,
+  thor: Thor | undefined,
+  position: RunPosition,
+  ring: Ring,
+): Promise<void> {
+  if (ring.rank !== 0) return;
+  const thorState = thor?.state();
+  const slots: Record<string, tf.Tensor> = { ...opt.state() };
+  for (const [k, t] of Object.entries(thorState?.tensors ?? {})) slots[`thor/${k}`] = t;
+  await saveCheckpoint(path, model, {
+    step: position.step,
+    epoch: position.epoch,
+    optimizerSlots: slots,
+    optimizer: { sgdSteps: opt.stepCount, thor: thorState?.meta ?? null },
+    extra: position,
+  });
+}
+
+/**
+ * Every rank starts from rank 0's state: the checkpoint at `path` when rank 0 has one (model,
+ * momentum, THOR's inverses, counters), else rank 0's freshly initialized model. Returns where
+ * the run continues, or undefined for a fresh start.
+ */
+export async function startFrom(
+  path: string | undefined,
+  model: ResNet,
+  opt: MomentumSGD,
+  thor: Thor | undefined,
+  ring: Ring,
+): Promise<RunPosition | undefined> {
+  let header: Header | undefined;
+  let slots: Record<string, tf.Tensor> = {};
+  if (ring.rank === 0 && path !== undefined && existsSync(path)) {
+    const ckpt = await loadCheckpoint(path, model);
+    const optimizer = ckpt.optimizer as { sgdSteps: number; thor: ThorStateMeta | null } | null;
+    if (optimizer === null || typeof ckpt.extra !== 'object' || ckpt.extra === null) {
+      throw new Error(
+        `${path}: expected a training checkpoint (optimizer and position), found none`,
+      );
+    }
+    slots = ckpt.optimizerSlots;
+    header = {
+      position: ckpt.extra as RunPosition,
+      sgdSteps: optimizer.sgdSteps,
+      slots: Object.entries(slots).map(([k, t]) => [k, t.shape]),
+      thor: optimizer.thor,
+    };
+  }
+  header = await broadcastJson(header, ring);
+  await broadcastTensors(model, ring);
+  if (header === undefined) return undefined;
+  if ((header.thor === null) !== (thor === undefined)) {
+    throw new Error(
+      `${path}: the checkpoint was written by a ${header.thor === null ? 'SGD' : 'THOR'} run, ` +
+        `this run uses ${thor === undefined ? 'SGD' : 'THOR'}; use another output directory`,
+    );
+  }
+  const names = header.slots.map(([k]) => k);
+  const shapes = new Map(header.slots.map(([k, shape]) => [k, { shape }]));
+  const local =
+    ring.rank === 0
+      ? flatten(names, new Map(Object.entries(slots)))
+      : new Float32Array(names.reduce((n, k) => n + size(shapes.get(k)!.shape), 0));
+  tf.dispose(Object.values(slots));
+  const { tensors } = unflatten(names, shapes, await ring.broadcast(local, 0));
+  const momentum: Record<string, tf.Tensor> = {};
+  const inverses: Record<string, tf.Tensor> = {};
+  for (const [k, t] of tensors) {
+    if (k.startsWith('thor/')) inverses[k.slice(5)] = t;
+    else momentum[k] = t;
+  }
+  opt.restore(momentum, header.sgdSteps);
+  tf.dispose(Object.values(momentum));
+  if (thor !== undefined && header.thor !== null) thor.restore(inverses, header.thor);
+  return header.position;
+}
+
+/** Rank 0's parameters and buffers on every rank. */
+async function broadcastTensors(model: ResNet, ring: Ring): Promise<void> {
+  const entries = model.state.entries.filter((e) => e.variable !== undefined);
+  const names = entries.map((e) => e.name);
+  const tensors = new Map(entries.map((e) => [e.name, e.variable as tf.Tensor]));
+  const buf = await ring.broadcast(flatten(names, tensors), 0);
+  assign(entries, buf);
+}
+
+/**
+ * Batch-norm running statistics averaged over ranks, so every rank evaluates the same model. A
+ * running average is linear, so averaging mid-epoch (for a checkpoint) and again at the epoch's
+ * end gives the same statistics as averaging once.
+ */
+export async function averageBuffers(model: ResNet, ring: Ring): Promise<void> {
+  const entries = model.state.entries.filter((e) => e.kind === 'buffer');
+  const names = entries.map((e) => e.name);
+  const tensors = new Map(entries.map((e) => [e.name, e.variable as tf.Tensor]));
+  assign(entries, await ring.allReduce(flatten(names, tensors), { op: 'mean' }));
+}
+
+function assign(entries: ResNet['state']['entries'], buf: Float32Array): void {
+  const names = entries.map((e) => e.name);
+  const { tensors } = unflatten(names, new Map(entries.map((e) => [e.name, e])), buf);
+  for (const e of entries) {
+    const t = tensors.get(e.name) as tf.Tensor;
+    e.variable?.assign(t);
+    t.dispose();
+  }
+}
+
+/** Rank 0's JSON value (or undefined) on every rank, as UTF-8 bytes in two broadcasts. */
+async function broadcastJson<T>(value: T | undefined, ring: Ring): Promise<T | undefined> {
+  const bytes = new TextEncoder().encode(ring.rank === 0 ? (JSON.stringify(value) ?? '') : '');
+  const length = (await ring.broadcast(new Float32Array([bytes.length]), 0))[0] as number;
+  const received = await ring.broadcast(
+    ring.rank === 0 ? Float32Array.from(bytes) : new Float32Array(length),
+    0,
+  );
+  const text = new TextDecoder().decode(Uint8Array.from(received));
+  return text === '' ? undefined : (JSON.parse(text) as T);
+}
+
+function size(shape: number[]): number {
+  return shape.reduce((a, b) => a * b, 1);
+}

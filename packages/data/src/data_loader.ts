@@ -4,7 +4,7 @@ import { join } from 'node:path';
 
 import type { Batch } from './batch.js';
 import { ConcurrencyLimit } from './concurrency_limit.js';
-import { decodeImage, type DecodeOptions } from './decode_image.js';
+import { decodeView, type DecodeOptions } from './decode_image.js';
 import { DistributedSampler } from './distributed_sampler.js';
 import type { ImageDataset } from './image_dataset.js';
 import { ImageDecodeError } from './image_decode_error.js';
@@ -137,13 +137,13 @@ export class DataLoader {
     );
     const kept: number[] = [];
     images.forEach((image, k) => image && kept.push(k));
-    const first = kept.length ? images[kept[0]!]! : undefined;
+    const first = kept.length ? images[kept[0]!]!.image : undefined;
     const [height, width] = first ? [first.height, first.width] : [0, 0];
     const out = new Float32Array(kept.length * height * width * 3);
     const labels = new Int32Array(kept.length);
     const keptIndices = new Int32Array(kept.length);
     kept.forEach((k, slot) => {
-      const image = images[k]!;
+      const { image, flip } = images[k]!;
       const i = indices[k]!;
       if (image.width !== width || image.height !== height) {
         throw new RangeError(
@@ -152,7 +152,7 @@ export class DataLoader {
             `transforms with a fixed-size crop.`,
         );
       }
-      writeNormalized(image, this.table, out, slot * height * width * 3);
+      writeNormalized(image, this.table, out, slot * height * width * 3, flip);
       labels[slot] = this.dataset.labels[i]!;
       keptIndices[slot] = i;
     });
@@ -166,12 +166,16 @@ export class DataLoader {
     };
   }
 
-  private async loadImage(i: number, epoch: number, seed: number): Promise<RawImage | undefined> {
+  private async loadImage(
+    i: number,
+    epoch: number,
+    seed: number,
+  ): Promise<{ image: RawImage; flip: boolean } | undefined> {
     const path = join(this.dataset.root, this.dataset.files[i]!);
     try {
       const bytes = await readFile(path);
       const random = Random.forSample(seed, epoch, i);
-      return await decodeImage(bytes, this.options.transforms, random, path, this.options.decode);
+      return await decodeView(bytes, this.options.transforms, random, path, this.options.decode);
     } catch (error) {
       // Unreadable and undecodable files fall under the policy; a transform's error does not.
       const unreadable = typeof (error as NodeJS.ErrnoException).code === 'string';

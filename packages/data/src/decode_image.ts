@@ -4,6 +4,7 @@ import { fullView, type ImageView } from './image_view.js';
 import { ImageDecodeError } from './image_decode_error.js';
 import type { Random } from './random.js';
 import { flipHorizontal, type RawImage } from './raw_image.js';
+import { readImageSize } from './read_image_size.js';
 import { applyTransforms, type Transform } from './transform.js';
 
 export interface DecodeOptions {
@@ -19,9 +20,9 @@ export interface DecodeOptions {
 /**
  * Decodes an encoded image (JPEG, PNG, WebP, TIFF, ... whatever its file name says) to 3-channel
  * 8-bit RGB, through `transforms`. The transforms only plan the geometry; the file is then decoded
- * once, straight to the final size, so JPEGs shrink on load when the output is at least 2× smaller.
- * Grayscale, CMYK, palette, 16-bit and alpha images all come out as RGB (alpha is dropped, as
- * PIL's `convert('RGB')` does). Throws an {@link ImageDecodeError} naming `path`.
+ * once, straight to the final size (see {@link decodeView}). Grayscale, CMYK, palette, 16-bit and
+ * alpha images all come out as RGB (alpha is dropped, as PIL's `convert('RGB')` does). Throws an
+ * {@link ImageDecodeError} naming `path`.
  */
 export async function decodeImage(
   input: Uint8Array,
@@ -30,8 +31,25 @@ export async function decodeImage(
   path = '<buffer>',
   options: DecodeOptions = {},
 ): Promise<RawImage> {
+  const { image, flip } = await decodeView(input, transforms, random, path, options);
+  return flip ? flipHorizontal(image) : image;
+}
+
+/**
+ * {@link decodeImage} without the final mirroring: the pixels as the view shows them before any
+ * flip, and whether to mirror them (so a caller can mirror while copying them out).
+ */
+export async function decodeView(
+  input: Uint8Array,
+  transforms: readonly Transform[],
+  random: Random,
+  path = '<buffer>',
+  options: DecodeOptions = {},
+): Promise<{ image: RawImage; flip: boolean }> {
   const failOn = options.failOn ?? 'warning';
-  const header = await attempt(path, () => sharp(input, { failOn }).metadata());
+  // JPEG and PNG headers are read here; other formats cost the decoder one more pass.
+  const header =
+    readImageSize(input) ?? (await attempt(path, () => sharp(input, { failOn }).metadata()));
   if (!header.width || !header.height) {
     throw new ImageDecodeError(path, 'the header gives no image size');
   }
@@ -50,8 +68,7 @@ export async function decodeImage(
       `decoded to ${info.width}×${info.height}×${info.channels}, expected ${view.width}×${view.height}×3`,
     );
   }
-  const image: RawImage = { data, width: info.width, height: info.height, channels: 3 };
-  return view.flip ? flipHorizontal(image) : image;
+  return { image: { data, width: info.width, height: info.height, channels: 3 }, flip: view.flip };
 }
 
 /** Runs a sharp call, turning its errors into {@link ImageDecodeError}s for `path`. */
@@ -64,9 +81,15 @@ async function attempt<T>(path: string, call: () => Promise<T>): Promise<T> {
 }
 
 /**
- * One sharp pipeline for the view: resize the whole source by the view's scale (libvips computes
- * only the pixels the crop asks for, and JPEG shrink-on-load applies), then extract the window.
- * The window's offset is rounded to whole output pixels.
+ * One sharp pipeline for the view, read top to bottom once.
+ *
+ * - A window on whole source pixels shrunk less than 2× (every `RandomResizedCrop` of an
+ *   ImageNet-sized photo): extract the window, then resize it, as torchvision crops then resizes;
+ *   the geometry is exact.
+ * - Otherwise (a resize then a crop, or a window shrunk 2× or more): resize the whole source by the
+ *   view's scale, then extract the window. JPEG shrink-on-load applies (sharp skips it when a crop
+ *   comes first) and libvips computes only the pixels the window needs; the window's offset is
+ *   rounded to whole output pixels.
  */
 function render(
   input: Uint8Array,
@@ -74,21 +97,34 @@ function render(
   failOn: DecodeOptions['failOn'],
   kernel: NonNullable<DecodeOptions['kernel']>,
 ) {
+  const pipeline = sharp(input, { failOn, sequentialRead: true });
+  const whole = [view.left, view.top, view.cropWidth, view.cropHeight].every(Number.isInteger);
+  const shrink = Math.min(view.cropWidth / view.width, view.cropHeight / view.height);
+  if (whole && shrink < 2) {
+    if (view.cropWidth !== view.sourceWidth || view.cropHeight !== view.sourceHeight) {
+      pipeline.extract({
+        left: view.left,
+        top: view.top,
+        width: view.cropWidth,
+        height: view.cropHeight,
+      });
+    }
+    if (view.width !== view.cropWidth || view.height !== view.cropHeight) {
+      pipeline.resize(view.width, view.height, { fit: 'fill', kernel });
+    }
+    return pipeline;
+  }
   const sx = view.width / view.cropWidth;
   const sy = view.height / view.cropHeight;
   const resizedWidth = Math.max(view.width, Math.round(view.sourceWidth * sx));
   const resizedHeight = Math.max(view.height, Math.round(view.sourceHeight * sy));
   const left = Math.min(Math.max(0, Math.round(view.left * sx)), resizedWidth - view.width);
   const top = Math.min(Math.max(0, Math.round(view.top * sy)), resizedHeight - view.height);
-  let pipeline = sharp(input, { failOn });
   if (resizedWidth !== view.sourceWidth || resizedHeight !== view.sourceHeight) {
-    pipeline = pipeline.resize(resizedWidth, resizedHeight, {
-      fit: 'fill',
-      kernel,
-    });
+    pipeline.resize(resizedWidth, resizedHeight, { fit: 'fill', kernel });
   }
   if (left !== 0 || top !== 0 || view.width !== resizedWidth || view.height !== resizedHeight) {
-    pipeline = pipeline.extract({ left, top, width: view.width, height: view.height });
+    pipeline.extract({ left, top, width: view.width, height: view.height });
   }
   return pipeline;
 }

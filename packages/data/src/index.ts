@@ -2,7 +2,7 @@ export type { Batch } from './batch.js';
 export { centerCrop } from './center_crop.js';
 export { DataLoader, type DataLoaderOptions, type SkippedFile } from './data_loader.js';
 export { DatasetError } from './dataset_error.js';
-export { decodeImage, type DecodeOptions } from './decode_image.js';
+export { decodeImage, decodeView, type DecodeOptions } from './decode_image.js';
 export { DistributedSampler, type DistributedSamplerOptions } from './distributed_sampler.js';
 export type { ImageDataset } from './image_dataset.js';
 export { ImageDecodeError } from './image_decode_error.js';
@@ -28,6 +28,7 @@ export {
   type RandomResizedCropOptions,
 } from './random_resized_crop.js';
 export { flipHorizontal, type RawImage } from './raw_image.js';
+export { readImageSize } from './read_image_size.js';
 export { readSynsetWords } from './read_synset_words.js';
 export { readValGroundTruth, VAL_GROUND_TRUTH_FILES } from './read_val_ground_truth.js';
 export { resize } from './resize.js';

@@ -21,17 +21,27 @@ export function normalizationTable(norm: Normalization): Float32Array {
   return table;
 }
 
-/** Writes `image` normalized through `table` into `out` at `offset` (HWC). */
+/**
+ * Writes `image` normalized through `table` into `out` at `offset` (HWC), mirrored left to right
+ * when `flip` is set (so a flip costs no pass of its own).
+ */
 export function writeNormalized(
   image: RawImage,
   table: Float32Array,
   out: Float32Array,
   offset: number,
+  flip = false,
 ): void {
-  const { data } = image;
-  for (let k = 0; k < data.length; k += 3) {
-    out[offset + k] = table[data[k]!]!;
-    out[offset + k + 1] = table[256 + data[k + 1]!]!;
-    out[offset + k + 2] = table[512 + data[k + 2]!]!;
+  const { data, width, height } = image;
+  const row = width * 3;
+  const step = flip ? -3 : 3;
+  for (let y = 0; y < height; y++) {
+    let to = offset + y * row;
+    let from = y * row + (flip ? row - 3 : 0);
+    for (let x = 0; x < width; x++, to += 3, from += step) {
+      out[to] = table[data[from]!]!;
+      out[to + 1] = table[256 + data[from + 1]!]!;
+      out[to + 2] = table[512 + data[from + 2]!]!;
+    }
   }
 }

@@ -9,6 +9,7 @@ import {
   randomHorizontalFlip,
   randomResizedCrop,
   randomResizedCropParams,
+  readImageSize,
   resize,
   type RawImage,
 } from '../dist/index.js';
@@ -65,6 +66,46 @@ describe('decodeImage', () => {
     );
     expect(pixel(image, 0, 0)).toEqual([j, i, 7]);
     expect(pixel(image, 127, 127)).toEqual([j + 127, i + 127, 7]);
+  });
+
+  it('crops a random resized crop on whole source pixels before resizing it (no rounding)', async () => {
+    // A 190² crop shrunk to 100² (1.9× per side): output pixel x covers source
+    // j + 1.9 (x + 0.5) − 0.5 at its center, and the coordinate ramp's value there is that
+    // coordinate (antialiasing averages a symmetric window of a linear ramp). Rounding the offset
+    // to whole output pixels instead would move it by up to 0.95 source pixels.
+    const scale = (190 / 256) ** 2;
+    const options = { scale: [scale, scale], ratio: [1, 1] } as const;
+    const random = () => Random.forSample(5, 0, 2);
+    const { i, j, w, h } = randomResizedCropParams(256, 256, random(), [scale, scale], [1, 1]);
+    expect([w, h]).toEqual([190, 190]);
+    const image = await decodeImage(
+      await coordinatePng(),
+      [randomResizedCrop(100, options)],
+      random(),
+    );
+    for (const x of [3, 20, 50, 77, 96]) {
+      const [r, g] = pixel(image, x, x);
+      expect(Math.abs(r! - (j + 1.9 * (x + 0.5) - 0.5))).toBeLessThanOrEqual(0.6);
+      expect(Math.abs(g! - (i + 1.9 * (x + 0.5) - 0.5))).toBeLessThanOrEqual(0.6);
+    }
+  });
+
+  it('reads JPEG and PNG sizes from their headers, and nothing from other bytes', async () => {
+    const rgb = sharp({ create: { width: 37, height: 23, channels: 3, background: 'red' } });
+    expect(readImageSize(await rgb.clone().jpeg().toBuffer())).toEqual({ width: 37, height: 23 });
+    // A progressive JPEG's frame header is SOF2, after an Exif segment.
+    const progressive = await rgb
+      .clone()
+      .withMetadata({ orientation: 6 })
+      .jpeg({ progressive: true })
+      .toBuffer();
+    expect(readImageSize(progressive)).toEqual({ width: 37, height: 23 });
+    expect(readImageSize(await rgb.clone().png().toBuffer())).toEqual({ width: 37, height: 23 });
+    expect(readImageSize(await rgb.clone().webp().toBuffer())).toBeUndefined();
+    expect(readImageSize(Buffer.from('not an image'))).toBeUndefined();
+    // A WebP has no header this reads: the decoder reads its size, and decoding still works.
+    const webp = await decodeImage(await rgb.clone().webp().toBuffer(), [], new Random(0));
+    expect([webp.width, webp.height]).toEqual([37, 23]);
   });
 
   it('resizes with a linear kernel: halving a ramp averages neighbour pairs', async () => {

@@ -28,7 +28,15 @@ export {
   type RandomResizedCropOptions,
 } from './random_resized_crop.js';
 export { flipHorizontal, type RawImage } from './raw_image.js';
+export {
+  DEVKIT_DIR,
+  DEVKIT_GROUND_TRUTH,
+  readDevkitGroundTruth,
+  readDevkitMeta,
+  type DevkitMeta,
+} from './read_devkit.js';
 export { readImageSize } from './read_image_size.js';
+export { MatFileError, readMatFile, type MatValue } from './read_mat_file.js';
 export { readSynsetWords } from './read_synset_words.js';
 export { readValGroundTruth, VAL_GROUND_TRUTH_FILES } from './read_val_ground_truth.js';
 export { resize } from './resize.js';

@@ -1,11 +1,20 @@
 import { readdir } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 
 import { DatasetError } from './dataset_error.js';
 import type { ImageDataset } from './image_dataset.js';
 import { isImageFile } from './image_extensions.js';
 import { readIndexCache, writeIndexCache } from './index_cache.js';
 import { byCodePoint } from './list_images.js';
+import {
+  DEVKIT_DIR,
+  DEVKIT_GROUND_TRUTH,
+  findDevkit,
+  readDevkitGroundTruth,
+  readDevkitMeta,
+  type Devkit,
+  type DevkitMeta,
+} from './read_devkit.js';
 import { readSynsetWords } from './read_synset_words.js';
 import { readValGroundTruth, VAL_GROUND_TRUTH_FILES } from './read_val_ground_truth.js';
 import { listClassFolders, scanImageFolder } from './scan_image_folder.js';
@@ -23,13 +32,20 @@ export interface OpenImageNetOptions {
   split?: string;
   /** An index file, read when up to date and written after a scan (see `openImageFolder`). */
   cache?: string;
+  /**
+   * The ILSVRC2012 devkit folder (`ILSVRC2012_devkit_t12`, or its `data/`), for a flat `val/`'s
+   * labels (`ILSVRC2012_validation_ground_truth.txt` through `meta.mat`) and class names. Default
+   * `<root>/ILSVRC2012_devkit_t12` when there.
+   */
+  devkit?: string;
 }
 
 /**
  * Opens an ILSVRC2012 split: `<root>/<split>/<wnid>/*.JPEG`, or Kaggle's
  * `<root>/ILSVRC/Data/CLS-LOC/<split>/`. A flat `val/` takes its labels from
- * `LOC_val_solution.csv` or `imagenet_2012_validation_synset_labels.txt` in the root. Labels are
- * the sorted wnid order; class names come from a synset words file in the root when present.
+ * `LOC_val_solution.csv` or `imagenet_2012_validation_synset_labels.txt` in the root, or from the
+ * devkit's `ILSVRC2012_validation_ground_truth.txt` and `meta.mat`. Labels are the sorted wnid
+ * order; class names come from a synset words file in the root, or else the devkit's `meta.mat`.
  */
 export async function openImageNet(
   root: string,
@@ -37,7 +53,8 @@ export async function openImageNet(
 ): Promise<ImageDataset> {
   const split = options.split ?? 'train';
   const top = resolve(root);
-  const key = `imagenet:${top}:${split}`;
+  const devkitDir = options.devkit === undefined ? undefined : resolve(options.devkit);
+  const key = `imagenet:${top}:${split}:${devkitDir ?? ''}`;
   if (options.cache) {
     const cached = await readIndexCache(options.cache, key);
     if (cached) return cached;
@@ -45,7 +62,9 @@ export async function openImageNet(
   const base = await findSplitParent(top, split);
   const splitDir = join(base, split);
   const words = await findSynsetWords(top);
-  const sources = [splitDir, ...(words ? [words] : [])];
+  const devkit = await findDevkit(devkitDir ?? join(top, DEVKIT_DIR), devkitDir !== undefined);
+  const meta = devkit ? await readDevkitMeta(devkit.meta) : undefined;
+  const sources = [splitDir, ...(words ? [words] : []), ...(devkit ? [devkit.meta] : [])];
   const entries = await readdir(splitDir, { withFileTypes: true });
   let dataset: Omit<ImageDataset, 'classNames'>;
   if (entries.some((e) => e.isDirectory() || e.isSymbolicLink())) {
@@ -53,16 +72,19 @@ export async function openImageNet(
     sources.push(...scan.sources);
     dataset = scan;
   } else {
+    const labels = await findValLabels(top, devkitDir !== undefined, devkit, meta);
     const flat = await readFlatSplit(
       top,
       base,
       splitDir,
       entries.map((e) => e.name),
+      labels,
+      meta ? [...meta.words.keys()] : undefined,
     );
-    sources.push(flat.groundTruth, join(base, 'train'));
+    sources.push(...(labels?.sources ?? []), join(base, 'train'));
     dataset = flat;
   }
-  const names = words ? await readSynsetWords(words) : undefined;
+  const names = words ? await readSynsetWords(words) : meta?.words;
   const result: ImageDataset = {
     root: dataset.root,
     classes: dataset.classes,
@@ -101,7 +123,61 @@ async function findSynsetWords(top: string): Promise<string | undefined> {
   return undefined;
 }
 
-async function readFlatSplit(top: string, base: string, splitDir: string, names: string[]) {
+/** Image id → wnid for a flat split, the files it came from, and how to name them in errors. */
+interface ValLabels {
+  truth: Map<string, string>;
+  sources: string[];
+  from: string;
+}
+
+/**
+ * The labels of a flat `val/`: from the devkit when one was named, else from a ground-truth file
+ * in the root, else from the devkit in the root.
+ */
+async function findValLabels(
+  top: string,
+  devkitNamed: boolean,
+  devkit: Devkit | undefined,
+  meta: DevkitMeta | undefined,
+): Promise<ValLabels | undefined> {
+  const fromDevkit = async (): Promise<ValLabels | undefined> => {
+    if (!devkit || !meta) return undefined;
+    const groundTruth =
+      devkit.groundTruth ??
+      ((await statOrUndefined(join(top, DEVKIT_GROUND_TRUTH)))?.isFile()
+        ? join(top, DEVKIT_GROUND_TRUTH)
+        : undefined);
+    if (!groundTruth) {
+      throw new DatasetError(
+        `Expected the devkit's ${DEVKIT_GROUND_TRUTH} beside ${devkit.meta} or in ${top}, ` +
+          `found neither.`,
+        dirname(devkit.meta),
+      );
+    }
+    return {
+      truth: await readDevkitGroundTruth(groundTruth, meta, devkit.meta),
+      sources: [groundTruth, devkit.meta],
+      from: `${groundTruth} through ${devkit.meta}`,
+    };
+  };
+  if (devkitNamed) return fromDevkit();
+  for (const name of VAL_GROUND_TRUTH_FILES) {
+    const path = join(top, name);
+    if ((await statOrUndefined(path))?.isFile()) {
+      return { truth: await readValGroundTruth(path), sources: [path], from: path };
+    }
+  }
+  return fromDevkit();
+}
+
+async function readFlatSplit(
+  top: string,
+  base: string,
+  splitDir: string,
+  names: string[],
+  labels: ValLabels | undefined,
+  devkitWnids: string[] | undefined,
+) {
   const files = names.filter(isImageFile).sort(byCodePoint);
   if (files.length === 0) {
     throw new DatasetError(
@@ -109,27 +185,21 @@ async function readFlatSplit(top: string, base: string, splitDir: string, names:
       splitDir,
     );
   }
-  let groundTruth: string | undefined;
-  for (const name of VAL_GROUND_TRUTH_FILES) {
-    if ((await statOrUndefined(join(top, name)))?.isFile()) {
-      groundTruth = join(top, name);
-      break;
-    }
-  }
-  if (!groundTruth) {
+  if (!labels) {
     throw new DatasetError(
       `Found ${files.length} images directly in ${splitDir} but no labels for them: expected ` +
-        `class folders, or one of ${VAL_GROUND_TRUTH_FILES.join(', ')} in ${top}.`,
+        `class folders, one of ${VAL_GROUND_TRUTH_FILES.join(', ')} in ${top}, or the devkit ` +
+        `(${join(top, DEVKIT_DIR, 'data')}/meta.mat and ${DEVKIT_GROUND_TRUTH}, or the devkit option).`,
       splitDir,
     );
   }
-  const truth = await readValGroundTruth(groundTruth);
+  const { truth, from } = labels;
   const train = join(base, 'train');
   const classes = (await statOrUndefined(train))?.isDirectory()
     ? await listClassFolders(train)
-    : [...new Set(truth.values())].sort(byCodePoint);
+    : (devkitWnids ?? [...new Set(truth.values())]).sort(byCodePoint);
   const labelOf = new Map(classes.map((c, i) => [c, i]));
-  const labels = new Int32Array(files.length);
+  const out = new Int32Array(files.length);
   files.forEach((file, i) => {
     const id = file.slice(0, file.lastIndexOf('.'));
     const wnid = truth.get(id);
@@ -137,13 +207,14 @@ async function readFlatSplit(top: string, base: string, splitDir: string, names:
     if (label === undefined) {
       throw new DatasetError(
         wnid === undefined
-          ? `Expected a label for ${join(splitDir, file)} in ${groundTruth}, found no line for '${id}'.`
-          : `Expected the class '${wnid}' of ${join(splitDir, file)} (from ${groundTruth}) among ` +
+          ? `Expected a label for ${join(splitDir, file)} in ${from}, found no line for '${id}' ` +
+              `(${truth.size} labels there).`
+          : `Expected the class '${wnid}' of ${join(splitDir, file)} (from ${from}) among ` +
               `the ${classes.length} train classes, found it missing.`,
         join(splitDir, file),
       );
     }
-    labels[i] = label;
+    out[i] = label;
   });
-  return { root: splitDir, classes, files, labels, groundTruth };
+  return { root: splitDir, classes, files, labels: out };
 }

@@ -123,13 +123,15 @@ describe('openImageNet', () => {
     await touch('val/ILSVRC2012_val_00000001.JPEG', 'val/ILSVRC2012_val_00000003.JPEG');
     await expect(openImageNet(dir, { split: 'val' })).rejects.toThrow(
       `Found 2 images directly in ${join(dir, 'val')} but no labels for them: expected class ` +
-        `folders, or one of LOC_val_solution.csv, imagenet_2012_validation_synset_labels.txt in ${dir}.`,
+        `folders, one of LOC_val_solution.csv, imagenet_2012_validation_synset_labels.txt in ` +
+        `${dir}, or the devkit (${join(dir, 'ILSVRC2012_devkit_t12', 'data')}/meta.mat and ` +
+        `ILSVRC2012_validation_ground_truth.txt, or the devkit option).`,
     );
     const labels = join(dir, 'imagenet_2012_validation_synset_labels.txt');
     await writeFile(labels, 'n02\nn01\n');
     await expect(openImageNet(dir, { split: 'val' })).rejects.toThrow(
       `Expected a label for ${join(dir, 'val', 'ILSVRC2012_val_00000003.JPEG')} in ${labels}, ` +
-        `found no line for 'ILSVRC2012_val_00000003'.`,
+        `found no line for 'ILSVRC2012_val_00000003' (2 labels there).`,
     );
   });
 });

@@ -6,17 +6,14 @@
 // Ends with the target's check: THOR reaches SGD's final top-1 in ≤ 0.55× its epochs and in less
 // training time, or the command fails. --quick (a few hundred images, 2 + 1 epochs) checks the
 // pipeline only, not the target.
-import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { mkdir, rm, writeFile } from 'node:fs/promises';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { parseArgs, promisify } from 'node:util';
+import { mkdir, readFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
 
-import { launch } from '@thor-ts/distributed';
-import { presets, readMetrics, validateConfig, writeReport } from '@thor-ts/train';
+import { writeReport } from '@thor-ts/train';
 
-const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+import { fashionMnist, root, trainRun } from './runs.mjs';
+
 const { values } = parseArgs({
   options: {
     quick: { type: 'boolean', default: false },
@@ -32,62 +29,51 @@ const nproc = Number(values.nproc);
 const limit = Number(values.limit ?? (quick ? 48 : 1000));
 const sgdEpochs = Number(values['sgd-epochs'] ?? (quick ? 2 : 10));
 const thorEpochs = Math.max(1, Math.floor(sgdEpochs / 2));
-const data = values.data ?? join(root, '.data', `fashion-mnist-${limit}`);
+const data = await fashionMnist(limit, values.data);
 const out = resolve(values.out);
-const packageDir = (name) => dirname(fileURLToPath(import.meta.resolve(name)));
-
-if (!existsSync(join(data, 'train'))) {
-  console.log(`preparing Fashion-MNIST (${limit} images per class and split) in ${data}`);
-  const cli = join(packageDir('@thor-ts/data'), 'cli.js');
-  await promisify(execFile)(process.execPath, [
-    cli,
-    'prepare',
-    'fashion-mnist',
-    '--out',
-    data,
-    '--limit',
-    String(limit),
-  ]);
-}
 await mkdir(out, { recursive: true });
 
+/** How the learning rates were chosen: the sweep in sweep.json (npm run sweep), when there is one. */
+async function tuning(sgdConfig, thorConfig) {
+  const rest =
+    'Everything else is the same for both: batch 128, cosine decay, momentum 0.9, weight decay ' +
+    "5e-4, label smoothing 0.1, flips (the reference's small experiment in shared/reference/THOR.md); " +
+    "THOR adds the reference's damping schedule and a refresh every 10 steps, untuned.";
+  let sweep;
+  try {
+    sweep = JSON.parse(await readFile(join(out, 'sweep.json'), 'utf8'));
+  } catch {
+    return `no learning-rate sweep was found in ${out} (npm run sweep writes one). ${rest}`;
+  }
+  const grid = [...new Set(sweep.rows.map((r) => r.lr))].join(', ');
+  const best = (o) =>
+    sweep.rows.filter((r) => r.optimizer === o).reduce((a, b) => (b.top1 > a.top1 ? b : a)).lr;
+  const chosen = { sgd: sgdConfig.lr.base, thor: thorConfig.lr.base };
+  const agree = best('sgd') === chosen.sgd && best('thor') === chosen.thor;
+  return (
+    `the base learning rate of each optimizer is the best of the same sweep (sweep.md: ${grid}, ` +
+    `at these budgets, on ${sweep.trainPerClass} training images per class, scored on ` +
+    `${sweep.tunePerClass} held-out training images per class, never on the val split): ` +
+    `SGD ${best('sgd')}, THOR ${best('thor')}` +
+    (agree ? '' : ` (these runs used SGD ${chosen.sgd}, THOR ${chosen.thor})`) +
+    `. ${rest}`
+  );
+}
+
 async function run(optimizer, epochs) {
-  const runDir = join(out, `run-${optimizer}`);
-  await rm(runDir, { recursive: true, force: true });
-  const config = validateConfig({
-    ...presets[`fashion-mnist-${optimizer}`],
-    data,
-    out: runDir,
-    epochs,
-  });
-  const configPath = join(out, `config-${optimizer}.json`);
-  await writeFile(configPath, JSON.stringify(config, null, 2));
   console.log(`training with ${optimizer.toUpperCase()} for ${epochs} epochs on ${nproc} workers`);
-  const t0 = performance.now();
-  const code = await launch({
+  return trainRun({
+    optimizer,
     nproc,
-    command: process.execPath,
-    args: [join(packageDir('@thor-ts/train'), 'worker_main.js'), configPath],
+    runDir: join(out, `run-${optimizer}`),
+    configPath: join(out, `config-${optimizer}.json`),
+    overrides: { data, epochs },
   });
-  if (code !== 0)
-    throw new Error(
-      `the ${optimizer} run failed (exit code ${code}); its workers' output is above`,
-    );
-  return {
-    config,
-    metrics: await readMetrics(runDir),
-    workers: nproc,
-    launchSeconds: (performance.now() - t0) / 1e3,
-  };
 }
 
 const sgd = await run('sgd', sgdEpochs);
 const thor = await run('thor', thorEpochs);
-const tuning =
-  'both optimizers use the same settings as the reference experiment in shared/reference/THOR.md ' +
-  '(batch 128, lr 0.1 with cosine decay, momentum 0.9, weight decay 5e-4, label smoothing 0.1, flips), ' +
-  'with THOR adding its damping schedule and a refresh every 10 steps; no per-optimizer search was run.';
-const c = await writeReport(out, sgd, thor, tuning);
+const c = await writeReport(out, sgd, thor, await tuning(sgd.config, thor.config));
 console.log(`report: ${join(out, 'report.md')}`);
 console.log(
   `SGD ${sgdEpochs} epochs: top-1 ${(c.target * 100).toFixed(2)}% in ${c.sgdSeconds.toFixed(0)} s; ` +

@@ -86,7 +86,10 @@ const imagenetBase = {
   out: 'runs/imagenet',
   model: { arch: 'resnet50', classes: 1000, batchNorm: 'mindspore', zeroInitResidual: true },
   augment: 'imagenet',
+  // 8 workers × 32 images, as the reference; 32 ResNet-50 images at 224² do not fit one wasm heap
+  // (4 GiB; 24 do), so each worker sums two micro-batches of 16 (`--accumulate 1` where they fit).
   batchSize: 256,
+  accumulate: 2,
   momentum: 0.9,
   labelSmoothing: 0.1,
   seed: 1,

@@ -112,7 +112,7 @@ describe('train', () => {
     for (const [k, v] of wa)
       expect(Buffer.from(wb.get(k)!.buffer).equals(Buffer.from(v.buffer)), k).toBe(true);
     expect(second[0]!.history[1]!.top1).toBeCloseTo(a!.history[1]!.top1, 5);
-  });
+  }, 600_000);
 
   it('accumulates micro-batches into one step', async () => {
     const [plain] = await trainOnRing(2, tiny('plain', { optimizer: 'sgd', epochs: 1 }));

@@ -69,8 +69,9 @@ describe('configs', () => {
       { schedule: 'linear', base: 0.1 },
       1e-4,
     ]);
-    expect([thor.batchSize, thor.labelSmoothing, thor.model.batchNorm]).toEqual([
+    expect([thor.batchSize, thor.accumulate, thor.labelSmoothing, thor.model.batchNorm]).toEqual([
       256,
+      2,
       0.1,
       'mindspore',
     ]);
@@ -226,5 +227,5 @@ describe('npm run reproduce -- --quick', () => {
     } finally {
       await rm(out, { recursive: true, force: true });
     }
-  });
+  }, 600_000);
 });

@@ -1,0 +1,56 @@
+// What reproduce.mjs and sweep.mjs share: the Fashion-MNIST tree and one training run.
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+
+import { launch } from '@thor-ts/distributed';
+import { presets, readMetrics, validateConfig } from '@thor-ts/train';
+
+export const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const packageDir = (name) => dirname(fileURLToPath(import.meta.resolve(name)));
+
+/** `.data/fashion-mnist-<limit>` (or `data`), prepared unless it is there. Returns its path. */
+export async function fashionMnist(limit, data = join(root, '.data', `fashion-mnist-${limit}`)) {
+  if (!existsSync(join(data, 'train'))) {
+    console.log(`preparing Fashion-MNIST (${limit} images per class and split) in ${data}`);
+    const cli = join(packageDir('@thor-ts/data'), 'cli.js');
+    const args = ['prepare', 'fashion-mnist', '--out', data, '--limit', String(limit)];
+    await promisify(execFile)(process.execPath, [cli, ...args]);
+  }
+  return data;
+}
+
+/**
+ * Trains the `fashion-mnist-<optimizer>` preset (with `overrides`) from scratch in `runDir` on
+ * `nproc` local workers; writes its config to `configPath`. Returns what the report needs.
+ */
+export async function trainRun({ optimizer, nproc, runDir, configPath, overrides }) {
+  await rm(runDir, { recursive: true, force: true });
+  await mkdir(dirname(configPath), { recursive: true });
+  const config = validateConfig({
+    ...presets[`fashion-mnist-${optimizer}`],
+    ...overrides,
+    out: runDir,
+  });
+  await writeFile(configPath, JSON.stringify(config, null, 2));
+  const t0 = performance.now();
+  const code = await launch({
+    nproc,
+    command: process.execPath,
+    args: [join(packageDir('@thor-ts/train'), 'worker_main.js'), configPath],
+  });
+  if (code !== 0) {
+    throw new Error(
+      `the ${optimizer} run in ${runDir} failed (exit code ${code}); its workers' output is above`,
+    );
+  }
+  return {
+    config,
+    metrics: await readMetrics(runDir),
+    workers: nproc,
+    launchSeconds: (performance.now() - t0) / 1e3,
+  };
+}

@@ -18,6 +18,12 @@ export {
 } from './normalize.js';
 export { openImageFolder, type OpenImageFolderOptions } from './open_image_folder.js';
 export { openImageNet, SYNSET_WORDS_FILES, type OpenImageNetOptions } from './open_imagenet.js';
+export {
+  FASHION_MNIST_CLASSES,
+  FASHION_MNIST_TRAIN_PER_CLASS,
+  prepareFashionMnist,
+  type PrepareFashionMnistOptions,
+} from './prepare_fashion_mnist.js';
 export { pythonRound } from './python_round.js';
 export { Random } from './random.js';
 export { randomHorizontalFlip } from './random_horizontal_flip.js';
@@ -40,6 +46,12 @@ export { MatFileError, readMatFile, type MatValue } from './read_mat_file.js';
 export { readSynsetWords } from './read_synset_words.js';
 export { readValGroundTruth, VAL_GROUND_TRUTH_FILES } from './read_val_ground_truth.js';
 export { resize } from './resize.js';
+export {
+  toTensors,
+  type BatchTensors,
+  type TensorFactory,
+  type ToTensorsOptions,
+} from './to_tensors.js';
 export { applyTransforms, type Transform } from './transform.js';
 export {
   syntheticJpeg,

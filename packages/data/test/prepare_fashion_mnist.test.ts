@@ -8,17 +8,29 @@ import { promisify } from 'node:util';
 
 import { describe, expect, it } from 'vitest';
 
-import { decodeImage, openImageNet, Random } from '../dist/index.js';
+import {
+  decodeImage,
+  FASHION_MNIST_CLASSES,
+  openImageNet,
+  prepareFashionMnist,
+  Random,
+} from '../dist/index.js';
 
 const cli = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
 const run = (...args: string[]) => promisify(execFile)(process.execPath, [cli, ...args]);
 
-describe('thor-ts-data prepare fashion-mnist', () => {
+describe('prepareFashionMnist', () => {
   it('writes a small subset in the ImageNet layout that openImageNet reads back', async () => {
     const out = await mkdtemp(join(tmpdir(), 'thor-ts-fmnist-'));
     try {
-      const { stdout } = await run('prepare', 'fashion-mnist', '--out', out, '--limit', '3');
-      expect(stdout).toContain(`wrote 30 train and 30 val images to ${out}`);
+      const progress: string[] = [];
+      const totals = await prepareFashionMnist({
+        out,
+        limit: 3,
+        onProgress: ({ className, train, val }) => progress.push(`${className} ${train} ${val}`),
+      });
+      expect(totals).toEqual({ train: 30, val: 30 });
+      expect(progress).toEqual(FASHION_MNIST_CLASSES.map(([, name]) => `${name} 3 3`));
       const train = await openImageNet(out);
       expect(train.classes).toEqual([
         '0-tshirt-top',
@@ -59,6 +71,32 @@ describe('thor-ts-data prepare fashion-mnist', () => {
         for (let p = 0; p < 784; p++) error += Math.abs(image.data[p * 3]! - source[k]![p]!);
         expect(error / 784).toBeLessThan(4);
       }
+    } finally {
+      await rm(out, { recursive: true, force: true });
+    }
+  });
+
+  it('says what it expected of a limit or quality it cannot use', async () => {
+    await expect(prepareFashionMnist({ out: 'x', limit: 0 })).rejects.toThrow(
+      'Expected a positive integer limit, found 0.',
+    );
+    await expect(prepareFashionMnist({ out: 'x', quality: 101 })).rejects.toThrow(
+      'Expected a JPEG quality from 1 to 100, found 101.',
+    );
+  });
+});
+
+describe('thor-ts-data prepare fashion-mnist', () => {
+  it('writes the dataset through prepareFashionMnist, reporting each class', async () => {
+    const out = await mkdtemp(join(tmpdir(), 'thor-ts-fmnist-cli-'));
+    try {
+      const { stdout } = await run('prepare', 'fashion-mnist', '--out', out, '--limit', '1');
+      expect(stdout.split('\n').slice(0, 2)).toEqual([
+        'T-shirt/top: 1 train, 1 val',
+        'Trouser: 1 train, 1 val',
+      ]);
+      expect(stdout).toContain(`wrote 10 train and 10 val images to ${out}`);
+      expect((await openImageNet(out, { split: 'val' })).files.length).toBe(10);
     } finally {
       await rm(out, { recursive: true, force: true });
     }

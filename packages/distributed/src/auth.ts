@@ -17,8 +17,11 @@ export interface Credentials {
   tag: number;
 }
 
-/** Who opened a connection: a worker joining the coordinator, or a worker dialling a peer. */
-export type Role = 'worker' | 'peer';
+/**
+ * Who opened a connection: a worker joining the coordinator, a worker dialling a peer, or a
+ * process that only reads the initial weights from the coordinator (e.g. a restarted worker).
+ */
+export type Role = 'worker' | 'peer' | 'reader';
 
 function mac(c: Credentials, parts: (string | number)[]): string {
   return createHmac('sha256', c.token)
@@ -61,7 +64,7 @@ export async function acceptHandshake(
     typeof rank !== 'number' ||
     !Number.isInteger(rank) ||
     rank < 0 ||
-    (role !== 'worker' && role !== 'peer') ||
+    (role !== 'worker' && role !== 'peer' && role !== 'reader') ||
     typeof nonce !== 'string' ||
     typeof theirs !== 'string'
   ) {

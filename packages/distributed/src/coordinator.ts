@@ -1,8 +1,10 @@
 /**
- * The coordinator: rendezvous (workers join with rank and address and learn everyone's), barriers,
- * heartbeats and abort propagation. Runs alone (the launcher) or inside rank 0.
+ * The coordinator: rendezvous (workers join with rank and address and learn everyone's), the
+ * authoritative initial weights, barriers, heartbeats and abort propagation. Runs alone (the
+ * launcher) or inside rank 0.
  */
 import { jobTag, encodeControl, decodeControl, FrameKind, kindName } from './frame.js';
+import { InitialStore } from './initial_weights.js';
 import { Link, listen, type Log } from './link.js';
 
 export interface CoordinatorOptions {
@@ -56,6 +58,8 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
   let announced = false;
   let resolveAborted: (m: string) => void = () => undefined;
   const aborted = new Promise<string>((r) => (resolveAborted = r));
+  const initial = new InitialStore(creds.tag, log);
+  const readers = new Set<Link>();
 
   const sendAll = (kind: FrameKind, body: unknown, except?: number): void => {
     const frame = encodeControl(creds.tag, kind, body);
@@ -117,6 +121,23 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
     { maxFrameBytes: 1 << 20, timeoutMs, log, where: 'coordinator' },
     (inbox, rank, role) => {
       const link = new Link(inbox, creds, `rank ${rank}`, log);
+      if (role === 'reader') {
+        // Only fetches the initial weights (a restarted worker); never part of the ring.
+        readers.add(link);
+        link.listen({
+          frame: (h, data) => {
+            try {
+              if (h.kind === FrameKind.fetch && initial.handle(link, rank, h, data)) return;
+            } catch (e) {
+              log(`a reader claiming rank ${rank}: ${(e as Error).message}`);
+            }
+            log(`a reader claiming rank ${rank} sent a ${kindName(h.kind)} frame; closed`);
+            link.close();
+          },
+          lost: () => readers.delete(link),
+        });
+        return;
+      }
       if (role !== 'worker' || rank >= worldSize || members.has(rank)) {
         log(
           role !== 'worker'
@@ -133,6 +154,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
         frame: (h, data) => {
           let body: Record<string, unknown>;
           try {
+            if (joined && initial.handle(link, rank, h, data)) return;
             body = decodeControl(data);
           } catch (e) {
             log(`rank ${rank}: ${(e as Error).message}`);
@@ -201,6 +223,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
     aborted,
     close: async () => {
       clearInterval(beat);
+      for (const l of readers) l.close();
       for (const m of members.values()) {
         m.left = true;
         m.link.close();

@@ -15,7 +15,8 @@
  * | 24–27 | step   | algorithm step                                                   |
  * | 28–31 | offset | element offset of the payload in the collective's buffer         |
  *
- * Control frames (handshake, rendezvous, barrier, abort) carry UTF-8 JSON as payload.
+ * Control frames (handshake, rendezvous, barrier, abort, initial weights) carry UTF-8 JSON as
+ * payload; `data` and `weights` frames carry float32 (or float16) elements.
  */
 import { createHash } from 'node:crypto';
 
@@ -33,6 +34,14 @@ export const FrameKind = {
   release: 8,
   abort: 9,
   stalled: 10,
+  /** Control {id, length}: the initial weights follow as `weights` frames. */
+  publish: 11,
+  /** Data: a piece of the initial weights (`seq` the request id, `length` the total, `offset`). */
+  weights: 12,
+  /** Control {id, length} or {id, error}: a publish stored, or a fetch's last piece sent. */
+  published: 13,
+  /** Control {id}: asks the coordinator for the initial weights. */
+  fetch: 14,
 } as const;
 export type FrameKind = (typeof FrameKind)[keyof typeof FrameKind];
 const KIND_NAMES = new Map<number, string>(Object.entries(FrameKind).map(([k, v]) => [v, k]));

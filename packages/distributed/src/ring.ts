@@ -1,6 +1,8 @@
 /**
  * A worker's membership in a job: the collectives (all-reduce, all-gather, broadcast, barrier)
- * over authenticated WebSocket links to its peers, run one after another in call order.
+ * over authenticated WebSocket links to its peers. Collectives get sequence numbers in call order
+ * and run concurrently unless their buffers overlap (then the later one waits); frames are routed
+ * by sequence number, so every collective reduces in its own fixed order.
  */
 import type { Algorithm, Port } from './algorithm.js';
 import { chunkBounds } from './algorithm.js';
@@ -20,6 +22,9 @@ import {
 import { fromHalf, roundToHalf, toHalf } from './half.js';
 import { HalvingDoubling } from './halving_doubling.js';
 import type { Link, Listener, Log } from './link.js';
+import { InitialWeights } from './initial_weights.js';
+import { GradientReducer, type ReducerOptions } from './reducer.js';
+import { overlaps, type Region, regionOf } from './region.js';
 import { join } from './rendezvous.js';
 import { RingError } from './ring_error.js';
 import { RingSchedule } from './ring_schedule.js';
@@ -66,10 +71,19 @@ export interface AllReduceOptions {
 
 interface Running {
   fp: Fingerprint;
-  algo: Algorithm;
+  /** Set once the collectives it waits for are done and it started. */
+  algo: Algorithm | undefined;
+  /** Frames that arrived before it started. */
+  early: [number, FrameHeader, Buffer][];
   sends: number;
   resolve: () => void;
-  timer: NodeJS.Timeout;
+  reject: (e: RingError) => void;
+  timer: NodeJS.Timeout | undefined;
+}
+
+interface InFlight {
+  region: Region;
+  done: Promise<unknown>;
 }
 
 export class Ring {
@@ -77,16 +91,18 @@ export class Ring {
   readonly worldSize: number;
   private readonly tag: number;
   private seq = 0;
-  private started = 0;
   private barriers = 0;
-  private chain: Promise<unknown> = Promise.resolve();
-  private current: Running | undefined;
+  /** Settles when the last barrier did: collectives called after a barrier start after it. */
+  private gate: Promise<unknown> = Promise.resolve();
+  private readonly runs = new Map<number, Running>();
+  private inFlight: InFlight[] = [];
   private readonly early = new Map<number, [number, FrameHeader, Buffer][]>();
   private readonly released = new Map<number, () => void>();
   private failure: RingError | undefined;
   private closed = false;
   private readonly rejecters = new Set<(e: RingError) => void>();
   private hosted: Coordinator | undefined;
+  private readonly initial: InitialWeights;
 
   private constructor(
     private readonly opts: Required<
@@ -100,6 +116,7 @@ export class Ring {
     this.rank = opts.rank;
     this.worldSize = opts.worldSize;
     this.tag = jobTag(opts.jobId ?? 'thor-ts');
+    this.initial = new InitialWeights(coordinator, this.tag, () => this.failure);
     for (const [r, link] of peers) {
       link.listen({
         frame: (h, data) => this.onData(r, h, data),
@@ -176,7 +193,8 @@ export class Ring {
       if (dtype === WireDtype.float16) roundToHalf(v);
     };
     const small = buf.byteLength <= this.opts.smallBytes && n > 1 && (n & (n - 1)) === 0;
-    return this.collective(CollectiveOp.allReduce, o.bucket ?? 0, buf.length, dtype, (port) =>
+    const fp = this.fingerprint(CollectiveOp.allReduce, o.bucket ?? 0, buf.length, dtype);
+    return this.collective(fp, regionOf(buf), (port) =>
       small
         ? new HalvingDoubling(port, buf, finish)
         : new RingSchedule(port, buf, {
@@ -194,10 +212,8 @@ export class Ring {
     const out = new Float32Array(len * this.worldSize);
     out.set(local, this.rank * len);
     return this.collective(
-      CollectiveOp.allGather,
-      bucket,
-      len,
-      WireDtype.float32,
+      this.fingerprint(CollectiveOp.allGather, bucket, len, WireDtype.float32),
+      regionOf(out),
       (port) =>
         new RingSchedule(port, out, {
           bounds: (c) => [c * len, (c + 1) * len],
@@ -214,24 +230,59 @@ export class Ring {
       throw new Error(`broadcast: expected a root rank below ${this.worldSize}, got ${root}`);
     }
     return this.collective(
-      CollectiveOp.broadcast,
-      bucket,
-      buf.length,
-      WireDtype.float32,
+      this.fingerprint(CollectiveOp.broadcast, bucket, buf.length, WireDtype.float32),
+      regionOf(buf),
       (port) => new BroadcastSchedule(port, buf, root, this.segElems(buf.length)),
     ).then(() => buf);
   }
 
-  /** Resolves once every rank has called `barrier()` as often as this one. */
+  /**
+   * Resolves once every rank has called `barrier()` as often as this one. Waits for the
+   * collectives called before it; those called after it start once it is released.
+   */
   barrier(): Promise<void> {
-    return this.queue(
+    const id = this.barriers++;
+    const before = [this.gate, ...this.inFlight.map((f) => f.done)];
+    const released = Promise.all(before).then(
       () =>
-        new Promise<void>((resolve) => {
-          const id = this.barriers++;
-          this.released.set(id, resolve);
+        new Promise<void>((resolve, reject) => {
+          if (this.failure) throw this.failure;
+          this.rejecters.add(reject);
+          this.released.set(id, () => {
+            this.rejecters.delete(reject);
+            resolve();
+          });
           this.coordinator.send(encodeControl(this.tag, FrameKind.barrier, { id }));
         }),
     );
+    this.gate = released.catch(() => undefined);
+    return released;
+  }
+
+  /**
+   * Buckets gradients like PyTorch DDP's reducer: `sizes` are the parameters' element counts in
+   * registration order; see {@link GradientReducer}.
+   */
+  reducer(sizes: readonly number[], options: ReducerOptions = {}): GradientReducer {
+    return new GradientReducer(this, sizes, options);
+  }
+
+  /**
+   * Stores `weights` at the coordinator as the job's authoritative initial weights (once per job),
+   * for every rank and any worker restarted later to fetch. Resolves once the coordinator has them.
+   */
+  publishInitial(weights: Float32Array): Promise<void> {
+    return this.initial.publish(weights, this.rank);
+  }
+
+  /** The initial weights published to the coordinator; waits until some rank publishes them. */
+  fetchInitial(): Promise<Float32Array> {
+    return this.initial.fetch();
+  }
+
+  /** How many collectives this rank has called (the next one's sequence number). */
+  get sequence(): number {
+    return this.seq;
   }
 
   /** The failure that stopped this ring, if any. */
@@ -240,11 +291,11 @@ export class Ring {
   }
 
   /**
-   * Waits for queued collectives and for every rank to reach `close()` (so no rank leaves while a
-   * peer still needs it), then leaves the job and closes every link.
+   * Waits for the collectives in flight and for every rank to reach `close()` (so no rank leaves
+   * while a peer still needs it), then leaves the job and closes every link.
    */
   async close(): Promise<void> {
-    await this.chain.catch(() => undefined);
+    await Promise.all([this.gate, ...this.inFlight.map((f) => f.done)]);
     if (!this.failure && !this.closed) await this.barrier().catch(() => undefined);
     this.closed = true;
     for (const l of this.peers.values()) l.close();
@@ -260,77 +311,86 @@ export class Ring {
     return Math.max(1, Math.min(cap, chunk > 16384 ? Math.ceil(chunk / 2) : chunk));
   }
 
-  private queue<T>(run: () => Promise<T>): Promise<T> {
-    const next = this.chain.then(() => {
-      if (this.failure) throw this.failure;
-      return new Promise<T>((resolve, reject) => {
-        this.rejecters.add(reject);
-        run()
-          .then(resolve, reject)
-          .finally(() => this.rejecters.delete(reject));
-      });
-    });
-    this.chain = next.catch(() => undefined);
-    return next;
-  }
-
-  private collective(
+  private fingerprint(
     op: CollectiveOp,
     bucket: number,
     length: number,
     dtype: WireDtype,
-    make: (port: Port) => Algorithm,
-  ): Promise<void> {
-    const fp: Fingerprint = { op, seq: this.seq++, bucket, length, dtype };
-    return this.queue(
-      () =>
-        new Promise<void>((resolve) => {
-          const port: Port = {
-            rank: this.rank,
-            n: this.worldSize,
-            send: (to, step, offset, data) => this.send(fp, to, step, offset, data),
-          };
-          const run: Running = {
-            fp,
-            algo: make(port),
-            sends: 0,
-            resolve,
-            timer: this.deadline(fp),
-          };
-          this.current = run;
-          this.started = fp.seq + 1;
-          run.algo.start();
-          for (const [from, h, data] of this.early.get(fp.seq) ?? []) this.feed(run, from, h, data);
-          this.early.delete(fp.seq);
-          this.settle(run);
-        }),
-    );
+  ): Fingerprint {
+    return { op, seq: this.seq++, bucket, length, dtype };
   }
 
-  private deadline(fp: Fingerprint): NodeJS.Timeout {
+  /**
+   * Starts the collective `fp` once the barrier before it and every collective in flight whose
+   * buffer overlaps `region` are done; resolves when it is complete on this rank.
+   */
+  private collective(
+    fp: Fingerprint,
+    region: Region,
+    make: (port: Port) => Algorithm,
+  ): Promise<void> {
+    if (this.failure) return Promise.reject(this.failure);
+    const deps = [
+      this.gate,
+      ...this.inFlight.filter((f) => overlaps(f.region, region)).map((f) => f.done),
+    ];
+    const run: Running = {
+      fp,
+      algo: undefined,
+      early: this.early.get(fp.seq) ?? [],
+      sends: 0,
+      resolve: () => undefined,
+      reject: () => undefined,
+      timer: undefined,
+    };
+    this.early.delete(fp.seq);
+    this.runs.set(fp.seq, run);
+    const done = new Promise<void>((resolve, reject) => {
+      run.resolve = resolve;
+      run.reject = reject;
+    });
+    const entry: InFlight = { region, done: done.catch(() => undefined) };
+    this.inFlight.push(entry);
+    const leave = (): void => {
+      this.inFlight = this.inFlight.filter((f) => f !== entry);
+      this.runs.delete(fp.seq);
+    };
+    done.then(leave, leave);
+    void Promise.all(deps).then(() => this.start(run, make));
+    return done;
+  }
+
+  private start(run: Running, make: (port: Port) => Algorithm): void {
+    if (this.failure) return run.reject(this.failure);
+    const port: Port = {
+      rank: this.rank,
+      n: this.worldSize,
+      send: (to, step, offset, data) => this.send(run, to, step, offset, data),
+    };
+    run.algo = make(port);
+    run.timer = this.deadline(run);
+    run.algo.start();
+    for (const [from, h, data] of run.early.splice(0)) this.feed(run, from, h, data);
+    this.settle(run);
+  }
+
+  private deadline(run: Running): NodeJS.Timeout {
     const t = setTimeout(() => {
-      const run = this.current;
-      if (!run || run.fp !== fp) return;
-      const msg = `no progress for ${this.opts.timeoutMs} ms, waiting for rank ${run.algo.waitingFor()}`;
+      if (!this.runs.has(run.fp.seq) || this.failure) return;
+      const msg = `no progress for ${this.opts.timeoutMs} ms, waiting for rank ${run.algo?.waitingFor()}`;
       // Ask the coordinator to find who stopped; fall back to our own view if it cannot answer.
-      const report = `rank ${this.rank} during ${describe(fp)}: ${msg}`;
+      const report = `rank ${this.rank} during ${describe(run.fp)}: ${msg}`;
       this.coordinator.send(encodeControl(this.tag, FrameKind.stalled, { message: report }));
-      setTimeout(() => this.fail(msg, true), 5_000).unref();
+      setTimeout(() => this.fail(msg, true, run), 5_000).unref();
     }, this.opts.timeoutMs);
     t.unref();
     return t;
   }
 
-  private send(
-    fp: Fingerprint,
-    to: number,
-    step: number,
-    offset: number,
-    data: Float32Array,
-  ): void {
-    const run = this.current;
+  private send(run: Running, to: number, step: number, offset: number, data: Float32Array): void {
     const link = this.peers.get(to);
-    if (!run || !link || this.failure) return;
+    const fp = run.fp;
+    if (!link || this.failure) return;
     const header = encodeHeader(this.tag, { kind: FrameKind.data, ...fp, step, offset });
     const payload =
       fp.dtype === WireDtype.float16
@@ -345,9 +405,8 @@ export class Ring {
   }
 
   private settle(run: Running): void {
-    if (this.current === run && run.sends === 0 && run.algo.done() && !this.failure) {
+    if (run.algo && run.sends === 0 && run.algo.done() && !this.failure) {
       clearTimeout(run.timer);
-      this.current = undefined;
       run.resolve();
     }
   }
@@ -357,9 +416,13 @@ export class Ring {
     if (h.kind !== FrameKind.data) {
       return this.fail(`rank ${from} sent a ${h.kind} frame on a data link`, true);
     }
-    const run = this.current;
-    if (run && h.seq === run.fp.seq) return this.feed(run, from, h, data);
-    if (h.seq < this.started) {
+    const run = this.runs.get(h.seq);
+    if (run?.algo) return this.feed(run, from, h, data);
+    if (run) {
+      run.early.push([from, h, data]);
+      return;
+    }
+    if (h.seq < this.seq) {
       return this.fail(`rank ${from} sent a frame of finished collective #${h.seq}`, true);
     }
     const list = this.early.get(h.seq) ?? [];
@@ -368,14 +431,18 @@ export class Ring {
   }
 
   private feed(run: Running, from: number, h: FrameHeader, data: Buffer): void {
+    const algo = run.algo;
+    if (!algo || this.failure) return;
     const diff = mismatch(run.fp, h);
     if (diff !== undefined) {
-      return this.fail(`rank ${from} disagrees on the collective (theirs vs ours: ${diff})`, true);
+      const msg = `rank ${from} disagrees on the collective (theirs vs ours: ${diff})`;
+      return this.fail(msg, true, run);
     }
     const bytes = data;
     const width = h.dtype === WireDtype.float16 ? 2 : 4;
     if (bytes.length % width !== 0) {
-      return this.fail(`rank ${from} sent ${bytes.length} payload bytes, not whole elements`, true);
+      const msg = `rank ${from} sent ${bytes.length} payload bytes, not whole elements`;
+      return this.fail(msg, true, run);
     }
     let values: Float32Array;
     if (width === 2) {
@@ -389,15 +456,16 @@ export class Ring {
       new Uint8Array(values.buffer).set(bytes);
     }
     try {
-      run.algo.receive(from, h.step, h.offset, values);
+      algo.receive(from, h.step, h.offset, values);
     } catch (e) {
-      return this.fail(`bad frame from rank ${from}: ${(e as Error).message}`, true);
+      return this.fail(`bad frame from rank ${from}: ${(e as Error).message}`, true, run);
     }
-    run.timer.refresh();
+    run.timer?.refresh();
     this.settle(run);
   }
 
   private onControl(h: FrameHeader, data: Buffer): void {
+    if (this.initial.handles(h, data)) return;
     const body = decodeControl(data);
     if (h.kind === FrameKind.release && typeof body.id === 'number') {
       this.released.get(body.id)?.();
@@ -409,22 +477,29 @@ export class Ring {
 
   private onLost(from: number, why: string): void {
     if (this.closed) return;
-    if (/\(1000 done\)/.test(why) && !this.current) return; // it finished; fine while idle
+    if (/\(1000 done\)/.test(why) && this.runs.size === 0) return; // it finished; fine while idle
     // A peer that failed because of another rank closes its links as it exits, and the
     // coordinator's abort naming the first failure is usually a moment behind: give it that moment
     // so every rank names the rank that failed first, not the one that left after it.
     setTimeout(() => this.fail(why, true), lostGraceMs).unref();
   }
 
-  private fail(message: string, report: boolean): void {
+  /** Fails the ring; `run` is the collective to name, by default the oldest one in flight. */
+  private fail(message: string, report: boolean, run?: Running): void {
     if (this.failure || this.closed) return;
-    const where = this.current ? ` during ${describe(this.current.fp)}` : '';
+    const named =
+      run ?? [...this.runs.values()].find((r) => r.algo) ?? this.runs.values().next().value;
+    const where = named ? ` during ${describe(named.fp)}` : '';
     const err = new RingError(`rank ${this.rank}${where}: ${message}`, this.rank);
     this.failure = err;
-    if (this.current) clearTimeout(this.current.timer);
     if (report)
       this.coordinator.send(encodeControl(this.tag, FrameKind.abort, { message: err.message }));
+    for (const r of this.runs.values()) {
+      clearTimeout(r.timer);
+      r.reject(err);
+    }
     for (const reject of this.rejecters) reject(err);
+    this.initial.fail(err);
     this.opts.onError?.(err);
   }
 }

@@ -108,7 +108,12 @@ describe('a job that goes wrong fails loudly on every rank', () => {
     const victim = procs[2]!;
     try {
       // Once rank 2 finished a round, stop it; the other three must exit non-zero naming it.
-      await new Promise<void>((resolve) => victim.stdout.once('data', () => resolve()));
+      await new Promise<void>((resolve, reject) => {
+        victim.stdout.once('data', () => resolve());
+        victim.once('exit', (code) =>
+          reject(new Error(`rank 2 exited (code ${code}) before finishing a round`)),
+        );
+      });
       victim.kill(signal);
       return await Promise.all(
         procs

@@ -4,11 +4,12 @@ export const TOKEN = 'test-token-0123456789';
 
 /**
  * Starts a coordinator and `n` workers on loopback in this process, runs `fn` on every rank at
- * once, closes everything and returns each rank's result. Log lines are collected in `logs`.
+ * once (with the coordinator's address), closes everything and returns each rank's result. Log
+ * lines are collected in `logs`.
  */
 export async function withRing<T>(
   n: number,
-  fn: (ring: Ring) => Promise<T>,
+  fn: (ring: Ring, coordinator: string) => Promise<T>,
   opts: Partial<RingOptions> & { logs?: string[] } = {},
 ): Promise<T[]> {
   const logs = opts.logs ?? [];
@@ -33,7 +34,7 @@ export async function withRing<T>(
       ),
     );
     rings.push(...joined);
-    return await Promise.all(rings.map((r) => fn(r)));
+    return await Promise.all(rings.map((r) => fn(r, coordinator.address)));
   } finally {
     await Promise.all(rings.map((r) => r.close()));
     await coordinator.close();

@@ -3,7 +3,8 @@
  * WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE, MASTER_ADDR, MASTER_PORT, THOR_TS_JOB_TOKEN and
  * THOR_TS_RESTART_COUNT; output lines are prefixed with the rank; when one worker fails all are
  * stopped, and the group is started again up to `maxRestarts` times (the workers resume from
- * their last checkpoint).
+ * their last checkpoint). SIGINT or SIGTERM to the launcher is passed on to the workers, which
+ * are then waited for (a second signal kills them) and not restarted.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -30,7 +31,46 @@ function prefix(stream: NodeJS.ReadableStream | null, tag: string, to: (l: strin
   if (stream) createInterface({ input: stream }).on('line', (l) => to(`${tag} ${l}`));
 }
 
-async function attempt(o: LaunchOptions, restart: number): Promise<number> {
+/**
+ * Copies a worker's output to `to` with `tag` at the start of every line and after every '\r'
+ * (so a progress line that redraws itself in place keeps its tag), a whole line or redraw at a
+ * time, so ranks' lines do not interleave.
+ */
+function prefixRaw(
+  stream: NodeJS.ReadableStream | null,
+  tag: string,
+  to: NodeJS.WriteStream,
+): void {
+  if (!stream) return;
+  let pending = '';
+  let atStart = true;
+  const emit = (text: string) => {
+    const tagged = text.replace(/([\r\n])(?=[^\r\n])/g, `$1${tag} `);
+    to.write(atStart && !/^[\r\n]/.test(text) ? `${tag} ${tagged}` : tagged);
+    atStart = /[\r\n]$/.test(text);
+  };
+  stream.setEncoding('utf8');
+  stream.on('data', (chunk: string) => {
+    pending += chunk;
+    const end = Math.max(pending.lastIndexOf('\n'), pending.lastIndexOf('\r')) + 1;
+    if (end > 0) {
+      emit(pending.slice(0, end));
+      pending = pending.slice(end);
+    }
+  });
+  stream.on('end', () => {
+    if (pending !== '') emit(`${pending}\n`);
+  });
+}
+
+/** Signals the launcher passes on to its workers, and how it then ends. */
+const forwarded = ['SIGINT', 'SIGTERM'] as const;
+
+async function attempt(
+  o: LaunchOptions,
+  restart: number,
+  interrupted: { signal?: NodeJS.Signals },
+): Promise<number> {
   const out = o.out ?? ((l: string) => process.stdout.write(`${l}\n`));
   const err = o.err ?? ((l: string) => process.stderr.write(`${l}\n`));
   const token = randomBytes(32).toString('hex');
@@ -43,6 +83,16 @@ async function attempt(o: LaunchOptions, restart: number): Promise<number> {
   });
   const children: ChildProcess[] = [];
   let failed: number | undefined;
+  // The first signal goes on to the workers (they checkpoint and exit); a second kills them.
+  const onSignal = (signal: NodeJS.Signals): void => {
+    const again = interrupted.signal !== undefined;
+    interrupted.signal ??= signal;
+    err(`[launch] ${signal}: ${again ? 'killing' : 'passing it on to'} the workers`);
+    for (const c of children) {
+      if (c.exitCode === null && c.signalCode === null) c.kill(again ? 'SIGKILL' : signal);
+    }
+  };
+  for (const sig of forwarded) process.on(sig, onSignal);
   const stopAll = (): void => {
     for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGTERM');
     setTimeout(() => {
@@ -65,11 +115,16 @@ async function attempt(o: LaunchOptions, restart: number): Promise<number> {
           THOR_TS_COORDINATOR: 'external',
           THOR_TS_RESTART_COUNT: String(restart),
           THOR_TS_TIMEOUT_MS: String(o.timeoutMs ?? 60_000),
+          // Workers' output is piped: tell them when it ends up on a terminal anyway.
+          ...(o.err === undefined && process.stderr.isTTY ? { THOR_TS_TTY: '1' } : {}),
         },
       });
       children.push(child);
-      prefix(child.stdout, `[rank ${rank}]`, out);
-      prefix(child.stderr, `[rank ${rank}]`, err);
+      const tag = `[rank ${rank}]`;
+      if (o.out === undefined) prefixRaw(child.stdout, tag, process.stdout);
+      else prefix(child.stdout, tag, out);
+      if (o.err === undefined) prefixRaw(child.stderr, tag, process.stderr);
+      else prefix(child.stderr, tag, err);
       return new Promise<number>((resolve) => {
         child.on('error', (e) => {
           err(`[launch] rank ${rank}: cannot start ${o.command}: ${e.message}`);
@@ -79,8 +134,10 @@ async function attempt(o: LaunchOptions, restart: number): Promise<number> {
       }).then((code) => {
         if (code !== 0 && failed === undefined) {
           failed = code;
-          err(`[launch] rank ${rank} exited with ${code}; stopping the other workers`);
-          stopAll();
+          if (interrupted.signal === undefined) {
+            err(`[launch] rank ${rank} exited with ${code}; stopping the other workers`);
+            stopAll();
+          }
         }
         return code;
       });
@@ -88,6 +145,7 @@ async function attempt(o: LaunchOptions, restart: number): Promise<number> {
     await Promise.all(exits);
     return failed ?? 0;
   } finally {
+    for (const sig of forwarded) process.off(sig, onSignal);
     stopAll();
     await coordinator.close();
   }
@@ -99,11 +157,18 @@ export async function launch(o: LaunchOptions): Promise<number> {
     throw new Error(`launch: expected --nproc ≥ 1, got ${o.nproc}`);
   }
   const max = o.maxRestarts ?? 0;
+  const interrupted: { signal?: NodeJS.Signals } = {};
   for (let restart = 0; ; restart++) {
-    const code = await attempt(o, restart);
+    const code = await attempt(o, restart, interrupted);
+    if (interrupted.signal !== undefined)
+      return code === 0 ? 0 : 128 + signalNumber(interrupted.signal);
     if (code === 0 || restart >= max) return code;
     (o.err ?? ((l: string) => process.stderr.write(`${l}\n`)))(
       `[launch] restarting all ${o.nproc} workers (restart ${restart + 1} of ${max})`,
     );
   }
+}
+
+function signalNumber(signal: NodeJS.Signals): number {
+  return signal === 'SIGINT' ? 2 : 15;
 }

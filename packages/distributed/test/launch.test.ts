@@ -28,6 +28,14 @@ describe('thor-ts-launch', () => {
     for (const r of [0, 1, 2]) expect(out).toContain(`[rank ${r}] sum 6 attempt 0`);
   });
 
+  it('tags every redraw of a line that a worker redraws in place', async () => {
+    const script = "process.stderr.write('step 1\\rstep 2\\rstep 3\\n'); console.log('done')";
+    const { code, out, err } = await run(['--nproc', '1', '--', process.execPath, '-e', script]);
+    expect(code).toBe(0);
+    expect(err).toContain('[rank 0] step 1\r[rank 0] step 2\r[rank 0] step 3\n');
+    expect(out).toBe('[rank 0] done\n');
+  });
+
   it('stops every worker when one fails, and restarts them up to --max-restarts', async () => {
     const once = await run(['--nproc', '3', '--', process.execPath, WORKER], { FAIL_RANK: '1' });
     expect(once.code).toBe(3);

@@ -32,13 +32,19 @@ const config = validateConfig(JSON.parse(await readFile(path, 'utf8')) as TrainC
 await initBackend();
 
 // The first SIGINT/SIGTERM stops the run after the step under way, on every rank, with a
-// checkpoint; a second one exits at once.
+// checkpoint; a second one exits at once. Ctrl-C reaches a worker twice, from the terminal and
+// from its launcher: a repeat within a second counts once.
 const controller = new AbortController();
 let signalled: NodeJS.Signals | undefined;
+let signalledAt = 0;
 for (const sig of ['SIGINT', 'SIGTERM'] as const) {
   process.on(sig, () => {
-    if (signalled !== undefined) process.exit(128 + (sig === 'SIGINT' ? 2 : 15));
+    if (signalled !== undefined) {
+      if (performance.now() - signalledAt < 1000) return;
+      process.exit(128 + (sig === 'SIGINT' ? 2 : 15));
+    }
     signalled = sig;
+    signalledAt = performance.now();
     controller.abort();
     console.error(`${sig}: finishing this step, then writing a checkpoint (again to exit now)`);
   });

@@ -1,6 +1,8 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 import { initBackend } from '@thor-ts/backend';
 import { writeSyntheticImageNet } from '@thor-ts/data';
@@ -145,4 +147,45 @@ describe('train', () => {
       "field 'batchSize' (6) must divide by the 2 workers × 2 accumulated micro-batches",
     );
   });
+});
+
+describe('thor-ts train', () => {
+  const cli = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
+
+  /** Runs the command; resolves with its exit code and output once it exits. */
+  function start(args: string[], onOutput?: (text: string, child: ChildProcess) => void) {
+    const child = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    const collect = (d: Buffer) => {
+      output += d.toString();
+      onOutput?.(output, child);
+    };
+    child.stdout.on('data', collect);
+    child.stderr.on('data', collect);
+    return new Promise<{ code: number | null; output: string }>((done) =>
+      child.on('exit', (code) => done({ code, output })),
+    );
+  }
+
+  it('on SIGTERM checkpoints and exits 143, and the same command then resumes', async () => {
+    const config = tiny('cli', { optimizer: 'sgd', epochs: 3 });
+    const path = join(dir, 'cli.json');
+    await writeFile(path, JSON.stringify(config));
+    const args = ['train', '--config', path, '--nproc', '2'];
+    let sent = false;
+    const first = await start(args, (text, child) => {
+      if (!sent && /step 1\/4/.test(text)) {
+        sent = true;
+        child.kill('SIGTERM');
+      }
+    });
+    expect(first.output).toMatch(/\[launch\] SIGTERM: passing it on to the workers/);
+    expect(first.output).toMatch(/\[rank 0\] stopped after step \d+; .*last\.ckpt holds it/);
+    expect(first.code).toBe(143);
+    const second = await start(args);
+    expect(second.code, second.output).toBe(0);
+    expect(second.output).toMatch(/\[rank 0\] resuming from .*last\.ckpt: epoch \d, step \d\/4/);
+    const metrics = (await readFile(join(config.out, 'metrics.jsonl'), 'utf8')).trim().split('\n');
+    expect(metrics.map((l) => (JSON.parse(l) as { epoch: number }).epoch)).toEqual([1, 2, 3]);
+  }, 600_000);
 });

@@ -28,9 +28,23 @@ Presets: ${Object.keys(presets).join(', ')}.`;
 const here = dirname(fileURLToPath(import.meta.url));
 const [command, ...rest] = process.argv.slice(2);
 
+// A bad config, flag or file ends the command with its message, not a stack trace.
+process.on('uncaughtException', (e) => {
+  console.error(`thor-ts ${command ?? ''}: ${e.message}`);
+  process.exit(2);
+});
+
 function fail(message: string): never {
   console.error(`${message}\n\n${USAGE}`);
   process.exit(2);
+}
+
+/** A number from a flag, or the usage and exit code 2. */
+function number(flag: string, text: string): number {
+  const n = Number(text);
+  if (text.trim() === '' || !Number.isFinite(n))
+    fail(`thor-ts: --${flag} expected a number, found '${text}'`);
+  return n;
 }
 
 /** A whole number ≥ `min` from a flag, or the usage and exit code 2. */
@@ -48,7 +62,14 @@ async function loadConfig(
 ): Promise<TrainConfig> {
   let config: TrainConfig;
   if (values.config !== undefined) {
-    config = JSON.parse(await readFile(values.config, 'utf8')) as TrainConfig;
+    const text = await readFile(values.config, 'utf8');
+    try {
+      config = JSON.parse(text) as TrainConfig;
+    } catch (e) {
+      fail(
+        `thor-ts ${cmd}: ${values.config}: expected a JSON config, found: ${(e as Error).message}`,
+      );
+    }
   } else if (values.preset !== undefined) {
     const p = presets[values.preset];
     if (p === undefined) fail(`thor-ts ${cmd}: unknown preset '${values.preset}'`);
@@ -106,10 +127,11 @@ if (command === 'config') {
   if (values.out !== undefined) config.out = resolve(values.out);
   if (values.optimizer !== undefined)
     config.optimizer = values.optimizer as TrainConfig['optimizer'];
-  if (values.epochs !== undefined) config.epochs = Number(values.epochs);
-  if (values['batch-size'] !== undefined) config.batchSize = Number(values['batch-size']);
-  if (values.accumulate !== undefined) config.accumulate = Number(values.accumulate);
-  if (values.lr !== undefined) config.lr = { ...config.lr, base: Number(values.lr) };
+  if (values.epochs !== undefined) config.epochs = number('epochs', values.epochs);
+  if (values['batch-size'] !== undefined)
+    config.batchSize = number('batch-size', values['batch-size']);
+  if (values.accumulate !== undefined) config.accumulate = number('accumulate', values.accumulate);
+  if (values.lr !== undefined) config.lr = { ...config.lr, base: number('lr', values.lr) };
   validateConfig(config, values.config ?? `preset ${values.preset}`);
   await mkdir(config.out, { recursive: true });
   const configPath = join(config.out, 'config.json');

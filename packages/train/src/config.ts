@@ -35,37 +35,51 @@ export interface TrainConfig {
   checkpointEvery: number;
 }
 
-const fields: Record<string, (v: unknown) => boolean> = {
-  data: (v) => typeof v === 'string' && v.length > 0,
-  out: (v) => typeof v === 'string' && v.length > 0,
-  augment: (v) => v === 'imagenet' || v === 'small',
-  optimizer: (v) => v === 'sgd' || v === 'thor',
-  epochs: (v) => typeof v === 'number' && v > 0,
-  batchSize: (v) => Number.isInteger(v) && (v as number) > 0,
-  momentum: (v) => typeof v === 'number' && v >= 0 && v < 1,
-  weightDecay: (v) => typeof v === 'number' && v >= 0,
-  labelSmoothing: (v) => typeof v === 'number' && v >= 0 && v < 1,
-  seed: (v) => Number.isInteger(v),
-  checkpointEvery: (v) => Number.isInteger(v) && (v as number) >= 0,
-  accumulate: (v) => v === undefined || (Number.isInteger(v) && (v as number) >= 1),
+/** Each top-level field: what it must be, and the check. */
+const fields: Record<string, [string, (v: unknown) => boolean]> = {
+  data: ['a dataset root (a non-empty string)', (v) => typeof v === 'string' && v.length > 0],
+  out: ['an output directory (a non-empty string)', (v) => typeof v === 'string' && v.length > 0],
+  augment: ["'imagenet' or 'small'", (v) => v === 'imagenet' || v === 'small'],
+  optimizer: ["'sgd' or 'thor'", (v) => v === 'sgd' || v === 'thor'],
+  epochs: ['a number > 0', (v) => typeof v === 'number' && v > 0],
+  batchSize: ['an integer ≥ 1', (v) => Number.isInteger(v) && (v as number) > 0],
+  momentum: ['a number in [0, 1)', (v) => typeof v === 'number' && v >= 0 && v < 1],
+  weightDecay: ['a number ≥ 0', (v) => typeof v === 'number' && v >= 0],
+  labelSmoothing: ['a number in [0, 1)', (v) => typeof v === 'number' && v >= 0 && v < 1],
+  seed: ['an integer', (v) => Number.isInteger(v)],
+  checkpointEvery: ['an integer ≥ 0', (v) => Number.isInteger(v) && (v as number) >= 0],
+  accumulate: [
+    'an integer ≥ 1, or absent',
+    (v) => v === undefined || (Number.isInteger(v) && (v as number) >= 1),
+  ],
 };
+
+/** A found value as the message shows it (JSON, but NaN and undefined by name). */
+function shown(v: unknown): string {
+  return v === undefined || (typeof v === 'number' && !Number.isFinite(v))
+    ? String(v)
+    : JSON.stringify(v);
+}
 
 /** Checks a config, naming the first bad field, what it expected and what it found. */
 export function validateConfig(c: TrainConfig, where = 'config'): TrainConfig {
-  for (const [name, ok] of Object.entries(fields)) {
+  if (typeof c !== 'object' || c === null || Array.isArray(c)) {
+    throw new Error(`${where}: expected a config object, found ${shown(c)}`);
+  }
+  for (const [name, [expected, ok]] of Object.entries(fields)) {
     const value = (c as unknown as Record<string, unknown>)[name];
     if (!ok(value))
-      throw new Error(`${where}: field '${name}' is invalid: found ${JSON.stringify(value)}`);
+      throw new Error(`${where}: field '${name}' expected ${expected}, found ${shown(value)}`);
   }
   const archs = ['resnetLight', 'resnet18', 'resnet34', 'resnet50', 'cifarResnet20'];
   if (!archs.includes(c.model?.arch)) {
     throw new Error(
-      `${where}: field 'model.arch' expected one of ${archs.join(', ')}, found ${JSON.stringify(c.model?.arch)}`,
+      `${where}: field 'model.arch' expected one of ${archs.join(', ')}, found ${shown(c.model?.arch)}`,
     );
   }
   if (!(Number.isInteger(c.model.classes) && c.model.classes > 1)) {
     throw new Error(
-      `${where}: field 'model.classes' expected an integer > 1, found ${JSON.stringify(c.model.classes)}`,
+      `${where}: field 'model.classes' expected an integer > 1, found ${shown(c.model.classes)}`,
     );
   }
   if (!['cosine', 'linear', 'thor', 'constant'].includes(c.lr?.schedule) || !(c.lr.base > 0)) {

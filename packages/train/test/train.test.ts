@@ -44,7 +44,13 @@ describe('configs', () => {
     const ok = { ...(presets['fashion-mnist-thor'] as TrainConfig), data: '/d' };
     expect(validateConfig(ok)).toBe(ok);
     expect(() => validateConfig({ ...ok, batchSize: 0 }, 'my.json')).toThrow(
-      "my.json: field 'batchSize' is invalid: found 0",
+      "my.json: field 'batchSize' expected an integer ≥ 1, found 0",
+    );
+    expect(() => validateConfig({ ...ok, epochs: Number('abc') })).toThrow(
+      "config: field 'epochs' expected a number > 0, found NaN",
+    );
+    expect(() => validateConfig({ ...ok, augment: undefined as never })).toThrow(
+      "config: field 'augment' expected 'imagenet' or 'small', found undefined",
     );
     expect(() => validateConfig({ ...ok, model: { ...ok.model, arch: 'vgg' as never } })).toThrow(
       /field 'model.arch' expected one of resnetLight, .*found "vgg"/,

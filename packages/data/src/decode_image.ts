@@ -1,14 +1,19 @@
-import sharp from 'sharp';
+import sharp, { type Sharp } from 'sharp';
 
 import { fullView, type ImageView } from './image_view.js';
 import { ImageDecodeError } from './image_decode_error.js';
 import type { Random } from './random.js';
 import { flipHorizontal, type RawImage } from './raw_image.js';
 import { readImageSize } from './read_image_size.js';
+import { resampleBilinear } from './resample_bilinear.js';
 import { applyTransforms, type Transform } from './transform.js';
 
 export interface DecodeOptions {
-  /** Resampling kernel. Default `'linear'` (antialiased, like PIL's bilinear that torchvision uses). */
+  /**
+   * A sharp resampling kernel for every resize. Default: Pillow's bilinear filter, computed here
+   * exactly as Pillow does (what torchvision runs), for windows shrunk less than 2×; sharp's
+   * antialiased `'linear'` kernel with JPEG shrink-on-load for windows shrunk more.
+   */
   kernel?: 'nearest' | 'linear' | 'cubic' | 'mitchell' | 'lanczos2' | 'lanczos3';
   /**
    * What counts as a broken file. Default `'warning'`: a truncated JPEG fails, as it does in PIL.
@@ -55,20 +60,23 @@ export async function decodeView(
   }
   // Outside the decoder's error handling: a transform that cannot apply is a pipeline error.
   const view = applyTransforms(fullView(header.width, header.height), transforms, random);
+  const plan = planDecode(view, options.kernel);
   const { data, info } = await attempt(path, () =>
-    render(input, view, failOn, options.kernel ?? 'linear')
+    plan
+      .pipeline(sharp(input, { failOn, sequentialRead: true }))
       .removeAlpha()
       .toColourspace('srgb')
       .raw({ depth: 'uchar' })
       .toBuffer({ resolveWithObject: true }),
   );
-  if (info.channels !== 3 || info.width !== view.width || info.height !== view.height) {
+  if (info.channels !== 3 || info.width !== plan.width || info.height !== plan.height) {
     throw new ImageDecodeError(
       path,
-      `decoded to ${info.width}×${info.height}×${info.channels}, expected ${view.width}×${view.height}×3`,
+      `decoded to ${info.width}×${info.height}×${info.channels}, expected ${plan.width}×${plan.height}×3`,
     );
   }
-  return { image: { data, width: info.width, height: info.height, channels: 3 }, flip: view.flip };
+  const decoded: RawImage = { data, width: info.width, height: info.height, channels: 3 };
+  return { image: plan.finish(decoded), flip: view.flip };
 }
 
 /** Runs a sharp call, turning its errors into {@link ImageDecodeError}s for `path`. */
@@ -80,51 +88,75 @@ async function attempt<T>(path: string, call: () => Promise<T>): Promise<T> {
   }
 }
 
+/** What sharp does, the size it decodes to, and what is done to its pixels after. */
+interface DecodePlan {
+  pipeline: (image: Sharp) => Sharp;
+  width: number;
+  height: number;
+  finish: (decoded: RawImage) => RawImage;
+}
+
+const same = (image: RawImage) => image;
+
 /**
- * One sharp pipeline for the view, read top to bottom once.
+ * How to decode the view, in one sharp pipeline read top to bottom once.
  *
  * - A window on whole source pixels shrunk less than 2× (every `RandomResizedCrop` of an
- *   ImageNet-sized photo): extract the window, then resize it, as torchvision crops then resizes;
- *   the geometry is exact.
- * - Otherwise (a resize then a crop, or a window shrunk 2× or more): resize the whole source by the
- *   view's scale, then extract the window. JPEG shrink-on-load applies (sharp skips it when a crop
+ *   ImageNet-sized photo): sharp extracts the window, then Pillow's bilinear filter resizes it, as
+ *   torchvision crops then resizes a PIL image; geometry and pixels are torchvision's.
+ * - Any other window shrunk less than 2× (`Resize` then `CenterCrop`): sharp decodes the image,
+ *   then Pillow's bilinear filter computes the window of the resized image.
+ * - A window shrunk 2× or more, or an explicit `kernel`: sharp resizes the whole source by the
+ *   view's scale, then extracts the window. JPEG shrink-on-load applies (sharp skips it when a crop
  *   comes first) and libvips computes only the pixels the window needs; the window's offset is
  *   rounded to whole output pixels.
  */
-function render(
-  input: Uint8Array,
-  view: ImageView,
-  failOn: DecodeOptions['failOn'],
-  kernel: NonNullable<DecodeOptions['kernel']>,
-) {
-  const pipeline = sharp(input, { failOn, sequentialRead: true });
-  const whole = [view.left, view.top, view.cropWidth, view.cropHeight].every(Number.isInteger);
+function planDecode(view: ImageView, kernel: DecodeOptions['kernel']): DecodePlan {
   const shrink = Math.min(view.cropWidth / view.width, view.cropHeight / view.height);
-  if (whole && shrink < 2) {
-    if (view.cropWidth !== view.sourceWidth || view.cropHeight !== view.sourceHeight) {
-      pipeline.extract({
-        left: view.left,
-        top: view.top,
-        width: view.cropWidth,
-        height: view.cropHeight,
-      });
-    }
-    if (view.width !== view.cropWidth || view.height !== view.cropHeight) {
-      pipeline.resize(view.width, view.height, { fit: 'fill', kernel });
-    }
-    return pipeline;
-  }
+  const whole = [view.left, view.top, view.cropWidth, view.cropHeight].every(Number.isInteger);
+  const full = view.cropWidth === view.sourceWidth && view.cropHeight === view.sourceHeight;
+  const sized = view.width === view.cropWidth && view.height === view.cropHeight;
   const sx = view.width / view.cropWidth;
   const sy = view.height / view.cropHeight;
   const resizedWidth = Math.max(view.width, Math.round(view.sourceWidth * sx));
   const resizedHeight = Math.max(view.height, Math.round(view.sourceHeight * sy));
   const left = Math.min(Math.max(0, Math.round(view.left * sx)), resizedWidth - view.width);
   const top = Math.min(Math.max(0, Math.round(view.top * sy)), resizedHeight - view.height);
-  if (resizedWidth !== view.sourceWidth || resizedHeight !== view.sourceHeight) {
-    pipeline.resize(resizedWidth, resizedHeight, { fit: 'fill', kernel });
+  if (kernel === undefined && shrink < 2 && whole) {
+    const window = {
+      left: view.left,
+      top: view.top,
+      width: view.cropWidth,
+      height: view.cropHeight,
+    };
+    return {
+      pipeline: (image) => (full ? image : image.extract(window)),
+      width: view.cropWidth,
+      height: view.cropHeight,
+      finish: sized ? same : (crop) => resampleBilinear(crop, view.width, view.height),
+    };
   }
-  if (left !== 0 || top !== 0 || view.width !== resizedWidth || view.height !== resizedHeight) {
-    pipeline.extract({ left, top, width: view.width, height: view.height });
+  if (kernel === undefined && shrink < 2) {
+    const window = { left, top, width: view.width, height: view.height };
+    return {
+      pipeline: (image) => image,
+      width: view.sourceWidth,
+      height: view.sourceHeight,
+      finish: (decoded) => resampleBilinear(decoded, resizedWidth, resizedHeight, window),
+    };
   }
-  return pipeline;
+  return {
+    pipeline: (image) => {
+      if (resizedWidth !== view.sourceWidth || resizedHeight !== view.sourceHeight) {
+        image.resize(resizedWidth, resizedHeight, { fit: 'fill', kernel: kernel ?? 'linear' });
+      }
+      if (left !== 0 || top !== 0 || view.width !== resizedWidth || view.height !== resizedHeight) {
+        image.extract({ left, top, width: view.width, height: view.height });
+      }
+      return image;
+    },
+    width: view.width,
+    height: view.height,
+    finish: same,
+  };
 }

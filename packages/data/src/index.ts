@@ -42,6 +42,7 @@ export {
   type DevkitMeta,
 } from './read_devkit.js';
 export { readImageSize } from './read_image_size.js';
+export { resampleBilinear, type PixelWindow } from './resample_bilinear.js';
 export { MatFileError, readMatFile, type MatValue } from './read_mat_file.js';
 export { readSynsetWords } from './read_synset_words.js';
 export { readValGroundTruth, VAL_GROUND_TRUTH_FILES } from './read_val_ground_truth.js';

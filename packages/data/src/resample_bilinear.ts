@@ -1,0 +1,165 @@
+import type { RawImage } from './raw_image.js';
+
+/** Fixed-point fraction bits of the coefficients, as in Pillow (`32 - 8 - 2`). */
+const PRECISION_BITS = 22;
+const HALF = 1 << (PRECISION_BITS - 1);
+
+/** Where each output pixel reads and with which weights, for one axis. */
+interface Coefficients {
+  /** First source index of output k. */
+  readonly first: Int32Array;
+  /** Number of source pixels output k reads. */
+  readonly count: Int32Array;
+  /** `ksize` fixed-point weights per output (zero past `count`). */
+  readonly weights: Int32Array;
+  readonly ksize: number;
+}
+
+/**
+ * Pillow's `precompute_coeffs` for its bilinear (triangle) filter, antialiased: when shrinking,
+ * the filter widens by the scale. Weights are normalized in float64, then rounded to fixed point
+ * as Pillow's `normalize_coeffs_8bpc` does.
+ */
+function coefficients(inSize: number, outSize: number): Coefficients {
+  const scale = inSize / outSize;
+  const filterScale = Math.max(scale, 1);
+  const support = filterScale; // the triangle's support is 1
+  const ksize = Math.ceil(support) * 2 + 1;
+  const first = new Int32Array(outSize);
+  const count = new Int32Array(outSize);
+  const weights = new Int32Array(outSize * ksize);
+  const w = new Float64Array(ksize);
+  for (let xx = 0; xx < outSize; xx++) {
+    const center = (xx + 0.5) * scale;
+    const xmin = Math.max(Math.trunc(center - support + 0.5), 0);
+    const xmax = Math.min(Math.trunc(center + support + 0.5), inSize) - xmin;
+    let total = 0;
+    for (let x = 0; x < xmax; x++) {
+      const t = Math.abs((x + xmin - center + 0.5) / filterScale);
+      w[x] = t < 1 ? 1 - t : 0;
+      total += w[x]!;
+    }
+    for (let x = 0; x < xmax; x++) {
+      const k = total === 0 ? w[x]! : w[x]! / total;
+      weights[xx * ksize + x] = Math.trunc(
+        k < 0 ? k * (1 << PRECISION_BITS) - 0.5 : k * (1 << PRECISION_BITS) + 0.5,
+      );
+    }
+    first[xx] = xmin;
+    count[xx] = xmax;
+  }
+  return { first, count, weights, ksize };
+}
+
+function clip8(sum: number): number {
+  const v = sum >> PRECISION_BITS;
+  return v < 0 ? 0 : v > 255 ? 255 : v;
+}
+
+/** A window of an image: `width`×`height` pixels from (`left`, `top`). */
+export interface PixelWindow {
+  left: number;
+  top: number;
+  width: number;
+  height: number;
+}
+
+/**
+ * Resizes `image` to `width`×`height` with Pillow's antialiased bilinear filter, as
+ * `Image.resize(size, Image.BILINEAR)` (what torchvision's `Resize` and `RandomResizedCrop` run on
+ * PIL images), and returns `window` of the result (default all of it; only the window's pixels
+ * are computed). A horizontal pass over the rows the vertical pass needs is rounded to 8 bits,
+ * then the vertical pass runs, both in Pillow's 22-bit fixed point, so the result is Pillow's to
+ * the bit.
+ */
+export function resampleBilinear(
+  image: RawImage,
+  width: number,
+  height: number,
+  window: PixelWindow = { left: 0, top: 0, width, height },
+): RawImage {
+  if (
+    window.left < 0 ||
+    window.top < 0 ||
+    window.left + window.width > width ||
+    window.top + window.height > height
+  ) {
+    throw new RangeError(
+      `Expected a window inside the ${width}×${height} result, found ${window.width}×` +
+        `${window.height} at (${window.left}, ${window.top}).`,
+    );
+  }
+  const vertical = coefficients(image.height, height);
+  const top = vertical.first[window.top]!;
+  const last = window.top + window.height - 1;
+  const bottom = vertical.first[last]! + vertical.count[last]!;
+  const rows = horizontalPass(image, coefficients(image.width, width), window, top, bottom);
+  return verticalPass(rows, vertical, window, top);
+}
+
+/** The horizontal pass, for the window's columns and source rows `top` to `bottom`. */
+function horizontalPass(
+  image: RawImage,
+  c: Coefficients,
+  window: PixelWindow,
+  top: number,
+  bottom: number,
+): RawImage {
+  const { first, count, weights, ksize } = c;
+  const rows = bottom - top;
+  const width = window.width;
+  const out = new Uint8Array(rows * width * 3);
+  const data = image.data;
+  const inRow = image.width * 3;
+  for (let y = 0; y < rows; y++) {
+    const rowStart = (y + top) * inRow;
+    let o = y * width * 3;
+    for (let xx = window.left; xx < window.left + width; xx++) {
+      const n = count[xx]!;
+      const kOff = xx * ksize;
+      let p = rowStart + first[xx]! * 3;
+      let r = HALF;
+      let g = HALF;
+      let b = HALF;
+      for (let x = 0; x < n; x++, p += 3) {
+        const k = weights[kOff + x]!;
+        r += data[p]! * k;
+        g += data[p + 1]! * k;
+        b += data[p + 2]! * k;
+      }
+      out[o++] = clip8(r);
+      out[o++] = clip8(g);
+      out[o++] = clip8(b);
+    }
+  }
+  return { data: out, width, height: rows, channels: 3 };
+}
+
+/** The vertical pass, for the window's rows, over rows that start at source row `top`. */
+function verticalPass(
+  image: RawImage,
+  c: Coefficients,
+  window: PixelWindow,
+  top: number,
+): RawImage {
+  const { first, count, weights, ksize } = c;
+  const row = image.width * 3;
+  const height = window.height;
+  const out = new Uint8Array(height * row);
+  const data = image.data;
+  const sums = new Int32Array(row);
+  for (let yy = window.top; yy < window.top + height; yy++) {
+    const n = count[yy]!;
+    const kOff = yy * ksize;
+    // Row by row, so memory is read in order: sums += weight × source row.
+    sums.fill(HALF);
+    for (let y = 0; y < n; y++) {
+      const k = weights[kOff + y]!;
+      const p = (first[yy]! - top + y) * row;
+      for (let x = 0; x < row; x++) sums[x] = sums[x]! + data[p + x]! * k;
+    }
+    const o = (yy - window.top) * row;
+    for (let x = 0; x < row; x++) out[o + x] = clip8(sums[x]!);
+  }
+  return { data: out, width: image.width, height, channels: 3 };
+}

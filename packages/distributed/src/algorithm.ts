@@ -9,7 +9,10 @@ export interface Port {
 /** An event-driven collective: started once, then fed every data frame meant for it. */
 export interface Algorithm {
   start(): void;
-  /** Throws a message saying what was expected when the frame breaks the algorithm's schedule. */
+  /**
+   * Throws a message saying what was expected when the frame breaks the algorithm's schedule.
+   * `data` is valid during the call only (it lies in a buffer the link reuses): copy what is kept.
+   */
   receive(from: number, step: number, offset: number, data: Float32Array): void;
   done(): boolean;
   /** The rank whose frame the algorithm waits for now (named when a deadline passes). */

@@ -19,7 +19,7 @@ export interface CoordinatorOptions {
   port?: number;
   /** A worker silent (no heartbeat answer) this long is declared dead. Default 60 000 ms. */
   timeoutMs?: number;
-  /** How often workers are pinged. Default 5 000 ms. */
+  /** How often workers are pinged. Default 5 000 ms, at most a third of `timeoutMs`. */
   heartbeatMs?: number;
   log?: Log;
 }
@@ -50,7 +50,9 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
   const jobId = opts.jobId ?? 'thor-ts';
   const creds = { token, jobId, tag: jobTag(jobId) };
   const timeoutMs = opts.timeoutMs ?? 60_000;
-  const heartbeatMs = Math.min(opts.heartbeatMs ?? 5_000, timeoutMs);
+  // At least three pings per deadline, so one late answer (a busy event loop, timer jitter) never
+  // makes a live worker look dead.
+  const heartbeatMs = Math.min(opts.heartbeatMs ?? 5_000, timeoutMs / 3);
   const log = opts.log ?? ((l: string) => console.error(`[coordinator] ${l}`));
   const members = new Map<number, Member>();
   const barriers = new Map<number, Set<number>>();

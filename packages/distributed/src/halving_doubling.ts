@@ -54,7 +54,7 @@ export class HalvingDoubling implements Algorithm {
     if (from !== this.partner(step)) {
       throw new Error(`step ${step} expects rank ${this.partner(step)}, got rank ${from}`);
     }
-    this.early.set(step, [from, offset, data]);
+    this.early.set(step, [from, offset, data.slice()]); // `data` lies in a reused buffer
     this.advance();
   }
 

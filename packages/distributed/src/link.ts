@@ -12,6 +12,10 @@ import { Inbox } from './inbox.js';
 export type Log = (line: string) => void;
 
 export interface LinkHandlers {
+  /**
+   * A frame. A large payload lies in a buffer the link reuses for the next frame: use it before
+   * returning, or copy it.
+   */
   frame(h: FrameHeader, payload: Buffer): void;
   /** The link went away; `why` says how (closed by the remote, bad frame, oversized frame). */
   lost(why: string): void;
@@ -36,6 +40,7 @@ export class Link {
     private readonly log: Log,
   ) {
     this.ws = inbox.ws;
+    reuseReceiveBuffer(this.ws);
     this.ws.on('error', (e: Error) =>
       this.drop(`connection to ${name} failed: ${e.message}`, 1011),
     );
@@ -51,7 +56,7 @@ export class Link {
           return;
         }
         if (this.handlers) this.handlers.frame(h, payload);
-        else this.backlog.push([h, payload]);
+        else this.backlog.push([h, Buffer.from(payload)]);
       },
       closed: (code, reason) => {
         if (this.closing) return;
@@ -115,6 +120,52 @@ export class Link {
     this.lostWhy = why;
     this.handlers?.lost(why);
   }
+}
+
+/** What `reuseReceiveBuffer` needs of ws's frame parser. */
+interface WsReceiver {
+  consume(n: number): Buffer;
+  _buffers: Buffer[];
+  _bufferedBytes: number;
+  _fin: boolean;
+}
+
+/** Frames from this size up are copied into the link's reused buffer. */
+const REUSE_FROM_BYTES = 16 << 10;
+
+/**
+ * ws copies a frame that spans several socket reads into a newly allocated buffer, and for large
+ * frames that allocation (fresh pages every time) costs several times the copy itself. This makes
+ * the link's parser copy the final frame of a message into one buffer it reuses instead: messages
+ * are delivered synchronously, so a frame's payload is handled before the next one arrives.
+ * Leaves ws as it is when its parser does not look as expected.
+ */
+function reuseReceiveBuffer(ws: WebSocket): void {
+  const r = (ws as unknown as { _receiver?: Partial<WsReceiver> })._receiver;
+  if (!r || typeof r.consume !== 'function' || !Array.isArray(r._buffers)) return;
+  if (typeof r._bufferedBytes !== 'number' || typeof r._fin !== 'boolean') return;
+  const receiver = r as WsReceiver;
+  const consume = receiver.consume.bind(receiver);
+  let reused = Buffer.alloc(0);
+  receiver.consume = (n: number): Buffer => {
+    const queue = receiver._buffers;
+    const first = queue[0];
+    if (n < REUSE_FROM_BYTES || !receiver._fin || first === undefined || n <= first.length) {
+      return consume(n);
+    }
+    if (reused.length < n) reused = Buffer.allocUnsafeSlow(n);
+    const out = reused.subarray(0, n);
+    receiver._bufferedBytes -= n;
+    for (let at = 0; at < n;) {
+      const buf = queue[0] as Buffer;
+      const take = Math.min(buf.length, n - at);
+      out.set(take === buf.length ? buf : buf.subarray(0, take), at);
+      if (take === buf.length) queue.shift();
+      else queue[0] = buf.subarray(take);
+      at += take;
+    }
+    return out;
+  };
 }
 
 /** Limits of frames this side accepts: header plus the largest payload. */

@@ -419,14 +419,14 @@ export class Ring {
     const run = this.runs.get(h.seq);
     if (run?.algo) return this.feed(run, from, h, data);
     if (run) {
-      run.early.push([from, h, data]);
+      run.early.push([from, h, Buffer.from(data)]); // the link reuses `data`'s memory
       return;
     }
     if (h.seq < this.seq) {
       return this.fail(`rank ${from} sent a frame of finished collective #${h.seq}`, true);
     }
     const list = this.early.get(h.seq) ?? [];
-    list.push([from, h, data]);
+    list.push([from, h, Buffer.from(data)]); // the link reuses `data`'s memory
     this.early.set(h.seq, list);
   }
 

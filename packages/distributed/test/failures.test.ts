@@ -144,7 +144,7 @@ describe('a job that goes wrong fails loudly on every rank', () => {
   it('makes every other worker exit non-zero naming a stalled rank (SIGSTOP, 3 s deadline)', async () => {
     for (const { code, err } of await job('SIGSTOP')) {
       expect(code).toBe(1);
-      expect(err).toMatch(/rank 2 (stopped responding|has not answered heartbeats)/);
+      expect(err, err).toMatch(/rank 2 (stopped responding|has not answered heartbeats)/);
     }
   });
 });

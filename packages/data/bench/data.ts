@@ -2,10 +2,13 @@
  * Decode + augment throughput: this package's DataLoader (RandomResizedCrop(224), flip,
  * normalize into float32 batches) beside torchvision's ImageFolder + PIL pipeline, on the same
  * generated ImageNet-like JPEGs (500×375, quality 90), at 1 and 2 workers, each pinned to that
- * many cores with taskset. Prints a table and one JSON line.
+ * many cores with taskset. Each round runs both, alternating; the table gives each one's median
+ * over the rounds of images per second (wall clock) and of images per CPU-second (user + system
+ * time of every thread and worker process over the timed epoch: the cost per core, which other
+ * jobs on a shared machine disturb less). Prints a table and one JSON line.
  *
  *   npm run bench:data              (from the repository root)
- *   npm run bench:data -- --images 800 --rounds 5
+ *   npm run bench:data -- --images 800 --rounds 7
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -43,10 +46,13 @@ if (process.argv[2] === '--child') {
   let warm = 0;
   for await (const batch of loader.epoch(0)) if ((warm += batch.shape[0]) >= 2 * BATCH) break;
   const start = performance.now();
+  const cpuStart = process.cpuUsage();
   let images = 0;
   for await (const batch of loader.epoch(1)) images += batch.shape[0];
   const seconds = (performance.now() - start) / 1000;
-  console.log(JSON.stringify({ images, seconds, rate: images / seconds }));
+  const cpu = process.cpuUsage(cpuStart);
+  const cpuSeconds = (cpu.user + cpu.system) / 1e6;
+  console.log(JSON.stringify({ images, seconds, rate: images / seconds, cpuSeconds }));
   process.exit(0);
 }
 
@@ -68,6 +74,7 @@ interface Result {
   images: number;
   seconds: number;
   rate: number;
+  cpuSeconds: number;
 }
 
 function measure(command: string, args: string[], workers: number, env = {}): Result {
@@ -80,38 +87,50 @@ function measure(command: string, args: string[], workers: number, env = {}): Re
   return JSON.parse(run.stdout.trim().split('\n').pop()!) as Result;
 }
 
-// The machine may be shared: alternate the two pipelines and keep each one's best of `rounds`.
-const rounds = arg('rounds', 3);
-const best = (a: Result | undefined, b: Result) => (a && a.rate >= b.rate ? a : b);
-const rows: { workers: number; ours: Result; torchvision: Result }[] = [];
+// The machine may be shared: alternate the two pipelines, `rounds` times, and keep the medians.
+const rounds = arg('rounds', 5);
+const median = (values: number[]) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+};
+interface Row {
+  workers: number;
+  ours: { rate: number; perCpuSecond: number };
+  torchvision: { rate: number; perCpuSecond: number };
+}
+const rows: Row[] = [];
 for (const workers of [1, 2]) {
-  let ours: Result | undefined;
-  let torchvision: Result | undefined;
+  const ours: Result[] = [];
+  const torchvision: Result[] = [];
   for (let round = 0; round < rounds; round++) {
     const child = ['--import', 'tsx', join(here, 'data.ts'), '--child', train, String(workers)];
-    ours = best(
-      ours,
-      measure(process.execPath, child, workers, { UV_THREADPOOL_SIZE: String(workers) }),
-    );
+    ours.push(measure(process.execPath, child, workers, { UV_THREADPOOL_SIZE: String(workers) }));
     const python = [join(here, 'torchvision_data.py'), train, String(workers), String(BATCH)];
-    torchvision = best(
-      torchvision,
-      measure('/usr/bin/python3', python, workers, { OMP_NUM_THREADS: '1' }),
-    );
+    torchvision.push(measure('/usr/bin/python3', python, workers, { OMP_NUM_THREADS: '1' }));
   }
-  rows.push({ workers, ours: ours!, torchvision: torchvision! });
+  const summary = (results: Result[]) => ({
+    rate: median(results.map((r) => r.rate)),
+    perCpuSecond: median(results.map((r) => r.images / r.cpuSeconds)),
+  });
+  rows.push({ workers, ours: summary(ours), torchvision: summary(torchvision) });
 }
 
 console.log(
   `\nRandomResizedCrop(224) + flip + normalize, ${count} JPEGs 500×375 q90, batch ${BATCH}, ` +
-    `best of ${rounds} alternating rounds; load average ${loadavg()[0]!.toFixed(1)} at the end\n`,
+    `medians of ${rounds} alternating rounds; load average ${loadavg()[0]!.toFixed(1)} at the end\n`,
 );
-console.log('| workers (cores) | @thor-ts/data img/s | torchvision 0.14 + PIL img/s | ratio |');
-console.log('|---|---|---|---|');
+console.log(
+  '| workers (cores) | @thor-ts/data img/s | torchvision 0.14 + PIL img/s | ratio | ' +
+    '@thor-ts/data img/CPU-s | torchvision img/CPU-s | ratio |',
+);
+console.log('|---|---|---|---|---|---|---|');
 for (const { workers, ours, torchvision } of rows) {
-  const ratio = ours.rate / torchvision.rate;
   console.log(
-    `| ${workers} | ${ours.rate.toFixed(0)} | ${torchvision.rate.toFixed(0)} | ${ratio.toFixed(2)}× |`,
+    `| ${workers} | ${ours.rate.toFixed(0)} | ${torchvision.rate.toFixed(0)} | ` +
+      `${(ours.rate / torchvision.rate).toFixed(2)}× | ${ours.perCpuSecond.toFixed(0)} | ` +
+      `${torchvision.perCpuSecond.toFixed(0)} | ` +
+      `${(ours.perCpuSecond / torchvision.perCpuSecond).toFixed(2)}× |`,
   );
 }
 console.log(
@@ -124,6 +143,9 @@ console.log(
       ours: Math.round(ours.rate),
       torchvision: Math.round(torchvision.rate),
       ratio: Number((ours.rate / torchvision.rate).toFixed(2)),
+      oursPerCpuSecond: Math.round(ours.perCpuSecond),
+      torchvisionPerCpuSecond: Math.round(torchvision.perCpuSecond),
+      cpuRatio: Number((ours.perCpuSecond / torchvision.perCpuSecond).toFixed(2)),
     })),
   }),
 );

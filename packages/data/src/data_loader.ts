@@ -4,14 +4,13 @@ import { join } from 'node:path';
 
 import type { Batch } from './batch.js';
 import { ConcurrencyLimit } from './concurrency_limit.js';
-import { decodeView, type DecodeOptions } from './decode_image.js';
+import { decodePending, type DecodeOptions, type PendingImage } from './decode_image.js';
 import { DistributedSampler } from './distributed_sampler.js';
 import type { ImageDataset } from './image_dataset.js';
 import { ImageDecodeError } from './image_decode_error.js';
-import { IMAGENET_MEAN, IMAGENET_STD, normalizationTable, writeNormalized } from './normalize.js';
+import { IMAGENET_MEAN, IMAGENET_STD, normalizationTable } from './normalize.js';
 import type { Normalization } from './normalize.js';
 import { Random } from './random.js';
-import type { RawImage } from './raw_image.js';
 import type { Transform } from './transform.js';
 
 /** A file left out of a batch under the `'skip'` policy. */
@@ -130,37 +129,47 @@ export class DataLoader {
     stop: { stopped: boolean },
   ): Promise<Batch> {
     const seed = this.options.seed ?? 0;
-    const images = await Promise.all(
-      Array.from(indices, (i) =>
-        this.limit.run(async () => (stop.stopped ? undefined : this.loadImage(i, epoch, seed))),
+    // Each image goes into its slot of the batch as soon as it is decoded; the batch buffer is
+    // made when the first image gives the size, and closed up after if files were skipped.
+    let out: Float32Array | undefined;
+    let size: { width: number; height: number; first: number } | undefined;
+    const kept = await Promise.all(
+      Array.from(indices, (i, k) =>
+        this.limit.run(async () => {
+          if (stop.stopped) return false;
+          const image = await this.loadImage(i, epoch, seed);
+          if (!image) return false;
+          size ??= { width: image.width, height: image.height, first: i };
+          if (image.width !== size.width || image.height !== size.height) {
+            const path = (j: number) => join(this.dataset.root, this.dataset.files[j]!);
+            throw new RangeError(
+              `Expected every image of a batch to be ${size.width}×${size.height} (as ` +
+                `${path(size.first)} is), found ${image.width}×${image.height} for ${path(i)}; ` +
+                `end the transforms with a fixed-size crop.`,
+            );
+          }
+          out ??= new Float32Array(indices.length * size.height * size.width * 3);
+          image.writeNormalized(this.table, out, k * size.height * size.width * 3);
+          return true;
+        }),
       ),
     );
-    const kept: number[] = [];
-    images.forEach((image, k) => image && kept.push(k));
-    const first = kept.length ? images[kept[0]!]!.image : undefined;
-    const [height, width] = first ? [first.height, first.width] : [0, 0];
-    const out = new Float32Array(kept.length * height * width * 3);
-    const labels = new Int32Array(kept.length);
-    const keptIndices = new Int32Array(kept.length);
-    kept.forEach((k, slot) => {
-      const { image, flip } = images[k]!;
-      const i = indices[k]!;
-      if (image.width !== width || image.height !== height) {
-        throw new RangeError(
-          `Expected every image of a batch to be ${width}×${height}, found ${image.width}×` +
-            `${image.height} for ${join(this.dataset.root, this.dataset.files[i]!)}; end the ` +
-            `transforms with a fixed-size crop.`,
-        );
-      }
-      writeNormalized(image, this.table, out, slot * height * width * 3, flip);
-      labels[slot] = this.dataset.labels[i]!;
-      keptIndices[slot] = i;
+    const [height, width] = size ? [size.height, size.width] : [0, 0];
+    const pixels = height * width * 3;
+    const labels = new Int32Array(indices.length);
+    const keptIndices = new Int32Array(indices.length);
+    let n = 0;
+    kept.forEach((ok, k) => {
+      if (!ok) return;
+      if (n !== k) out!.copyWithin(n * pixels, k * pixels, (k + 1) * pixels);
+      labels[n] = this.dataset.labels[indices[k]!]!;
+      keptIndices[n++] = indices[k]!;
     });
     return {
-      images: out,
-      labels,
-      indices: keptIndices,
-      shape: [kept.length, height, width, 3],
+      images: out && n < indices.length ? out.slice(0, n * pixels) : (out ?? new Float32Array(0)),
+      labels: labels.slice(0, n),
+      indices: keptIndices.slice(0, n),
+      shape: [n, height, width, 3],
       epoch,
       index,
     };
@@ -170,12 +179,12 @@ export class DataLoader {
     i: number,
     epoch: number,
     seed: number,
-  ): Promise<{ image: RawImage; flip: boolean } | undefined> {
+  ): Promise<PendingImage | undefined> {
     const path = join(this.dataset.root, this.dataset.files[i]!);
     try {
       const bytes = await readFile(path);
       const random = Random.forSample(seed, epoch, i);
-      return await decodeView(bytes, this.options.transforms, random, path, this.options.decode);
+      return await decodePending(bytes, this.options.transforms, random, path, this.options.decode);
     } catch (error) {
       // Unreadable and undecodable files fall under the policy; a transform's error does not.
       const unreadable = typeof (error as NodeJS.ErrnoException).code === 'string';

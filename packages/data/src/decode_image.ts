@@ -5,7 +5,12 @@ import { ImageDecodeError } from './image_decode_error.js';
 import type { Random } from './random.js';
 import { flipHorizontal, type RawImage } from './raw_image.js';
 import { readImageSize } from './read_image_size.js';
-import { resampleBilinear } from './resample_bilinear.js';
+import { writeNormalized } from './normalize.js';
+import {
+  resampleBilinear,
+  resampleBilinearNormalized,
+  type PixelWindow,
+} from './resample_bilinear.js';
 import { applyTransforms, type Transform } from './transform.js';
 
 export interface DecodeOptions {
@@ -51,6 +56,33 @@ export async function decodeView(
   path = '<buffer>',
   options: DecodeOptions = {},
 ): Promise<{ image: RawImage; flip: boolean }> {
+  const decoded = await decodePending(input, transforms, random, path, options);
+  return { image: decoded.toImage(), flip: decoded.flip };
+}
+
+/** An image sharp has decoded, with its last step (a resampling, a mirroring) still to run. */
+export interface PendingImage {
+  /** The final size. */
+  readonly width: number;
+  readonly height: number;
+  readonly flip: boolean;
+  /** The final pixels, unmirrored. */
+  toImage(): RawImage;
+  /** The final pixels through `table`, mirrored when `flip` is set, into `out` at `offset`. */
+  writeNormalized(table: Float32Array, out: Float32Array, offset: number): void;
+}
+
+/**
+ * Decodes the file in one sharp pipeline and returns what is left to do, so a caller can write
+ * the final pixels straight into its own buffer (the `DataLoader` writes them into the batch).
+ */
+export async function decodePending(
+  input: Uint8Array,
+  transforms: readonly Transform[],
+  random: Random,
+  path = '<buffer>',
+  options: DecodeOptions = {},
+): Promise<PendingImage> {
   const failOn = options.failOn ?? 'warning';
   // JPEG and PNG headers are read here; other formats cost the decoder one more pass.
   const header =
@@ -76,7 +108,29 @@ export async function decodeView(
     );
   }
   const decoded: RawImage = { data, width: info.width, height: info.height, channels: 3 };
-  return { image: plan.finish(decoded), flip: view.flip };
+  const { resample } = plan;
+  return {
+    width: view.width,
+    height: view.height,
+    flip: view.flip,
+    toImage: () =>
+      resample
+        ? resampleBilinear(decoded, resample.width, resample.height, resample.window)
+        : decoded,
+    writeNormalized: (table, out, offset) =>
+      resample
+        ? resampleBilinearNormalized(
+            decoded,
+            resample.width,
+            resample.height,
+            resample.window,
+            table,
+            out,
+            offset,
+            view.flip,
+          )
+        : writeNormalized(decoded, table, out, offset, view.flip),
+  };
 }
 
 /** Runs a sharp call, turning its errors into {@link ImageDecodeError}s for `path`. */
@@ -88,15 +142,13 @@ async function attempt<T>(path: string, call: () => Promise<T>): Promise<T> {
   }
 }
 
-/** What sharp does, the size it decodes to, and what is done to its pixels after. */
+/** What sharp does, the size it decodes to, and the resampling left for after, if any. */
 interface DecodePlan {
   pipeline: (image: Sharp) => Sharp;
   width: number;
   height: number;
-  finish: (decoded: RawImage) => RawImage;
+  resample?: { width: number; height: number; window: PixelWindow };
 }
-
-const same = (image: RawImage) => image;
 
 /**
  * How to decode the view, in one sharp pipeline read top to bottom once.
@@ -133,7 +185,13 @@ function planDecode(view: ImageView, kernel: DecodeOptions['kernel']): DecodePla
       pipeline: (image) => (full ? image : image.extract(window)),
       width: view.cropWidth,
       height: view.cropHeight,
-      finish: sized ? same : (crop) => resampleBilinear(crop, view.width, view.height),
+      resample: sized
+        ? undefined
+        : {
+            width: view.width,
+            height: view.height,
+            window: { left: 0, top: 0, width: view.width, height: view.height },
+          },
     };
   }
   if (kernel === undefined && shrink < 2) {
@@ -142,7 +200,7 @@ function planDecode(view: ImageView, kernel: DecodeOptions['kernel']): DecodePla
       pipeline: (image) => image,
       width: view.sourceWidth,
       height: view.sourceHeight,
-      finish: (decoded) => resampleBilinear(decoded, resizedWidth, resizedHeight, window),
+      resample: { width: resizedWidth, height: resizedHeight, window },
     };
   }
   return {
@@ -157,6 +215,5 @@ function planDecode(view: ImageView, kernel: DecodeOptions['kernel']): DecodePla
     },
     width: view.width,
     height: view.height,
-    finish: same,
   };
 }

@@ -2,7 +2,13 @@ export type { Batch } from './batch.js';
 export { centerCrop } from './center_crop.js';
 export { DataLoader, type DataLoaderOptions, type SkippedFile } from './data_loader.js';
 export { DatasetError } from './dataset_error.js';
-export { decodeImage, decodeView, type DecodeOptions } from './decode_image.js';
+export {
+  decodeImage,
+  decodePending,
+  decodeView,
+  type DecodeOptions,
+  type PendingImage,
+} from './decode_image.js';
 export { DistributedSampler, type DistributedSamplerOptions } from './distributed_sampler.js';
 export type { ImageDataset } from './image_dataset.js';
 export { ImageDecodeError } from './image_decode_error.js';
@@ -42,7 +48,11 @@ export {
   type DevkitMeta,
 } from './read_devkit.js';
 export { readImageSize } from './read_image_size.js';
-export { resampleBilinear, type PixelWindow } from './resample_bilinear.js';
+export {
+  resampleBilinear,
+  resampleBilinearNormalized,
+  type PixelWindow,
+} from './resample_bilinear.js';
 export { MatFileError, readMatFile, type MatValue } from './read_mat_file.js';
 export { readSynsetWords } from './read_synset_words.js';
 export { readValGroundTruth, VAL_GROUND_TRUTH_FILES } from './read_val_ground_truth.js';

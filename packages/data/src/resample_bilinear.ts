@@ -78,6 +78,51 @@ export function resampleBilinear(
   height: number,
   window: PixelWindow = { left: 0, top: 0, width, height },
 ): RawImage {
+  const { rows, vertical, top } = horizontal(image, width, height, window);
+  return verticalPass(rows, vertical, window, top);
+}
+
+/**
+ * {@link resampleBilinear}, written through `table` (see `normalizationTable`) as float32 HWC into
+ * `out` at `offset`, mirrored left to right when `flip` is set: the same bytes as resampling then
+ * `writeNormalized`, without the 8-bit image in between.
+ */
+export function resampleBilinearNormalized(
+  image: RawImage,
+  width: number,
+  height: number,
+  window: PixelWindow,
+  table: Float32Array,
+  out: Float32Array,
+  offset: number,
+  flip: boolean,
+): void {
+  const { rows, vertical, top } = horizontal(image, width, height, window);
+  const { first, count, weights, ksize } = vertical;
+  const row = rows.width * 3;
+  const data = rows.data;
+  const sums = new Int32Array(row);
+  for (let yy = window.top; yy < window.top + window.height; yy++) {
+    const n = count[yy]!;
+    const kOff = yy * ksize;
+    sums.fill(HALF);
+    for (let y = 0; y < n; y++) {
+      const k = weights[kOff + y]!;
+      const p = (first[yy]! - top + y) * row;
+      for (let x = 0; x < row; x++) sums[x] = sums[x]! + data[p + x]! * k;
+    }
+    let o = offset + (yy - window.top) * row + (flip ? row - 3 : 0);
+    const step = flip ? -3 : 3;
+    for (let x = 0; x < row; x += 3, o += step) {
+      out[o] = table[clip8(sums[x]!)]!;
+      out[o + 1] = table[256 + clip8(sums[x + 1]!)]!;
+      out[o + 2] = table[512 + clip8(sums[x + 2]!)]!;
+    }
+  }
+}
+
+/** Checks the window, then runs the horizontal pass over the rows the vertical pass will read. */
+function horizontal(image: RawImage, width: number, height: number, window: PixelWindow) {
   if (
     window.left < 0 ||
     window.top < 0 ||
@@ -94,7 +139,7 @@ export function resampleBilinear(
   const last = window.top + window.height - 1;
   const bottom = vertical.first[last]! + vertical.count[last]!;
   const rows = horizontalPass(image, coefficients(image.width, width), window, top, bottom);
-  return verticalPass(rows, vertical, window, top);
+  return { rows, vertical, top };
 }
 
 /** The horizontal pass, for the window's columns and source rows `top` to `bottom`. */

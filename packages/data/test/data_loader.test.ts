@@ -1,4 +1,4 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -7,18 +7,23 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   centerCrop,
   DataLoader,
+  decodeImage,
   DistributedSampler,
   IMAGENET_MEAN,
   IMAGENET_STD,
   ImageDecodeError,
   imagenetTrainTransforms,
+  imagenetEvalTransforms,
+  normalizationTable,
   openImageNet,
+  Random,
   resize,
   writeSyntheticImageNet,
   type Batch,
   type ImageDataset,
   type SkippedFile,
   type Transform,
+  writeNormalized,
 } from '../dist/index.js';
 
 let dir: string;
@@ -72,6 +77,29 @@ describe('DataLoader', () => {
     expect(loader.imagesPerSecond).toBeGreaterThan(0);
   });
 
+  it('writes each image as decodeImage then writeNormalized would, flips included', async () => {
+    // The loader resamples and normalizes straight into the batch; decodeImage mirrors the
+    // 8-bit image and writeNormalized converts it: the floats must be the same.
+    const table = normalizationTable({ mean: IMAGENET_MEAN, std: IMAGENET_STD });
+    for (const transforms of [imagenetTrainTransforms(48), imagenetEvalTransforms(40, 48)]) {
+      const loader = new DataLoader(train, { batchSize: 5, transforms, seed: 9 });
+      const [batch] = await collect(loader, 2);
+      const pixels = batch!.shape[1] * batch!.shape[2] * 3;
+      for (let k = 0; k < batch!.shape[0]; k++) {
+        const i = batch!.indices[k]!;
+        const path = join(train.root, train.files[i]!);
+        const image = await decodeImage(
+          await readFile(path),
+          transforms,
+          Random.forSample(9, 2, i),
+        );
+        const expected = new Float32Array(pixels);
+        writeNormalized(image, table, expected, 0);
+        expect(batch!.images.subarray(k * pixels, (k + 1) * pixels)).toEqual(expected);
+      }
+    }
+  });
+
   it('gives the same batches for the same seed and epoch, others for another epoch', async () => {
     const make = () =>
       new DataLoader(train, {
@@ -115,6 +143,20 @@ describe('DataLoader', () => {
       expect(batch!.shape[0]).toBe(11);
       expect(Array.from(batch!.indices)).not.toContain(1);
       batch!.indices.forEach((i, k) => expect(batch!.labels[k]).toBe(train.labels[i]));
+      // The images after the skipped one moved up with their labels: each slot holds its image.
+      const table = normalizationTable({ mean: IMAGENET_MEAN, std: IMAGENET_STD });
+      expect(batch!.images.length).toBe(11 * 20 * 20 * 3);
+      for (let k = 0; k < 11; k++) {
+        const path = join(train.root, train.files[batch!.indices[k]!]!);
+        const image = await decodeImage(
+          await readFile(path),
+          [resize(20), centerCrop(20)],
+          new Random(0),
+        );
+        const expected = new Float32Array(20 * 20 * 3);
+        writeNormalized(image, table, expected, 0);
+        expect(batch!.images.subarray(k * 1200, (k + 1) * 1200)).toEqual(expected);
+      }
       expect(skipped).toEqual([
         { path: bad, index: 1, label: 0, epoch: 0, reason: expect.stringMatching(/unsupported/) },
       ]);

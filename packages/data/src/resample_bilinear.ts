@@ -103,14 +103,7 @@ export function resampleBilinearNormalized(
   const data = rows.data;
   const sums = new Int32Array(row);
   for (let yy = window.top; yy < window.top + window.height; yy++) {
-    const n = count[yy]!;
-    const kOff = yy * ksize;
-    sums.fill(HALF);
-    for (let y = 0; y < n; y++) {
-      const k = weights[kOff + y]!;
-      const p = (first[yy]! - top + y) * row;
-      for (let x = 0; x < row; x++) sums[x] = sums[x]! + data[p + x]! * k;
-    }
+    verticalSums(data, row, first[yy]! - top, count[yy]!, weights, yy * ksize, sums);
     let o = offset + (yy - window.top) * row + (flip ? row - 3 : 0);
     const step = flip ? -3 : 3;
     for (let x = 0; x < row; x += 3, o += step) {
@@ -194,17 +187,53 @@ function verticalPass(
   const data = image.data;
   const sums = new Int32Array(row);
   for (let yy = window.top; yy < window.top + height; yy++) {
-    const n = count[yy]!;
-    const kOff = yy * ksize;
-    // Row by row, so memory is read in order: sums += weight × source row.
-    sums.fill(HALF);
-    for (let y = 0; y < n; y++) {
-      const k = weights[kOff + y]!;
-      const p = (first[yy]! - top + y) * row;
-      for (let x = 0; x < row; x++) sums[x] = sums[x]! + data[p + x]! * k;
-    }
+    verticalSums(data, row, first[yy]! - top, count[yy]!, weights, yy * ksize, sums);
     const o = (yy - window.top) * row;
     for (let x = 0; x < row; x++) out[o + x] = clip8(sums[x]!);
   }
   return { data: out, width: image.width, height, channels: 3 };
+}
+
+/**
+ * One output row of the vertical pass before rounding: `sums[x]` = half + Σ weight × source value
+ * over the `n` source rows from `firstRow`. Up to five rows (every shrink below 2×) run as one
+ * pass with the missing rows weighted zero; more rows run one row at a time.
+ */
+function verticalSums(
+  data: Uint8Array,
+  row: number,
+  firstRow: number,
+  n: number,
+  weights: Int32Array,
+  kOff: number,
+  sums: Int32Array,
+): void {
+  if (n <= 5) {
+    const p0 = firstRow * row;
+    const p1 = n > 1 ? p0 + row : p0;
+    const p2 = n > 2 ? p0 + 2 * row : p0;
+    const p3 = n > 3 ? p0 + 3 * row : p0;
+    const p4 = n > 4 ? p0 + 4 * row : p0;
+    const k0 = weights[kOff]!;
+    const k1 = n > 1 ? weights[kOff + 1]! : 0;
+    const k2 = n > 2 ? weights[kOff + 2]! : 0;
+    const k3 = n > 3 ? weights[kOff + 3]! : 0;
+    const k4 = n > 4 ? weights[kOff + 4]! : 0;
+    for (let x = 0; x < row; x++) {
+      sums[x] =
+        HALF +
+        data[p0 + x]! * k0 +
+        data[p1 + x]! * k1 +
+        data[p2 + x]! * k2 +
+        data[p3 + x]! * k3 +
+        data[p4 + x]! * k4;
+    }
+    return;
+  }
+  sums.fill(HALF);
+  for (let y = 0; y < n; y++) {
+    const k = weights[kOff + y]!;
+    const p = (firstRow + y) * row;
+    for (let x = 0; x < row; x++) sums[x] = sums[x]! + data[p + x]! * k;
+  }
 }

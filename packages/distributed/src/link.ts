@@ -21,6 +21,9 @@ export interface LinkHandlers {
   lost(why: string): void;
 }
 
+/** Payloads up to this size are joined to their header and sent as one frame. */
+const JOIN_UP_TO_BYTES = 16 << 10;
+
 const ZERO_MASK = (mask: Buffer): void => {
   mask.fill(0);
 };
@@ -81,10 +84,18 @@ export class Link {
     this.handlers = undefined;
   }
 
-  /** Sends a header and an optional payload as one WebSocket message, without copying the payload. */
+  /**
+   * Sends a header and an optional payload as one WebSocket message: a small payload joined to the
+   * header in one frame (one write, one read on the other side), a large one as a second frame
+   * without copying it.
+   */
   send(header: Buffer, payload?: Uint8Array, done?: (err?: Error) => void): void {
     if (payload === undefined || payload.byteLength === 0) {
       this.ws.send(header, { binary: true }, done);
+      return;
+    }
+    if (payload.byteLength <= JOIN_UP_TO_BYTES) {
+      this.ws.send(Buffer.concat([header, payload]), { binary: true }, done);
       return;
     }
     this.ws.send(header, { binary: true, fin: false });

@@ -51,6 +51,18 @@ function coefficients(inSize: number, outSize: number): Coefficients {
   return { first, count, weights, ksize };
 }
 
+/**
+ * The horizontal pass's output, reused from call to call: the passes run synchronously and the
+ * vertical pass reads it before anything else can, so one buffer serves every image.
+ */
+let rowsScratch = new Uint8Array(0);
+
+function scratch(length: number): Uint8Array {
+  if (rowsScratch.length < length)
+    rowsScratch = new Uint8Array(Math.max(length, 2 * rowsScratch.length));
+  return rowsScratch.subarray(0, length);
+}
+
 function clip8(sum: number): number {
   const v = sum >> PRECISION_BITS;
   return v < 0 ? 0 : v > 255 ? 255 : v;
@@ -146,7 +158,7 @@ function horizontalPass(
   const { first, count, weights, ksize } = c;
   const rows = bottom - top;
   const width = window.width;
-  const out = new Uint8Array(rows * width * 3);
+  const out = scratch(rows * width * 3);
   const data = image.data;
   const inRow = image.width * 3;
   for (let y = 0; y < rows; y++) {

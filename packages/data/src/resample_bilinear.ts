@@ -209,7 +209,8 @@ function verticalPass(
 /**
  * One output row of the vertical pass before rounding: `sums[x]` = half + Σ weight × source value
  * over the `n` source rows from `firstRow`. Up to five rows (every shrink below 2×) run as one
- * pass with the missing rows weighted zero; more rows run one row at a time.
+ * pass (three when enlarging) with the missing rows weighted zero; more rows run one row at a
+ * time.
  */
 function verticalSums(
   data: Uint8Array,
@@ -220,6 +221,18 @@ function verticalSums(
   kOff: number,
   sums: Int32Array,
 ): void {
+  if (n <= 3) {
+    const p0 = firstRow * row;
+    const p1 = n > 1 ? p0 + row : p0;
+    const p2 = n > 2 ? p0 + 2 * row : p0;
+    const k0 = weights[kOff]!;
+    const k1 = n > 1 ? weights[kOff + 1]! : 0;
+    const k2 = n > 2 ? weights[kOff + 2]! : 0;
+    for (let x = 0; x < row; x++) {
+      sums[x] = HALF + data[p0 + x]! * k0 + data[p1 + x]! * k1 + data[p2 + x]! * k2;
+    }
+    return;
+  }
   if (n <= 5) {
     const p0 = firstRow * row;
     const p1 = n > 1 ? p0 + row : p0;

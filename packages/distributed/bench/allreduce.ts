@@ -1,6 +1,8 @@
 // `npm run bench:allreduce`: allReduce time and busbw for 8 and 2 ranks, 4 KB to 128 MB, beside
 // torch.distributed Gloo in the same run. Each rank is its own process; figures are medians over
-// iterations of the slowest rank's time. busbw = bytes / time · 2(n − 1)/n (nccl-tests).
+// iterations of the slowest rank's time. busbw = bytes / time · 2(n − 1)/n (nccl-tests). CPU is
+// the median over iterations of the CPU time all ranks' processes spent in the call (threads
+// included): on a machine that other work shares, wall-clock times follow the load, CPU time less.
 import { execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:net';
@@ -17,6 +19,11 @@ const PYTHON = process.env.BENCH_PYTHON ?? '/usr/bin/python3';
 const here = (f: string): string => fileURLToPath(new URL(f, import.meta.url));
 
 type Times = Record<string, number[]>;
+/** One rank's wall-clock and CPU milliseconds per iteration, by size. */
+interface RankTimes {
+  ms: Times;
+  cpu: Times;
+}
 
 const collect = (
   cmd: string,
@@ -32,7 +39,7 @@ const collect = (
     );
   });
 
-async function ours(n: number): Promise<Times[]> {
+async function ours(n: number): Promise<RankTimes[]> {
   const token = randomBytes(16).toString('hex');
   const c = await startCoordinator({ worldSize: n, token });
   try {
@@ -57,7 +64,7 @@ async function ours(n: number): Promise<Times[]> {
         ),
       ),
     );
-    return outs.map((o) => JSON.parse(o) as Times);
+    return outs.map((o) => JSON.parse(o) as RankTimes);
   } finally {
     await c.close();
   }
@@ -71,7 +78,7 @@ const freePort = (): Promise<number> =>
     });
   });
 
-async function gloo(n: number): Promise<Times[] | undefined> {
+async function gloo(n: number): Promise<RankTimes[] | undefined> {
   const ok = await new Promise<boolean>((resolve) =>
     execFile(PYTHON, ['-c', 'import torch.distributed as d; assert d.is_gloo_available()'], (e) =>
       resolve(!e),
@@ -85,15 +92,27 @@ async function gloo(n: number): Promise<Times[] | undefined> {
     SIZES.join(','),
     String(ITERS),
   ]);
-  return JSON.parse(out) as Times[];
+  return JSON.parse(out) as RankTimes[];
 }
 
-/** Median over iterations of the slowest rank's time, in ms. */
-function median(perRank: Times[], bytes: number): number {
-  const runs = perRank.map((t) => t[String(bytes)] as number[]);
+/** Median over iterations of the slowest rank's wall-clock time, in ms. */
+function median(perRank: RankTimes[], bytes: number): number {
+  const runs = perRank.map((t) => t.ms[String(bytes)] as number[]);
   const worst = (runs[0] as number[]).map((_, i) => Math.max(...runs.map((r) => r[i] as number)));
-  worst.sort((a, b) => a - b);
-  return worst[Math.floor(worst.length / 2)] as number;
+  return middle(worst);
+}
+
+/** Median over iterations of the CPU time of all ranks together, in ms. */
+function medianCpu(perRank: RankTimes[], bytes: number): number {
+  const runs = perRank.map((t) => t.cpu[String(bytes)] as number[]);
+  return middle(
+    (runs[0] as number[]).map((_, i) => runs.reduce((s, r) => s + (r[i] as number), 0)),
+  );
+}
+
+function middle(xs: number[]): number {
+  const sorted = [...xs].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)] as number;
 }
 
 const busbw = (bytes: number, ms: number, n: number): number =>
@@ -106,8 +125,10 @@ const rows: {
   bytes: number;
   ms: number;
   busbw: number;
+  cpuMs: number;
   glooMs: number | null;
   glooBusbw: number | null;
+  glooCpuMs: number | null;
 }[] = [];
 for (const n of RANKS) {
   const a = await ours(n);
@@ -120,18 +141,24 @@ for (const n of RANKS) {
       bytes,
       ms,
       busbw: busbw(bytes, ms, n),
+      cpuMs: medianCpu(a, bytes),
       glooMs: gms,
       glooBusbw: gms === null ? null : busbw(bytes, gms, n),
+      glooCpuMs: g ? medianCpu(g, bytes) : null,
     });
   }
 }
 
-console.log('ranks  size        thor-ts ms  busbw GB/s   Gloo ms  busbw GB/s   Gloo/thor-ts');
+const cell = (x: number | null, digits: number, width: number): string =>
+  (x === null ? '-' : x.toFixed(digits)).padStart(width);
+console.log(
+  'ranks       size  thor-ts ms  busbw GB/s  CPU ms    Gloo ms  busbw GB/s  CPU ms  Gloo/thor-ts  (CPU)',
+);
 for (const r of rows) {
   console.log(
-    `${String(r.ranks).padStart(5)}  ${fmtBytes(r.bytes).padStart(9)}  ${r.ms.toFixed(2).padStart(10)}  ${r.busbw.toFixed(3).padStart(10)}  ` +
-      `${r.glooMs === null ? '        -' : r.glooMs.toFixed(2).padStart(9)}  ${r.glooBusbw === null ? '         -' : r.glooBusbw.toFixed(3).padStart(10)}  ` +
-      `${r.glooMs === null ? '-' : (r.glooMs / r.ms).toFixed(2).padStart(12)}`,
+    `${String(r.ranks).padStart(5)}  ${fmtBytes(r.bytes).padStart(9)}  ${cell(r.ms, 2, 10)}  ${cell(r.busbw, 3, 10)}  ` +
+      `${cell(r.cpuMs, 1, 6)}  ${cell(r.glooMs, 2, 9)}  ${cell(r.glooBusbw, 3, 10)}  ${cell(r.glooCpuMs, 1, 6)}  ` +
+      `${cell(r.glooMs === null ? null : r.glooMs / r.ms, 2, 12)}  ${cell(r.glooCpuMs === null ? null : r.glooCpuMs / r.cpuMs, 2, 5)}`,
   );
 }
 console.log(JSON.stringify({ bench: 'allreduce', unit: 'ms', rows }));

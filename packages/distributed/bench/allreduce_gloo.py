@@ -1,5 +1,6 @@
 # torch.distributed Gloo all-reduce on loopback, same sizes and rank counts as allreduce.ts.
-# Usage: python3 allreduce_gloo.py <ranks> <port> <bytes,bytes,...> <iters>; prints JSON per-rank times.
+# Usage: python3 allreduce_gloo.py <ranks> <port> <bytes,bytes,...> <iters>; prints JSON per-rank
+# wall-clock and CPU times (the process's, its Gloo threads included).
 import json
 import sys
 import time
@@ -13,21 +14,27 @@ def worker(rank, n, port, sizes, iters, queue):
     torch.set_num_threads(1)
     dist.init_process_group('gloo', init_method=f'tcp://127.0.0.1:{port}', rank=rank, world_size=n)
     times = {}
+    cpu = {}
     for nbytes in sizes:
         buf = torch.empty(nbytes // 4, dtype=torch.float32)
         count = max(3, min(iters, round(2e8 / nbytes)))
         t = []
+        c = []
         for i in range(-2, count):
             buf.fill_(1)
             dist.barrier()
+            c0 = time.process_time()
             t0 = time.perf_counter()
             dist.all_reduce(buf)
             ms = (time.perf_counter() - t0) * 1e3
+            used = (time.process_time() - c0) * 1e3
             assert buf[0].item() == n and buf[-1].item() == n
             if i >= 0:
                 t.append(ms)
+                c.append(used)
         times[str(nbytes)] = t
-    queue.put((rank, times))
+        cpu[str(nbytes)] = c
+    queue.put((rank, {'ms': times, 'cpu': cpu}))
     dist.destroy_process_group()
 
 

@@ -1,4 +1,5 @@
-// One rank of `npm run bench:allreduce`: times allReduce at each size, prints JSON on stdout.
+// One rank of `npm run bench:allreduce`: times allReduce at each size (wall-clock and this
+// process's CPU time), prints JSON on stdout.
 import { joinRing } from '../dist/index.js';
 
 const [rank, worldSize, coordinator, sizesArg, itersArg] = process.argv.slice(2);
@@ -10,22 +11,30 @@ const ring = await joinRing({
   log: (l) => console.error(`[rank ${rank}] ${l}`),
 });
 const times: Record<string, number[]> = {};
+const cpu: Record<string, number[]> = {};
 for (const bytes of (sizesArg as string).split(',').map(Number)) {
   const buf = new Float32Array(bytes / 4);
   const iters = Math.max(3, Math.min(Number(itersArg), Math.round(2e8 / bytes)));
   const t: number[] = [];
+  const c: number[] = [];
   for (let i = -2; i < iters; i++) {
     buf.fill(1);
     await ring.barrier();
+    const c0 = process.cpuUsage();
     const t0 = process.hrtime.bigint();
     await ring.allReduce(buf);
     const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+    const used = process.cpuUsage(c0);
     if (buf[0] !== Number(worldSize) || buf[buf.length - 1] !== Number(worldSize)) {
       throw new Error(`rank ${rank}: ${bytes} bytes: expected ${worldSize}, got ${buf[0]}`);
     }
-    if (i >= 0) t.push(ms);
+    if (i >= 0) {
+      t.push(ms);
+      c.push((used.user + used.system) / 1e3);
+    }
   }
   times[bytes] = t;
+  cpu[bytes] = c;
 }
 await ring.close();
-console.log(JSON.stringify(times));
+console.log(JSON.stringify({ ms: times, cpu }));

@@ -1,5 +1,5 @@
 import { readdir } from 'node:fs/promises';
-import { dirname, join, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 
 import { DatasetError } from './dataset_error.js';
 import type { ImageDataset } from './image_dataset.js';
@@ -7,6 +7,7 @@ import { isImageFile } from './image_extensions.js';
 import { readIndexCache, writeIndexCache } from './index_cache.js';
 import { byCodePoint } from './list_images.js';
 import {
+  DEVKIT_ARCHIVE,
   DEVKIT_DIR,
   DEVKIT_GROUND_TRUTH,
   findDevkit,
@@ -33,9 +34,10 @@ export interface OpenImageNetOptions {
   /** An index file, read when up to date and written after a scan (see `openImageFolder`). */
   cache?: string;
   /**
-   * The ILSVRC2012 devkit folder (`ILSVRC2012_devkit_t12`, or its `data/`), for a flat `val/`'s
-   * labels (`ILSVRC2012_validation_ground_truth.txt` through `meta.mat`) and class names. Default
-   * `<root>/ILSVRC2012_devkit_t12` when there.
+   * The ILSVRC2012 devkit folder (`ILSVRC2012_devkit_t12`, or its `data/`) or its archive
+   * (`ILSVRC2012_devkit_t12.tar.gz`), for a flat `val/`'s labels
+   * (`ILSVRC2012_validation_ground_truth.txt` through `meta.mat`) and class names. Default
+   * `<root>/ILSVRC2012_devkit_t12`, else `<root>/ILSVRC2012_devkit_t12.tar.gz`, when there.
    */
   devkit?: string;
 }
@@ -62,9 +64,14 @@ export async function openImageNet(
   const base = await findSplitParent(top, split);
   const splitDir = join(base, split);
   const words = await findSynsetWords(top);
-  const devkit = await findDevkit(devkitDir ?? join(top, DEVKIT_DIR), devkitDir !== undefined);
-  const meta = devkit ? await readDevkitMeta(devkit.meta) : undefined;
-  const sources = [splitDir, ...(words ? [words] : []), ...(devkit ? [devkit.meta] : [])];
+  const devkit = devkitDir
+    ? await findDevkit(devkitDir, true)
+    : ((await findDevkit(join(top, DEVKIT_DIR), false)) ??
+      (await findDevkit(join(top, DEVKIT_ARCHIVE), false)));
+  const meta = devkit
+    ? await readDevkitMeta(devkit.meta, await devkit.readFile('meta'))
+    : undefined;
+  const sources = [splitDir, ...(words ? [words] : []), ...(devkit?.sources ?? [])];
   const entries = await readdir(splitDir, { withFileTypes: true });
   let dataset: Omit<ImageDataset, 'classNames'>;
   if (entries.some((e) => e.isDirectory() || e.isSymbolicLink())) {
@@ -142,21 +149,20 @@ async function findValLabels(
 ): Promise<ValLabels | undefined> {
   const fromDevkit = async (): Promise<ValLabels | undefined> => {
     if (!devkit || !meta) return undefined;
-    const groundTruth =
-      devkit.groundTruth ??
-      ((await statOrUndefined(join(top, DEVKIT_GROUND_TRUTH)))?.isFile()
-        ? join(top, DEVKIT_GROUND_TRUTH)
-        : undefined);
-    if (!groundTruth) {
+    const besideTop = join(top, DEVKIT_GROUND_TRUTH);
+    const inRoot = (await statOrUndefined(besideTop))?.isFile();
+    if (!devkit.groundTruth && !inRoot) {
       throw new DatasetError(
         `Expected the devkit's ${DEVKIT_GROUND_TRUTH} beside ${devkit.meta} or in ${top}, ` +
           `found neither.`,
-        dirname(devkit.meta),
+        devkit.sources[0]!,
       );
     }
+    const groundTruth = devkit.groundTruth ?? besideTop;
+    const bytes = devkit.groundTruth ? await devkit.readFile('groundTruth') : undefined;
     return {
-      truth: await readDevkitGroundTruth(groundTruth, meta, devkit.meta),
-      sources: [groundTruth, devkit.meta],
+      truth: await readDevkitGroundTruth(groundTruth, meta, devkit.meta, bytes),
+      sources: devkit.groundTruth ? [...devkit.sources] : [besideTop, ...devkit.sources],
       from: `${groundTruth} through ${devkit.meta}`,
     };
   };

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { DatasetError } from './dataset_error.js';
 import { byCodePoint } from './list_images.js';
 import { MatFileError, readMatFile, type MatValue } from './read_mat_file.js';
+import { readTarGz } from './read_tar_gz.js';
 import { statOrUndefined } from './stat_or_undefined.js';
 
 /** The folder the ILSVRC2012 devkit (`ILSVRC2012_devkit_t12.tar.gz`) unpacks to. */
@@ -12,13 +13,19 @@ export const DEVKIT_DIR = 'ILSVRC2012_devkit_t12';
 /** The devkit's validation ground truth: one ILSVRC2012_ID per line, for val image 1, 2, .... */
 export const DEVKIT_GROUND_TRUTH = 'ILSVRC2012_validation_ground_truth.txt';
 
-/** The ILSVRC2012 devkit's files, found by {@link findDevkit}. */
+/** The ILSVRC2012 devkit's files, found by {@link findDevkit}, in a folder or in its archive. */
 export interface Devkit {
-  /** `data/meta.mat`. */
+  /** `data/meta.mat` (for an archive, `<archive>:<path inside>`), as errors name it. */
   readonly meta: string;
   /** `data/ILSVRC2012_validation_ground_truth.txt`, when there. */
   readonly groundTruth: string | undefined;
+  /** The files to stamp in an index cache: the archive, or meta.mat and the ground truth. */
+  readonly sources: readonly string[];
+  readFile(which: 'meta' | 'groundTruth'): Promise<Uint8Array>;
 }
+
+/** The devkit archive as published (`ILSVRC2012_devkit_t12.tar.gz`). */
+export const DEVKIT_ARCHIVE = `${DEVKIT_DIR}.tar.gz`;
 
 /** What `data/meta.mat` says of the 1000 classes (its leaf synsets). */
 export interface DevkitMeta {
@@ -30,23 +37,31 @@ export interface DevkitMeta {
 
 /**
  * Finds the devkit's `data/meta.mat` (and the validation ground truth beside it) in `dir`, which
- * is the devkit folder or its `data/` folder. Returns `undefined` when `dir` is absent and
- * `required` is false; otherwise a missing `meta.mat` throws a {@link DatasetError}.
+ * is the devkit folder, its `data/` folder, or the devkit archive (`.tar.gz`, read without
+ * unpacking it). Returns `undefined` when `dir` is absent and `required` is false; otherwise a
+ * missing `meta.mat` throws a {@link DatasetError}.
  */
 export async function findDevkit(dir: string, required: boolean): Promise<Devkit | undefined> {
   const info = await statOrUndefined(dir);
+  if (info?.isFile() && /\.(tar\.gz|tgz)$/i.test(dir)) return openDevkitArchive(dir);
   if (!info && !required) return undefined;
   for (const data of [join(dir, 'data'), dir]) {
     const meta = join(data, 'meta.mat');
     if ((await statOrUndefined(meta))?.isFile()) {
       const truth = join(data, DEVKIT_GROUND_TRUTH);
       const groundTruth = (await statOrUndefined(truth))?.isFile() ? truth : undefined;
-      return { meta, groundTruth };
+      return {
+        meta,
+        groundTruth,
+        sources: [meta, ...(groundTruth ? [groundTruth] : [])],
+        readFile: (which) => readFile(which === 'meta' ? meta : (groundTruth ?? truth)),
+      };
     }
   }
   const found = info?.isDirectory() ? (await readdir(dir)).sort(byCodePoint) : [];
   throw new DatasetError(
-    `Expected the ILSVRC2012 devkit (${DEVKIT_DIR}/data/meta.mat) at ${dir}, found ` +
+    `Expected the ILSVRC2012 devkit (${DEVKIT_DIR}/data/meta.mat, or ${DEVKIT_ARCHIVE}) at ` +
+      `${dir}, found ` +
       (info?.isDirectory()
         ? `a folder holding ${found.length ? found.slice(0, 10).join(', ') : 'nothing'}`
         : info
@@ -57,12 +72,46 @@ export async function findDevkit(dir: string, required: boolean): Promise<Devkit
   );
 }
 
+/** The devkit from its archive: `<any folder>/data/meta.mat` and the ground truth beside it. */
+async function openDevkitArchive(archive: string): Promise<Devkit> {
+  let files: Map<string, Uint8Array>;
+  try {
+    files = readTarGz(await readFile(archive));
+  } catch (error) {
+    throw new DatasetError(
+      `Expected the ILSVRC2012 devkit archive (a .tar.gz holding ${DEVKIT_DIR}/data/meta.mat) ` +
+        `at ${archive}, found ${(error as Error).message}.`,
+      archive,
+    );
+  }
+  const metaName = [...files.keys()].find((name) => /(^|\/)data\/meta\.mat$/.test(name));
+  if (!metaName) {
+    const names = [...files.keys()];
+    throw new DatasetError(
+      `Expected the ILSVRC2012 devkit archive (a .tar.gz holding ${DEVKIT_DIR}/data/meta.mat) ` +
+        `at ${archive}, found ${names.length} files without it` +
+        (names.length ? ` (${names.slice(0, 5).join(', ')})` : '') +
+        '.',
+      archive,
+    );
+  }
+  const truthName = metaName.replace(/meta\.mat$/, DEVKIT_GROUND_TRUTH);
+  const groundTruth = files.has(truthName) ? `${archive}:${truthName}` : undefined;
+  return {
+    meta: `${archive}:${metaName}`,
+    groundTruth,
+    sources: [archive],
+    readFile: async (which) =>
+      files.get(which === 'meta' ? metaName : truthName) ?? new Uint8Array(0),
+  };
+}
+
 /**
  * Reads the devkit's `meta.mat` (MATLAB 5.0, compressed or not): the struct array `synsets` with
  * fields `ILSVRC2012_ID`, `WNID`, `words` and `num_children`. Its leaf synsets (no children) are
- * the classes, as torchvision's `parse_meta_mat` has it.
+ * the classes, as torchvision's `parse_meta_mat` has it. `bytes` are the file's, when already read.
  */
-export async function readDevkitMeta(path: string): Promise<DevkitMeta> {
+export async function readDevkitMeta(path: string, bytes?: Uint8Array): Promise<DevkitMeta> {
   const fail = (found: string) =>
     new DatasetError(
       `Expected the ILSVRC2012 devkit's meta.mat (a MATLAB 5.0 MAT-file holding the struct array ` +
@@ -71,7 +120,7 @@ export async function readDevkitMeta(path: string): Promise<DevkitMeta> {
     );
   let variables: Map<string, MatValue>;
   try {
-    variables = readMatFile(await readFile(path));
+    variables = readMatFile(bytes ?? (await readFile(path)));
   } catch (error) {
     if (error instanceof MatFileError) throw fail(error.message);
     throw error;
@@ -113,14 +162,16 @@ export async function readDevkitMeta(path: string): Promise<DevkitMeta> {
 
 /**
  * Reads the devkit's `ILSVRC2012_validation_ground_truth.txt` (line k holds the ILSVRC2012_ID of
- * `ILSVRC2012_val_0000000k`) through `meta`: image id → wnid. `metaPath` names `meta` in errors.
+ * `ILSVRC2012_val_0000000k`) through `meta`: image id → wnid. `metaPath` names `meta` in errors;
+ * `bytes` are the file's, when already read.
  */
 export async function readDevkitGroundTruth(
   path: string,
   meta: DevkitMeta,
   metaPath: string,
+  bytes?: Uint8Array,
 ): Promise<Map<string, string>> {
-  const lines = (await readFile(path, 'utf8')).split(/\r?\n/);
+  const lines = new TextDecoder().decode(bytes ?? (await readFile(path))).split(/\r?\n/);
   while (lines.length && lines[lines.length - 1]!.trim() === '') lines.pop();
   const ids = [...meta.wnidOfId.keys()];
   const range = `${Math.min(...ids)}–${Math.max(...ids)}`;

@@ -2,6 +2,7 @@ import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promi
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { gzipSync } from 'node:zlib';
 
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 
@@ -159,8 +160,40 @@ describe('openImageNet with the ILSVRC2012 devkit', () => {
     );
     // A devkit option that points at nothing like a devkit.
     await expect(openImageNet(dir, { split: 'val', devkit: join(dir, 'train') })).rejects.toThrow(
-      `Expected the ILSVRC2012 devkit (ILSVRC2012_devkit_t12/data/meta.mat) at ${join(dir, 'train')}, ` +
-        `found a folder holding n02096294, n02100735, n02110185, n02119789, n99999999.`,
+      `Expected the ILSVRC2012 devkit (ILSVRC2012_devkit_t12/data/meta.mat, or ` +
+        `ILSVRC2012_devkit_t12.tar.gz) at ${join(dir, 'train')}, found a folder holding ` +
+        `n02096294, n02100735, n02110185, n02119789, n99999999.`,
+    );
+  });
+
+  it('reads the devkit from ILSVRC2012_devkit_t12.tar.gz without unpacking it', async () => {
+    // The archive (GNU tar, from make_devkit.py) holds meta.mat and the ground truth under
+    // ILSVRC2012_devkit_t12/data/; in the root it is found, elsewhere it is named.
+    await imagenetWithDevkit('meta.mat', 'unused');
+    await rm(join(dir, 'unused'), { recursive: true });
+    const archive = join(dir, 'ILSVRC2012_devkit_t12.tar.gz');
+    await copyFile(join(fixtures, 'ILSVRC2012_devkit_t12.tar.gz'), archive);
+    const val = await openImageNet(dir, { split: 'val' });
+    expect(Array.from(val.labels)).toEqual(expected.valLabels);
+    expect(val.classNames).toEqual(expected.classNames);
+    const moved = join(dir, 'kit.tgz');
+    await copyFile(archive, moved);
+    await rm(archive);
+    const named = await openImageNet(dir, { split: 'val', devkit: moved });
+    expect(Array.from(named.labels)).toEqual(expected.valLabels);
+
+    // Not gzip; a tar.gz without meta.mat.
+    await writeFile(moved, 'not gzip');
+    await expect(openImageNet(dir, { split: 'val', devkit: moved })).rejects.toThrow(
+      new RegExp(
+        `^Expected the ILSVRC2012 devkit archive \\(a \\.tar\\.gz holding ` +
+          `ILSVRC2012_devkit_t12/data/meta\\.mat\\) at ${moved.replace(/[.]/g, '\\.')}, found data ` +
+          `that does not gunzip: `,
+      ),
+    );
+    await writeFile(moved, gzipSync(Buffer.alloc(1024)));
+    await expect(openImageNet(dir, { split: 'val', devkit: moved })).rejects.toThrow(
+      /, found 0 files without it\.$/,
     );
   });
 

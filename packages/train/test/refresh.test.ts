@@ -1,0 +1,74 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { initBackend } from '@thor-ts/backend';
+import { joinRing, startCoordinator } from '@thor-ts/distributed';
+import { CurvatureTaps, resnetLight } from '@thor-ts/model';
+import { assignInversions, softmaxCrossEntropy, Thor } from '@thor-ts/optim';
+import { describe, expect, it } from 'vitest';
+
+import { refreshThor } from '../dist/index.js';
+
+/** A seeded tiny ResNet's curvature taps after one forward/backward pass on a fixed batch. */
+function tapsOfOneStep(): { taps: CurvatureTaps; dispose: () => void } {
+  const model = resnetLight({ classes: 4, layers: [1, 1], widths: [8, 16], seed: 7 });
+  const x = tf.randomNormal([6, 12, 12, 3], 0, 1, 'float32', 3);
+  const y = tf.tensor1d([0, 1, 2, 3, 0, 1], 'int32');
+  const taps = new CurvatureTaps();
+  const { grads, value } = tf.variableGrads(
+    () => softmaxCrossEntropy(model.forward(x, { training: true, taps }), y, 0.1),
+    [...model.parameters()].map(([, e]) => e.variable as tf.Variable),
+  );
+  tf.dispose([x, y, value, ...Object.values(grads)]);
+  return { taps, dispose: () => (taps.dispose(), model.dispose()) };
+}
+
+describe("THOR's refresh over the ring", () => {
+  it('splits the inversions over the ranks and installs the same inverses as a local refresh', async () => {
+    await initBackend({ backend: 'cpu' });
+    const options = { damping: 0.03, blockSize: 8, refresh: { every: 1 } };
+    const local = new Thor(options);
+    const one = tapsOfOneStep();
+    local.update(one.taps.all(), 0);
+    const expected = local.state().tensors;
+
+    const token = 'refresh-test-token';
+    const coordinator = await startCoordinator({ worldSize: 2, token, log: () => undefined });
+    const rings = await Promise.all(
+      [0, 1].map((rank) =>
+        joinRing({
+          rank,
+          worldSize: 2,
+          coordinator: coordinator.address,
+          token,
+          log: () => undefined,
+        }),
+      ),
+    );
+    const thors = [new Thor(options), new Thor(options)];
+    const steps = [tapsOfOneStep(), tapsOfOneStep()];
+    try {
+      // Both ranks saw the same batch, so the averaged factors are the local ones, bit for bit.
+      const reports = await Promise.all(
+        rings.map((ring, r) => refreshThor(thors[r]!, steps[r]!.taps, ring, 0)),
+      );
+      expect(reports[0]!.refreshed.length).toBeGreaterThan(2);
+      const factors = local.computeFactors(one.taps.all());
+      const costs = new Map(
+        [...factors].map(([l, f]) => [l, f.a.shape[0]! * 512 + f.g.shape[0]! * 512]),
+      );
+      expect(new Set(assignInversions(costs, 2).values())).toEqual(new Set([0, 1]));
+      tf.dispose([...factors.values()].flatMap((f) => [f.a, f.g]));
+      for (const thor of thors) {
+        const got = thor.state().tensors;
+        expect(Object.keys(got).sort()).toEqual(Object.keys(expected).sort());
+        for (const [k, t] of Object.entries(expected)) {
+          expect(Array.from(got[k]!.dataSync()), k).toEqual(Array.from(t.dataSync()));
+        }
+      }
+    } finally {
+      await Promise.all(rings.map((r) => r.close()));
+      await coordinator.close();
+      for (const s of [one, ...steps]) s.dispose();
+      for (const t of [local, ...thors]) t.dispose();
+    }
+  });
+});

@@ -93,16 +93,24 @@ export class DataLoader {
     return this.delivered / ((performance.now() - this.startedAt) / 1000);
   }
 
-  /** The batches of `epoch`, in order. Leaving the loop early stops decoding. */
-  async *epoch(epoch: number): AsyncGenerator<Batch, void, undefined> {
+  /**
+   * The batches of `epoch`, in order, from batch `from` on (default 0: a run resumed mid-epoch
+   * skips the batches it trained on without decoding them). Leaving the loop early stops decoding.
+   */
+  async *epoch(epoch: number, from = 0): AsyncGenerator<Batch, void, undefined> {
     this.startedAt ??= performance.now();
     const order = this.sampler.indices(epoch);
     const size = this.options.batchSize;
     const count = this.numBatches;
+    if (!Number.isInteger(from) || from < 0 || from > count) {
+      throw new RangeError(
+        `Expected a first batch in [0, ${count}] for epoch ${epoch}, found ${from}.`,
+      );
+    }
     const ahead = Math.max(1, this.options.prefetch ?? 2);
     const stop = { stopped: false };
     const pending: Promise<Batch>[] = [];
-    let next = 0;
+    let next = from;
     const start = () => {
       const b = next++;
       const batch = this.loadBatch(order.subarray(b * size, (b + 1) * size), epoch, b, stop);
@@ -111,7 +119,7 @@ export class DataLoader {
     };
     try {
       while (next < count && pending.length < ahead) start();
-      for (let b = 0; b < count; b++) {
+      for (let b = from; b < count; b++) {
         const batch = await pending.shift()!;
         if (next < count) start();
         this.delivered += batch.shape[0];

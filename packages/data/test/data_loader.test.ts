@@ -44,6 +44,12 @@ async function collect(loader: DataLoader, epoch: number): Promise<Batch[]> {
   return batches;
 }
 
+async function collectFrom(loader: DataLoader, epoch: number, from: number): Promise<Batch[]> {
+  const batches: Batch[] = [];
+  for await (const batch of loader.epoch(epoch, from)) batches.push(batch);
+  return batches;
+}
+
 /** The mean of channel c over one image of a batch, back in pixel units (0–255). */
 function meanPixel(batch: Batch, k: number, c: number): number {
   const [, h, w] = batch.shape;
@@ -116,6 +122,35 @@ describe('DataLoader', () => {
     expect(b.map((x) => Array.from(x.images))).toEqual(a.map((x) => Array.from(x.images)));
     expect(b.map((x) => Array.from(x.indices))).toEqual(a.map((x) => Array.from(x.indices)));
     expect(c.map((x) => Array.from(x.indices))).not.toEqual(a.map((x) => Array.from(x.indices)));
+  });
+
+  it('starts an epoch at a later batch with the same batches, without decoding the skipped', async () => {
+    const make = (set: ImageDataset) =>
+      new DataLoader(set, {
+        batchSize: 4,
+        transforms: imagenetTrainTransforms(24),
+        seed: 5,
+        onError: 'fail',
+      });
+    const whole = await collect(make(train), 1);
+    // Batch 0's files do not exist: decoding any of them would fail the epoch.
+    const first = new Set(whole[0]!.indices);
+    const later = make({
+      ...train,
+      files: train.files.map((f, i) => (first.has(i) ? 'gone.JPEG' : f)),
+    });
+    const rest: Batch[] = [];
+    for await (const batch of later.epoch(1, 1)) rest.push(batch);
+    expect(rest.map((x) => x.index)).toEqual([1, 2]);
+    expect(rest.map((x) => Array.from(x.images))).toEqual(
+      whole.slice(1).map((x) => Array.from(x.images)),
+    );
+    const none: Batch[] = [];
+    for await (const batch of later.epoch(1, 3)) none.push(batch);
+    expect(none).toEqual([]);
+    await expect(collectFrom(later, 1, 4)).rejects.toThrow(
+      'Expected a first batch in [0, 3] for epoch 1, found 4.',
+    );
   });
 
   it('gives every rank of a DistributedSampler the same number of batches', async () => {

@@ -169,9 +169,8 @@ export async function train(
   while (pos.epoch < config.epochs) {
     const epochStart = performance.now();
     const epochFirstStep = pos.stepInEpoch;
-    const batches = loader.epoch(pos.epoch)[Symbol.asyncIterator]();
     // A resumed epoch continues with the next batch it would have trained on.
-    for (let i = 0; i < pos.stepInEpoch * accumulate; i++) await batches.next();
+    const batches = loader.epoch(pos.epoch, pos.stepInEpoch * accumulate)[Symbol.asyncIterator]();
     while (pos.stepInEpoch < stepsPerEpoch) {
       const taps = thor?.wantsTaps(pos.step) ? new CurvatureTaps() : undefined;
       let sum: Map<string, tf.Tensor> | undefined;

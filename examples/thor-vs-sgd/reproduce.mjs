@@ -33,30 +33,33 @@ const data = await fashionMnist(limit, values.data);
 const out = resolve(values.out);
 await mkdir(out, { recursive: true });
 
-/** How the learning rates were chosen: the sweep in sweep.json (npm run sweep), when there is one. */
+/** How the hyperparameters were chosen: the sweep in sweep.json (npm run sweep), when there is one. */
 async function tuning(sgdConfig, thorConfig) {
   const rest =
-    'Everything else is the same for both: batch 128, cosine decay, momentum 0.9, weight decay ' +
-    "5e-4, label smoothing 0.1, flips (the reference's small experiment in shared/reference/THOR.md); " +
-    "THOR adds the reference's damping schedule and a refresh every 10 steps, untuned.";
+    'Everything else is the same for both: batch 128, cosine decay, momentum 0.9, label ' +
+    "smoothing 0.1, flips (the reference's small experiment in shared/reference/THOR.md); THOR " +
+    "adds the reference's damping schedule and a refresh every 10 steps, untuned.";
   let sweep;
   try {
     sweep = JSON.parse(await readFile(join(out, 'sweep.json'), 'utf8'));
   } catch {
-    return `no learning-rate sweep was found in ${out} (npm run sweep writes one). ${rest}`;
+    return `no hyperparameter sweep was found in ${out} (npm run sweep writes one). ${rest}`;
   }
-  const grid = [...new Set(sweep.rows.map((r) => r.lr))].join(', ');
   const best = (o) =>
-    sweep.rows.filter((r) => r.optimizer === o).reduce((a, b) => (b.top1 > a.top1 ? b : a)).lr;
-  const chosen = { sgd: sgdConfig.lr.base, thor: thorConfig.lr.base };
-  const agree = best('sgd') === chosen.sgd && best('thor') === chosen.thor;
+    sweep.rows.filter((r) => r.optimizer === o).reduce((a, b) => (b.top1 > a.top1 ? b : a));
+  const runs = { sgd: sgdConfig, thor: thorConfig };
+  const used = (o) =>
+    best(o).lr === runs[o].lr.base && best(o).weightDecay === runs[o].weightDecay
+      ? ''
+      : ` (these runs used lr ${runs[o].lr.base}, weight decay ${runs[o].weightDecay})`;
+  const trials = (o) => sweep.rows.filter((r) => r.optimizer === o).length;
   return (
-    `the base learning rate of each optimizer is the best of the same sweep (sweep.md: ${grid}, ` +
-    `at these budgets, on ${sweep.trainPerClass} training images per class, scored on ` +
+    `the base learning rate and weight decay of each optimizer are the best of the same sweep ` +
+    `(sweep.md: ${trials('sgd')} trials for SGD, ${trials('thor')} for THOR, at these budgets, ` +
+    `trained on ${sweep.trainPerClass} training images per class and scored on ` +
     `${sweep.tunePerClass} held-out training images per class, never on the val split): ` +
-    `SGD ${best('sgd')}, THOR ${best('thor')}` +
-    (agree ? '' : ` (these runs used SGD ${chosen.sgd}, THOR ${chosen.thor})`) +
-    `. ${rest}`
+    `SGD lr ${best('sgd').lr}, weight decay ${best('sgd').weightDecay}${used('sgd')}; ` +
+    `THOR lr ${best('thor').lr}, weight decay ${best('thor').weightDecay}${used('thor')}. ${rest}`
   );
 }
 

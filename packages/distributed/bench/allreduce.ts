@@ -1,8 +1,10 @@
 // `npm run bench:allreduce`: allReduce time and busbw for 8 and 2 ranks, 4 KB to 128 MB, beside
-// torch.distributed Gloo in the same run. Each rank is its own process; figures are medians over
-// iterations of the slowest rank's time. busbw = bytes / time · 2(n − 1)/n (nccl-tests). CPU is
-// the median over iterations of the CPU time all ranks' processes spent in the call (threads
-// included): on a machine that other work shares, wall-clock times follow the load, CPU time less.
+// torch.distributed Gloo in the same run. Each rank is its own process and times rounds of
+// all-reduces run back to back after one barrier (as nccl-tests does); figures are medians over
+// rounds of the slowest rank's time per all-reduce. busbw = bytes / time · 2(n − 1)/n
+// (nccl-tests). CPU is the median over rounds of the CPU time all ranks' processes spent per
+// all-reduce (threads included): on a machine that other work shares, wall-clock times follow the
+// load, CPU time less.
 import { execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:net';
@@ -95,14 +97,14 @@ async function gloo(n: number): Promise<RankTimes[] | undefined> {
   return JSON.parse(out) as RankTimes[];
 }
 
-/** Median over iterations of the slowest rank's wall-clock time, in ms. */
+/** Median over rounds of the slowest rank's wall-clock time per all-reduce, in ms. */
 function median(perRank: RankTimes[], bytes: number): number {
   const runs = perRank.map((t) => t.ms[String(bytes)] as number[]);
   const worst = (runs[0] as number[]).map((_, i) => Math.max(...runs.map((r) => r[i] as number)));
   return middle(worst);
 }
 
-/** Median over iterations of the CPU time of all ranks together, in ms. */
+/** Median over rounds of the CPU time of all ranks together per all-reduce, in ms. */
 function medianCpu(perRank: RankTimes[], bytes: number): number {
   const runs = perRank.map((t) => t.cpu[String(bytes)] as number[]);
   return middle(

@@ -15,23 +15,26 @@ def worker(rank, n, port, sizes, iters, queue):
     dist.init_process_group('gloo', init_method=f'tcp://127.0.0.1:{port}', rank=rank, world_size=n)
     times = {}
     cpu = {}
+    rounds = 5
     for nbytes in sizes:
         buf = torch.empty(nbytes // 4, dtype=torch.float32)
         count = max(3, min(iters, round(2e8 / nbytes)))
+        # Checked once; then zeros, so that back-to-back sums stay finite.
+        buf.fill_(1)
+        dist.all_reduce(buf)
+        assert buf[0].item() == n and buf[-1].item() == n
+        buf.fill_(0)
         t = []
         c = []
-        for i in range(-2, count):
-            buf.fill_(1)
+        # Like nccl-tests: each round times `count` all-reduces back to back after one barrier.
+        for _ in range(rounds):
             dist.barrier()
             c0 = time.process_time()
             t0 = time.perf_counter()
-            dist.all_reduce(buf)
-            ms = (time.perf_counter() - t0) * 1e3
-            used = (time.process_time() - c0) * 1e3
-            assert buf[0].item() == n and buf[-1].item() == n
-            if i >= 0:
-                t.append(ms)
-                c.append(used)
+            for _ in range(count):
+                dist.all_reduce(buf)
+            t.append((time.perf_counter() - t0) * 1e3 / count)
+            c.append((time.process_time() - c0) * 1e3 / count)
         times[str(nbytes)] = t
         cpu[str(nbytes)] = c
     queue.put((rank, {'ms': times, 'cpu': cpu}))

@@ -1,4 +1,5 @@
-// npm run reproduce [-- --quick] [--nproc 8] [--limit 1000] [--sgd-epochs 10] [--out reports/thor-vs-sgd]
+// npm run reproduce [-- --quick] [--nproc 8] [--limit 1000] [--sgd-epochs 10] [--seed 1]
+//                   [--out reports/thor-vs-sgd]
 //
 // Prepares Fashion-MNIST as an ImageNet-layout tree (JPEGs, train/ and val/), trains the small
 // ResNet with SGD for the full budget and with THOR for half of it, each data-parallel over
@@ -22,6 +23,7 @@ const { values } = parseArgs({
     'sgd-epochs': { type: 'string' },
     out: { type: 'string', default: join(root, 'reports', 'thor-vs-sgd') },
     data: { type: 'string' },
+    seed: { type: 'string' },
   },
 });
 const quick = values.quick;
@@ -70,7 +72,11 @@ async function run(optimizer, epochs) {
     nproc,
     runDir: join(out, `run-${optimizer}`),
     configPath: join(out, `config-${optimizer}.json`),
-    overrides: { data, epochs },
+    overrides: {
+      data,
+      epochs,
+      ...(values.seed === undefined ? {} : { seed: Number(values.seed) }),
+    },
   });
 }
 

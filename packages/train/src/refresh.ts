@@ -18,7 +18,7 @@ export async function refreshThor(
   step: number,
 ): Promise<ThorReport> {
   const factors = thor.computeFactors(taps.all());
-  const averaged = await allReduceFactors(factors, ring);
+  const averaged = await allReducePairs(factors, ring, 'mean');
   disposePairs(factors);
   const report: ThorReport = { step, refreshed: [], retried: [], nonFinite: [], stopped: [] };
   const chosen = thor.selectRefresh(step, averaged, report);
@@ -26,30 +26,18 @@ export async function refreshThor(
   const owner = assignInversions(costs, ring.worldSize);
   const mine = chosen.filter((l) => owner.get(l) === ring.rank);
   const local = thor.invert(mine, averaged, step, report);
-  // Each rank fills in the inverses it computed and zeros elsewhere; the sum is then every
-  // inverse, exactly (x + 0 = x).
-  const keys = chosen.flatMap((l) => [`${l}/a`, `${l}/g`]);
-  const shapes = new Map<string, { shape: number[] }>();
-  const parts = new Map<string, tf.Tensor>();
-  for (const l of chosen) {
-    const f = averaged.get(l) as FactorPair;
-    const inv = local.get(l);
-    shapes.set(`${l}/a`, f.a);
-    shapes.set(`${l}/g`, f.g);
-    parts.set(`${l}/a`, inv?.a ?? tf.zerosLike(f.a));
-    parts.set(`${l}/g`, inv?.g ?? tf.zerosLike(f.g));
-  }
-  const summed = ring.worldSize > 1 ? await ring.allReduce(flatten(keys, parts)) : undefined;
   let inverses = local;
-  if (summed !== undefined) {
-    const { tensors } = unflatten(keys, shapes, summed);
-    inverses = new Map(
-      chosen.map((l) => [
-        l,
-        { a: tensors.get(`${l}/a`) as tf.Tensor3D, g: tensors.get(`${l}/g`) as tf.Tensor3D },
-      ]),
+  if (ring.worldSize > 1) {
+    // Each rank fills in the inverses it computed and zeros elsewhere; the sum is then every
+    // inverse, exactly (x + 0 = x).
+    const parts = new Map<string, FactorPair>(
+      chosen.map((l) => {
+        const f = averaged.get(l) as FactorPair;
+        return [l, local.get(l) ?? { a: tf.zerosLike(f.a), g: tf.zerosLike(f.g) }];
+      }),
     );
-    tf.dispose([...parts.values()]);
+    inverses = await allReducePairs(parts, ring, 'sum');
+    disposePairs(parts);
   }
   thor.setInverses(inverses);
   disposePairs(averaged);
@@ -57,18 +45,20 @@ export async function refreshThor(
   return report;
 }
 
-async function allReduceFactors(
-  factors: Map<string, FactorPair>,
+/** Every layer's pair of factors all-reduced in one collective: new tensors, same shapes. */
+async function allReducePairs(
+  pairs: Map<string, FactorPair>,
   ring: Ring,
+  op: 'sum' | 'mean',
 ): Promise<Map<string, FactorPair>> {
-  const layers = [...factors.keys()];
+  const layers = [...pairs.keys()];
   const parts = new Map<string, tf.Tensor>();
-  for (const [layer, f] of factors) {
+  for (const [layer, f] of pairs) {
     parts.set(`${layer}/a`, f.a);
     parts.set(`${layer}/g`, f.g);
   }
   const keys = [...parts.keys()];
-  const reduced = await ring.allReduce(flatten(keys, parts), { op: 'mean' });
+  const reduced = await ring.allReduce(flatten(keys, parts), { op });
   const { tensors } = unflatten(keys, parts, reduced);
   return new Map(
     layers.map((l) => [

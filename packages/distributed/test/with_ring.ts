@@ -1,5 +1,8 @@
 import { joinRing, type Ring, type RingOptions, startCoordinator } from '../dist/index.js';
 
+/** Deterministic values in [-1, 1) from a seed (a 32-bit LCG), shared with the worker processes. */
+export { values } from './fixtures/values.mjs';
+
 export const TOKEN = 'test-token-0123456789';
 
 /**
@@ -39,15 +42,4 @@ export async function withRing<T>(
     await Promise.all(rings.map((r) => r.close()));
     await coordinator.close();
   }
-}
-
-/** Deterministic values in [-1, 1) from a seed (a 32-bit LCG), for reproducible test tensors. */
-export function values(length: number, seed: number): Float32Array {
-  const out = new Float32Array(length);
-  let s = seed >>> 0 || 1;
-  for (let i = 0; i < length; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = s / 2 ** 31 - 1;
-  }
-  return out;
 }

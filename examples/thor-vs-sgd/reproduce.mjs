@@ -1,5 +1,5 @@
-// npm run reproduce [-- --quick] [--nproc 8] [--limit 1000] [--sgd-epochs 10] [--seed 1]
-//                   [--out reports/thor-vs-sgd]
+// npm run reproduce [-- --quick] [--nproc 8] [--limit 1000] [--sgd-epochs 10]
+//                   [--seed 1 | --seeds 1,2,3] [--out reports/thor-vs-sgd]
 //
 // Prepares Fashion-MNIST as an ImageNet-layout tree (JPEGs, train/ and val/), trains the small
 // ResNet with SGD for the full budget and with THOR for half of it, each data-parallel over
@@ -7,7 +7,12 @@
 // Ends with the target's check: THOR reaches SGD's final top-1 in ≤ 0.55× its epochs and in less
 // training time, or the command fails. --quick (a few hundred images, 2 + 1 epochs) checks the
 // pipeline only, not the target.
-import { mkdir, readFile } from 'node:fs/promises';
+//
+// --seeds repeats the whole comparison for each seed (both optimizers, each seed its own weights
+// and data order): the first seed's runs and report go to --out as without it, each other
+// seed's to --out/seed-<n>/, and report.md gains a table of every seed with the mean ± standard
+// deviation, also written as seeds.json. The command fails unless the target is met on every seed.
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 
@@ -24,8 +29,19 @@ const { values } = parseArgs({
     out: { type: 'string', default: join(root, 'reports', 'thor-vs-sgd') },
     data: { type: 'string' },
     seed: { type: 'string' },
+    seeds: { type: 'string' },
   },
 });
+if (values.seed !== undefined && values.seeds !== undefined) {
+  throw new Error('reproduce: expected --seed <n> or --seeds <n,m,…>, found both');
+}
+// undefined: the presets' seed.
+const seeds = (values.seeds ?? values.seed)?.split(',').map(Number) ?? [undefined];
+if (seeds.some((s) => s !== undefined && !Number.isInteger(s))) {
+  throw new Error(
+    `reproduce: --seed/--seeds expected integers, found '${values.seeds ?? values.seed}'`,
+  );
+}
 const quick = values.quick;
 const nproc = Number(values.nproc);
 const limit = Number(values.limit ?? (quick ? 48 : 1000));
@@ -38,65 +54,193 @@ await mkdir(out, { recursive: true });
 /** How the hyperparameters were chosen: the sweep in sweep.json (npm run sweep), when there is one. */
 async function tuning(sgdConfig, thorConfig) {
   const rest =
-    'Everything else is the same for both: batch 128, cosine decay, momentum 0.9, label ' +
-    "smoothing 0.1, flips (the reference's small experiment in shared/reference/THOR.md); THOR " +
-    "adds the reference's damping schedule and a refresh every 10 steps, untuned.";
+    'Everything the sweep did not change is the same for both: batch 128, cosine decay, momentum ' +
+    "0.9, label smoothing 0.1, flips (the reference's small experiment in shared/reference/THOR.md); " +
+    'THOR refreshes its factors and inverses every 10 steps, untuned.';
   let sweep;
   try {
     sweep = JSON.parse(await readFile(join(out, 'sweep.json'), 'utf8'));
   } catch {
     return `no hyperparameter sweep was found in ${out} (npm run sweep writes one). ${rest}`;
   }
+  // The protocol's choice (sweep.json's `best`), else the top row.
   const best = (o) =>
+    sweep.best?.[o] ??
     sweep.rows.filter((r) => r.optimizer === o).reduce((a, b) => (b.top1 > a.top1 ? b : a));
   const runs = { sgd: sgdConfig, thor: thorConfig };
-  const used = (o) =>
-    best(o).lr === runs[o].lr.base && best(o).weightDecay === runs[o].weightDecay
+  // Where each of the sweep's settings lies in a config.
+  const field = {
+    lr: (c) => c.lr.base,
+    weightDecay: (c) => c.weightDecay,
+    nesterov: (c) => c.nesterov ?? false,
+    momentum: (c) => c.momentum,
+    warmupEpochs: (c) => c.lr.warmupEpochs ?? 0,
+    labelSmoothing: (c) => c.labelSmoothing,
+    dampingBase: (c) => c.thor.dampingBase,
+    dampingDecay: (c) => c.thor.dampingDecay,
+  };
+  const settings = (o) => {
+    const b = best(o);
+    return { lr: b.lr, weightDecay: b.weightDecay, ...(b.options ?? {}) };
+  };
+  const shown = (s) =>
+    Object.entries(s)
+      .map(([k, v]) => `${k === 'weightDecay' ? 'weight decay' : k} ${v}`)
+      .join(', ');
+  const used = (o) => {
+    const differ = Object.entries(settings(o)).filter(([k, v]) => field[k](runs[o]) !== v);
+    return differ.length === 0
       ? ''
-      : ` (these runs used lr ${runs[o].lr.base}, weight decay ${runs[o].weightDecay})`;
+      : ` (these runs used ${shown(Object.fromEntries(differ.map(([k]) => [k, field[k](runs[o])])))})`;
+  };
   const trials = (o) => sweep.rows.filter((r) => r.optimizer === o).length;
   return (
-    `the base learning rate and weight decay of each optimizer are the best of the same sweep ` +
-    `(sweep.md: ${trials('sgd')} trials for SGD, ${trials('thor')} for THOR, at these budgets, ` +
-    `trained on ${sweep.trainPerClass} training images per class and scored on ` +
-    `${sweep.tunePerClass} held-out training images per class, never on the val split): ` +
-    `SGD lr ${best('sgd').lr}, weight decay ${best('sgd').weightDecay}${used('sgd')}; ` +
-    `THOR lr ${best('thor').lr}, weight decay ${best('thor').weightDecay}${used('thor')}. ${rest}`
+    `each optimizer's settings are the best of the same protocol (sweep.md: ${trials('sgd')} ` +
+    `trials for SGD, ${trials('thor')} for THOR, at these budgets, trained on ` +
+    `${sweep.trainPerClass} training images per class and scored on ${sweep.tunePerClass} ` +
+    'held-out training images per class, never on the val split: the base learning rate, then ' +
+    "the weight decay, then four trials of the optimizer's own knobs): " +
+    `SGD ${shown(settings('sgd'))}${used('sgd')}; THOR ${shown(settings('thor'))}${used('thor')}. ${rest}`
   );
 }
 
-async function run(optimizer, epochs) {
-  console.log(`training with ${optimizer.toUpperCase()} for ${epochs} epochs on ${nproc} workers`);
+async function run(optimizer, epochs, seed, dir) {
+  console.log(
+    `training with ${optimizer.toUpperCase()} for ${epochs} epochs on ${nproc} workers` +
+      (seed === undefined ? '' : ` (seed ${seed})`),
+  );
   return trainRun({
     optimizer,
     nproc,
-    runDir: join(out, `run-${optimizer}`),
-    configPath: join(out, `config-${optimizer}.json`),
-    overrides: {
-      data,
-      epochs,
-      ...(values.seed === undefined ? {} : { seed: Number(values.seed) }),
-    },
+    runDir: join(dir, `run-${optimizer}`),
+    configPath: join(dir, `config-${optimizer}.json`),
+    overrides: { data, epochs, ...(seed === undefined ? {} : { seed }) },
   });
 }
 
-const sgd = await run('sgd', sgdEpochs);
-const thor = await run('thor', thorEpochs);
-const c = await writeReport(out, sgd, thor, await tuning(sgd.config, thor.config));
-console.log(`report: ${join(out, 'report.md')}`);
-console.log(
-  `SGD ${sgdEpochs} epochs: top-1 ${(c.target * 100).toFixed(2)}% in ${c.sgdSeconds.toFixed(0)} s; ` +
-    (c.thorEpochs === undefined
-      ? `THOR did not reach it in ${thorEpochs} epochs`
-      : `THOR reached it at epoch ${c.thorEpochs} after ${c.thorSeconds.toFixed(0)} s`),
-);
+/** Both runs of one seed and their report in `dir`. */
+async function reproduce(seed, dir) {
+  await mkdir(dir, { recursive: true });
+  const t0 = performance.now();
+  const sgd = await run('sgd', sgdEpochs, seed, dir);
+  const thor = await run('thor', thorEpochs, seed, dir);
+  const c = await writeReport(dir, sgd, thor, await tuning(sgd.config, thor.config));
+  console.log(`report: ${join(dir, 'report.md')}`);
+  console.log(
+    `seed ${sgd.config.seed}: SGD ${sgdEpochs} epochs: top-1 ${(c.target * 100).toFixed(2)}% in ${c.sgdSeconds.toFixed(0)} s; ` +
+      (c.thorEpochs === undefined
+        ? `THOR did not reach it in ${thorEpochs} epochs`
+        : `THOR reached it at epoch ${c.thorEpochs} after ${c.thorSeconds.toFixed(0)} s`) +
+      (quick ? '' : c.met ? ': target met' : ': target not met'),
+  );
+  return { seed: sgd.config.seed, sgd, thor, c, seconds: (performance.now() - t0) / 1e3 };
+}
+
+const results = [];
+for (const [i, seed] of seeds.entries()) {
+  results.push(await reproduce(seed, i === 0 ? out : join(out, `seed-${seed}`)));
+}
+if (values.seeds !== undefined) await writeSeeds(out, results);
+
 if (quick) {
   console.log('quick run: the pipeline works; the target is checked only by the full run');
-} else if (!c.met) {
+} else if (results.some((r) => !r.c.met)) {
+  const missed = results.filter((r) => !r.c.met).map((r) => r.seed);
   console.error(
-    "target not met: THOR did not reach SGD's final top-1 in ≤ 0.55× its epochs and less time",
+    `target not met (seed ${missed.join(', ')} of ${results.map((r) => r.seed).join(', ')}): ` +
+      "THOR did not reach SGD's final top-1 in ≤ 0.55× its epochs and less time",
   );
   process.exit(1);
 } else {
-  console.log('target met');
+  console.log(results.length > 1 ? `target met on every seed` : 'target met');
+}
+
+/**
+ * seeds.json and a section of `out`/report.md: each seed's figures, their mean ± standard
+ * deviation (n − 1), and whether the target holds on each.
+ */
+async function writeSeeds(out, results) {
+  const last = (r) => r.metrics[r.metrics.length - 1];
+  const rows = results.map(({ seed, thor, c, seconds }) => {
+    const hit = thor.metrics.find((m) => m.epoch === c.thorEpochs);
+    return {
+      seed,
+      sgdTop1: c.target,
+      sgdEpochs: c.sgdEpochs,
+      sgdSeconds: c.sgdSeconds,
+      thorTop1: last(thor).top1,
+      thorEpochs: thor.config.epochs,
+      thorSeconds: last(thor).trainSeconds,
+      thorEpochsToTarget: c.thorEpochs ?? null,
+      thorTop1AtTarget: hit?.top1 ?? null,
+      thorSecondsToTarget: c.thorSeconds ?? null,
+      met: c.met,
+      commandSeconds: seconds,
+    };
+  });
+  await writeFile(join(out, 'seeds.json'), `${JSON.stringify(rows, null, 2)}\n`);
+  const pct = (v) => `${(v * 100).toFixed(2)}%`;
+  const stats = (xs) => {
+    const mean = xs.reduce((a, b) => a + b, 0) / xs.length;
+    const sd =
+      xs.length > 1 ? Math.sqrt(xs.reduce((a, b) => a + (b - mean) ** 2, 0) / (xs.length - 1)) : 0;
+    return { mean, sd };
+  };
+  const pm = (xs, f) => {
+    const { mean, sd } = stats(xs);
+    return `${f(mean)} ± ${f(sd)}`;
+  };
+  const points = (v) => `${(v * 100).toFixed(2)}`;
+  const secs = (v) => `${v.toFixed(0)} s`;
+  const met = rows.filter((r) => r.met).length;
+  const md = [
+    `## Every seed (${rows.length})`,
+    '',
+    `Command: \`npm run reproduce -- --seeds ${rows.map((r) => r.seed).join(',')}\`. Each seed ` +
+      'sets the initial weights, the data order and the flips of both runs; the first ' +
+      "seed's runs are the ones above, the others' lie in `seed-<n>/` (each with its own " +
+      'report.md and plots). Training times are wall-clock, evaluation excluded.',
+    '',
+    `| seed | SGD top-1 after ${rows[0].sgdEpochs} | THOR top-1 after ${rows[0].thorEpochs} | THOR − SGD | THOR epochs to SGD's top-1 (top-1 there) | SGD training time | THOR training time to it | target |`,
+    '|---|---|---|---|---|---|---|---|',
+    ...rows.map(
+      (r) =>
+        `| ${r.seed} | ${pct(r.sgdTop1)} | ${pct(r.thorTop1)} | ${((r.thorTop1 - r.sgdTop1) * 100).toFixed(2)} points | ` +
+        (r.thorEpochsToTarget === null
+          ? 'not reached | '
+          : `${r.thorEpochsToTarget} (${pct(r.thorTop1AtTarget)}) | `) +
+        `${secs(r.sgdSeconds)} | ${r.thorSecondsToTarget === null ? `— (${secs(r.thorSeconds)} for all ${r.thorEpochs})` : secs(r.thorSecondsToTarget)} | ${r.met ? 'met' : '**not met**'} |`,
+    ),
+    `| mean ± sd | ${pm(
+      rows.map((r) => r.sgdTop1),
+      points,
+    )} | ${pm(
+      rows.map((r) => r.thorTop1),
+      points,
+    )} | ` +
+      `${pm(
+        rows.map((r) => r.thorTop1 - r.sgdTop1),
+        points,
+      )} points | | ` +
+      `${pm(
+        rows.map((r) => r.sgdSeconds),
+        secs,
+      )} | ${pm(
+        rows.map((r) => r.thorSeconds),
+        secs,
+      )} for all ${rows[0].thorEpochs} | ${met} of ${rows.length} |`,
+    '',
+    met === rows.length
+      ? `The target holds on every seed (${met} of ${rows.length}).`
+      : `The target holds on ${met} of ${rows.length} seeds: **not robustly reproduced** (missed on seed ${rows
+          .filter((r) => !r.met)
+          .map((r) => r.seed)
+          .join(', ')}).`,
+    `All seeds together took ${(results.reduce((a, r) => a + r.seconds, 0) / 60).toFixed(1)} minutes (runs, start-ups, evaluations and reports; data preparation excluded).`,
+    '',
+    '',
+  ].join('\n');
+  const report = join(out, 'report.md');
+  const text = await readFile(report, 'utf8');
+  await writeFile(report, text.replace('## Hyperparameters', `${md}## Hyperparameters`));
 }

@@ -19,6 +19,7 @@ import {
 import {
   cosineDecay,
   linearDecay,
+  linearWarmup,
   thorDamping,
   thorLearningRate,
   type Schedule,
@@ -64,7 +65,7 @@ export function buildSchedules(
   stepsPerEpoch: number,
 ): { lr: Schedule; damping: Schedule } {
   const total = c.epochs * stepsPerEpoch;
-  const lr: Schedule =
+  const decay: Schedule =
     c.lr.schedule === 'cosine'
       ? cosineDecay(c.lr.base, total)
       : c.lr.schedule === 'linear'
@@ -72,6 +73,8 @@ export function buildSchedules(
         : c.lr.schedule === 'thor'
           ? thorLearningRate(stepsPerEpoch, { base: c.lr.base })
           : c.lr.base;
+  const warmupSteps = Math.round((c.lr.warmupEpochs ?? 0) * stepsPerEpoch);
+  const lr = warmupSteps > 0 ? linearWarmup(decay, warmupSteps) : decay;
   const damping = thorDamping(stepsPerEpoch, {
     base: c.thor.dampingBase,
     decay: c.thor.dampingDecay,

@@ -1,10 +1,11 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { openImageNet, type Batch, type DataLoader } from '@thor-ts/data';
+import { openImageNet, type Batch } from '@thor-ts/data';
 import type { Ring } from '@thor-ts/distributed';
 import { loadCheckpoint, loadWeights, type ResNet } from '@thor-ts/model';
 
 import { buildLoader, buildModel, buildTransforms } from './build.js';
 import type { TrainConfig } from './config.js';
+import type { EvalSource } from './eval_batches.js';
 
 export interface Accuracy {
   top1: number;
@@ -20,7 +21,7 @@ export interface Accuracy {
  */
 export async function evaluate(
   model: ResNet,
-  loader: DataLoader,
+  loader: EvalSource,
   ring: Ring,
   onBatch?: (done: number, total: number) => void,
 ): Promise<Accuracy> {

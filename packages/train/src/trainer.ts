@@ -9,6 +9,7 @@ import { MomentumSGD, softmaxCrossEntropy, Thor } from '@thor-ts/optim';
 
 import { buildLoader, buildModel, buildSchedules, buildTransforms } from './build.js';
 import type { TrainConfig } from './config.js';
+import { EvalBatches } from './eval_batches.js';
 import { evaluate } from './evaluate.js';
 import { flatten, unflatten } from './flat.js';
 import { Progress } from './progress.js';
@@ -84,7 +85,10 @@ export async function train(
   const valSet = await openImageNet(config.data, { split: 'val' });
   const transforms = buildTransforms(config);
   const loader = buildLoader(config, trainSet, micro, transforms.train, ring, true);
-  const valLoader = buildLoader(config, valSet, micro, transforms.eval, ring, false);
+  // The val pass is the same every epoch: kept in memory after the first one when it is small.
+  const valLoader = new EvalBatches(
+    buildLoader(config, valSet, micro, transforms.eval, ring, false),
+  );
   const stepsPerEpoch = Math.floor(loader.numBatches / accumulate);
   if (stepsPerEpoch < 1) {
     throw new Error(
@@ -103,6 +107,7 @@ export async function train(
   const opt = new MomentumSGD(params, {
     lr,
     momentum: config.momentum,
+    nesterov: config.nesterov ?? false,
     weightDecay: config.weightDecay,
   });
   const thor =

@@ -10,6 +10,7 @@ import { initBackend } from '@thor-ts/backend';
 import { describe, expect, it } from 'vitest';
 
 import {
+  buildSchedules,
   compare,
   flatten,
   formatDuration,
@@ -58,6 +59,28 @@ describe('configs', () => {
     expect(() => validateConfig({ ...ok, lr: { schedule: 'exp' as never, base: 1 } })).toThrow(
       /field 'lr' expected/,
     );
+  });
+
+  it('take a linear warm-up before the schedule, and Nesterov momentum', () => {
+    const ok = { ...(presets['fashion-mnist-sgd'] as TrainConfig), data: '/d' };
+    expect(() => validateConfig({ ...ok, nesterov: 'yes' as never })).toThrow(
+      `config: field 'nesterov' expected true, false or absent, found "yes"`,
+    );
+    expect(() => validateConfig({ ...ok, lr: { ...ok.lr, warmupEpochs: 10 } })).toThrow(
+      "config: field 'lr.warmupEpochs' expected a number in [0, epochs = 10), or absent, found 10",
+    );
+    // 10 epochs of 4 steps, cosine from 0.2 over 40 steps, warmed up over the first epoch: step 4
+    // is the cosine's own 0.1·(1 + cos(π·4/40)) = 0.1951057; steps 0–3 rise linearly to it from 0;
+    // step 39 is 0.1·(1 − cos(π/40)) = 0.0003083, as without a warm-up.
+    const { lr } = buildSchedules({ ...ok, lr: { ...ok.lr, warmupEpochs: 1 } }, 4);
+    const at = lr as (step: number) => number;
+    const top = 0.1951057;
+    [0, top / 4, top / 2, (3 * top) / 4, top].forEach((v, step) =>
+      expect(at(step)).toBeCloseTo(v, 6),
+    );
+    expect(at(39)).toBeCloseTo(0.0003083, 6);
+    expect(buildSchedules(ok, 4).lr).not.toBe(lr);
+    expect((buildSchedules(ok, 4).lr as (step: number) => number)(0)).toBeCloseTo(0.2, 9);
   });
 
   it("hold the reference's ImageNet runs", () => {
@@ -230,6 +253,53 @@ describe('npm run reproduce -- --quick', () => {
       expect(scored.top1).toBeCloseTo(sgd[1]!.top1, 6);
       expect(scored.top5).toBeCloseTo(sgd[1]!.top5, 6);
       expect(scored.images).toBe(480);
+    } finally {
+      await rm(out, { recursive: true, force: true });
+    }
+  }, 600_000);
+
+  it('repeats the comparison for each of --seeds and tabulates them in report.md', async () => {
+    const out = await mkdtemp(join(tmpdir(), 'thor-ts-seeds-'));
+    try {
+      const { stdout } = await run(
+        process.execPath,
+        [
+          join(root, 'examples/thor-vs-sgd/reproduce.mjs'),
+          '--quick',
+          '--nproc',
+          '2',
+          '--seeds',
+          '3,4',
+          '--out',
+          out,
+        ],
+        { maxBuffer: 1 << 24 },
+      );
+      expect(stdout).toContain('training with SGD for 2 epochs on 2 workers (seed 3)');
+      expect(stdout).toContain('training with THOR for 1 epochs on 2 workers (seed 4)');
+      // The first seed's runs where a single seed's go, the second's in seed-4/.
+      const config = async (dir: string) =>
+        JSON.parse(await readFile(join(dir, 'config-thor.json'), 'utf8')) as TrainConfig;
+      expect((await config(out)).seed).toBe(3);
+      expect((await config(join(out, 'seed-4'))).seed).toBe(4);
+      expect(await readdir(join(out, 'seed-4'))).toContain('report.md');
+      const seeds = JSON.parse(await readFile(join(out, 'seeds.json'), 'utf8')) as {
+        seed: number;
+        sgdTop1: number;
+        thorTop1: number;
+      }[];
+      expect(seeds.map((r) => r.seed)).toEqual([3, 4]);
+      const sgd4 = (await readFile(join(out, 'seed-4', 'metrics-sgd.jsonl'), 'utf8'))
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as EpochMetrics);
+      expect(seeds[1]!.sgdTop1).toBe(sgd4[1]!.top1);
+      const report = await readFile(join(out, 'report.md'), 'utf8');
+      expect(report).toContain('## Every seed (2)');
+      expect(report).toContain('`npm run reproduce -- --seeds 3,4`');
+      // The mean of the two SGD scores, as the table's last row shows it.
+      const mean = (((seeds[0]!.sgdTop1 + seeds[1]!.sgdTop1) / 2) * 100).toFixed(2);
+      expect(report).toMatch(new RegExp(`\\| mean ± sd \\| ${mean.replace('.', '\\.')} ± `));
     } finally {
       await rm(out, { recursive: true, force: true });
     }

@@ -23,7 +23,7 @@ import {
   imagenetTrainTransforms,
   openImageFolder,
   writeSyntheticImageNet,
-} from '../src/index.js';
+} from '../dist/index.js';
 
 const BATCH = 32;
 const here = fileURLToPath(new URL('.', import.meta.url));
@@ -40,6 +40,7 @@ if (process.argv[2] === '--child') {
   const loader = new DataLoader(dataset, {
     batchSize: BATCH,
     transforms: imagenetTrainTransforms(224),
+    workers,
     concurrency: 2 * workers,
     prefetch: 2,
   });

@@ -4,10 +4,12 @@ import { join } from 'node:path';
 
 import type { Batch } from './batch.js';
 import { ConcurrencyLimit } from './concurrency_limit.js';
-import { decodePending, type DecodeOptions, type PendingImage } from './decode_image.js';
+import { decodePlanned, pillowResize, planView, type DecodeOptions } from './decode_image.js';
+import { DecodePool } from './decode_pool.js';
 import { DistributedSampler } from './distributed_sampler.js';
 import type { ImageDataset } from './image_dataset.js';
 import { ImageDecodeError } from './image_decode_error.js';
+import type { ImageView } from './image_view.js';
 import { IMAGENET_MEAN, IMAGENET_STD, normalizationTable } from './normalize.js';
 import type { Normalization } from './normalize.js';
 import { Random } from './random.js';
@@ -33,7 +35,16 @@ export interface DataLoaderOptions {
   seed?: number;
   /** Drop a last, partial batch. Default false. */
   dropLast?: boolean;
-  /** Images decoded at once (sharp runs them on libuv's threads). Default: the number of cores. */
+  /**
+   * Threads decoding baseline JPEGs in WebAssembly (csrc/jpeg.c: the same bytes as sharp and
+   * Pillow, decoding only what the crop needs), like PyTorch's `num_workers`. Other files, and
+   * every file when 0, go to sharp. Default: the number of cores.
+   */
+  workers?: number;
+  /**
+   * Images in flight at once (read, waiting for or on a decoding thread, or in sharp on libuv's
+   * threads). Default: twice the workers, and at least the number of cores.
+   */
   concurrency?: number;
   /** Batches prepared ahead of the one being used. Default 2. */
   prefetch?: number;
@@ -57,6 +68,11 @@ export class DataLoader {
   readonly skipped: SkippedFile[] = [];
   private readonly limit: ConcurrencyLimit;
   private readonly table: Float32Array;
+  private readonly workers: number;
+  private pool: DecodePool | undefined;
+  private poolWarned = false;
+  /** Batch buffers released by the caller, for later batches of the same size. */
+  private readonly released: Float32Array[] = [];
   private delivered = 0;
   private startedAt: number | undefined;
 
@@ -74,7 +90,13 @@ export class DataLoader {
         `Expected a sampler over the dataset's ${dataset.files.length} files, found one over ${this.sampler.length}.`,
       );
     }
-    this.limit = new ConcurrencyLimit(options.concurrency ?? availableParallelism());
+    this.workers = options.workers ?? availableParallelism();
+    if (!Number.isInteger(this.workers) || this.workers < 0) {
+      throw new RangeError(`Expected workers to be an integer ≥ 0, found ${options.workers}.`);
+    }
+    this.limit = new ConcurrencyLimit(
+      options.concurrency ?? Math.max(availableParallelism(), 2 * this.workers),
+    );
     this.table = normalizationTable(
       options.normalization ?? { mean: IMAGENET_MEAN, std: IMAGENET_STD },
     );
@@ -99,6 +121,9 @@ export class DataLoader {
    */
   async *epoch(epoch: number, from = 0): AsyncGenerator<Batch, void, undefined> {
     this.startedAt ??= performance.now();
+    if (this.workers > 0 && this.options.decode?.kernel === undefined) {
+      this.pool ??= new DecodePool(this.workers, this.table);
+    }
     const order = this.sampler.indices(epoch);
     const size = this.options.batchSize;
     const count = this.numBatches;
@@ -145,20 +170,20 @@ export class DataLoader {
       Array.from(indices, (i, k) =>
         this.limit.run(async () => {
           if (stop.stopped) return false;
-          const image = await this.loadImage(i, epoch, seed);
-          if (!image) return false;
-          size ??= { width: image.width, height: image.height, first: i };
-          if (image.width !== size.width || image.height !== size.height) {
+          const file = await this.loadImage(i, epoch, seed);
+          if (!file) return false;
+          const { view } = file;
+          size ??= { width: view.width, height: view.height, first: i };
+          if (view.width !== size.width || view.height !== size.height) {
             const path = (j: number) => join(this.dataset.root, this.dataset.files[j]!);
             throw new RangeError(
               `Expected every image of a batch to be ${size.width}×${size.height} (as ` +
-                `${path(size.first)} is), found ${image.width}×${image.height} for ${path(i)}; ` +
+                `${path(size.first)} is), found ${view.width}×${view.height} for ${path(i)}; ` +
                 `end the transforms with a fixed-size crop.`,
             );
           }
-          out ??= new Float32Array(indices.length * size.height * size.width * 3);
-          image.writeNormalized(this.table, out, k * size.height * size.width * 3);
-          return true;
+          out ??= this.batchBuffer(indices.length * size.height * size.width * 3);
+          return this.decodeInto(file, i, epoch, out, k * size.height * size.width * 3);
         }),
       ),
     );
@@ -173,8 +198,17 @@ export class DataLoader {
       labels[n] = this.dataset.labels[indices[k]!]!;
       keptIndices[n++] = indices[k]!;
     });
+    // A batch with files left out is a copy: its full-size buffer is free at once.
+    const whole = !out || n === indices.length;
+    if (out && !whole) this.recycle(out);
+    let released = false;
     return {
-      images: out && n < indices.length ? out.slice(0, n * pixels) : (out ?? new Float32Array(0)),
+      images: whole ? (out ?? new Float32Array(0)) : out!.slice(0, n * pixels),
+      release: () => {
+        if (released || !whole || !out) return;
+        released = true;
+        this.recycle(out);
+      },
       labels: labels.slice(0, n),
       indices: keptIndices.slice(0, n),
       shape: [n, height, width, 3],
@@ -183,30 +217,103 @@ export class DataLoader {
     };
   }
 
-  private async loadImage(
-    i: number,
-    epoch: number,
-    seed: number,
-  ): Promise<PendingImage | undefined> {
+  /** Keeps a batch buffer for a later batch, as many as can be in use at once. */
+  private recycle(buffer: Float32Array): void {
+    if (this.released.length < (this.options.prefetch ?? 2) + 2) this.released.push(buffer);
+  }
+
+  /** A float32 buffer for a batch, shared with the decoding threads when there are some. */
+  private batchBuffer(length: number): Float32Array {
+    const reused = this.released.findIndex((b) => b.length === length);
+    if (reused >= 0 && this.released[reused]!.buffer instanceof SharedArrayBuffer === !!this.pool) {
+      return this.released.splice(reused, 1)[0]!;
+    }
+    return this.pool
+      ? new Float32Array(new SharedArrayBuffer(length * Float32Array.BYTES_PER_ELEMENT))
+      : new Float32Array(length);
+  }
+
+  /** Reads file `i` and plans its transforms; undefined if it is left out under the policy. */
+  private async loadImage(i: number, epoch: number, seed: number): Promise<LoadedFile | undefined> {
     const path = join(this.dataset.root, this.dataset.files[i]!);
     try {
       const bytes = await readFile(path);
       const random = Random.forSample(seed, epoch, i);
-      return await decodePending(bytes, this.options.transforms, random, path, this.options.decode);
+      const view = await planView(
+        bytes,
+        this.options.transforms,
+        random,
+        path,
+        this.options.decode?.failOn,
+      );
+      return { path, bytes, view };
     } catch (error) {
-      // Unreadable and undecodable files fall under the policy; a transform's error does not.
-      const unreadable = typeof (error as NodeJS.ErrnoException).code === 'string';
-      if (!(error instanceof ImageDecodeError) && !unreadable) throw error;
-      const reason = error instanceof ImageDecodeError ? error.reason : (error as Error).message;
-      if ((this.options.onError ?? 'skip') === 'fail') {
-        throw error instanceof ImageDecodeError ? error : new ImageDecodeError(path, reason);
-      }
-      const skipped = { path, index: i, label: this.dataset.labels[i]!, reason, epoch };
-      this.skipped.push(skipped);
-      (this.options.onSkip ?? warnSkipped)(skipped);
-      return undefined;
+      return this.leaveOut(error, path, i, epoch);
     }
   }
+
+  /**
+   * Decodes a file into `out` at `offset`: a baseline JPEG on a decoding thread, anything that
+   * thread does not take (other formats and JPEGs, damaged data) with sharp. False if the file
+   * is left out under the policy.
+   */
+  private async decodeInto(
+    file: LoadedFile,
+    i: number,
+    epoch: number,
+    out: Float32Array,
+    offset: number,
+  ): Promise<boolean> {
+    const { path, bytes, view } = file;
+    const resize = pillowResize(view);
+    if (this.pool && resize && bytes[0] === 0xff && bytes[1] === 0xd8) {
+      const reply = await this.pool.decode(bytes, resize, view.flip, out, offset);
+      if (reply.status === 0) return true;
+      if (reply.status < 0 && !this.poolWarned) {
+        this.poolWarned = true;
+        console.warn(
+          `@thor-ts/data: decoding with sharp after a decoding thread failed on ${path}: ${reply.error}`,
+        );
+      }
+    }
+    try {
+      const pending = await decodePlanned(bytes, view, path, this.options.decode);
+      pending.writeNormalized(this.table, out, offset);
+      return true;
+    } catch (error) {
+      return this.leaveOut(error, path, i, epoch) ?? false;
+    }
+  }
+
+  /**
+   * An unreadable or undecodable file under the policy: reported and left out (undefined), or
+   * rethrown as an {@link ImageDecodeError}. Any other error (a transform's) is rethrown as is.
+   */
+  private leaveOut(error: unknown, path: string, i: number, epoch: number): undefined {
+    const unreadable = typeof (error as NodeJS.ErrnoException).code === 'string';
+    if (!(error instanceof ImageDecodeError) && !unreadable) throw error;
+    const reason = error instanceof ImageDecodeError ? error.reason : (error as Error).message;
+    if ((this.options.onError ?? 'skip') === 'fail') {
+      throw error instanceof ImageDecodeError ? error : new ImageDecodeError(path, reason);
+    }
+    const skipped = { path, index: i, label: this.dataset.labels[i]!, reason, epoch };
+    this.skipped.push(skipped);
+    (this.options.onSkip ?? warnSkipped)(skipped);
+    return undefined;
+  }
+
+  /** Stops the decoding threads (they also stop holding the process open whenever idle). */
+  async close(): Promise<void> {
+    await this.pool?.close();
+    this.pool = undefined;
+  }
+}
+
+/** A file read, with the view its transforms planned. */
+interface LoadedFile {
+  path: string;
+  bytes: Uint8Array;
+  view: ImageView;
 }
 
 function warnSkipped(s: SkippedFile): void {

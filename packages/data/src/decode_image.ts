@@ -83,15 +83,39 @@ export async function decodePending(
   path = '<buffer>',
   options: DecodeOptions = {},
 ): Promise<PendingImage> {
-  const failOn = options.failOn ?? 'warning';
-  // JPEG and PNG headers are read here; other formats cost the decoder one more pass.
+  const view = await planView(input, transforms, random, path, options.failOn);
+  return decodePlanned(input, view, path, options);
+}
+
+/**
+ * The view `transforms` make of the encoded image: its size from the JPEG or PNG header (other
+ * formats cost sharp a look at theirs), then the transforms' geometry. Throws an
+ * {@link ImageDecodeError} naming `path` when the file gives no size.
+ */
+export async function planView(
+  input: Uint8Array,
+  transforms: readonly Transform[],
+  random: Random,
+  path = '<buffer>',
+  failOn: DecodeOptions['failOn'] = 'warning',
+): Promise<ImageView> {
   const header =
     readImageSize(input) ?? (await attempt(path, () => sharp(input, { failOn }).metadata()));
   if (!header.width || !header.height) {
     throw new ImageDecodeError(path, 'the header gives no image size');
   }
   // Outside the decoder's error handling: a transform that cannot apply is a pipeline error.
-  const view = applyTransforms(fullView(header.width, header.height), transforms, random);
+  return applyTransforms(fullView(header.width, header.height), transforms, random);
+}
+
+/** {@link decodePending} for a view already planned with {@link planView}. */
+export async function decodePlanned(
+  input: Uint8Array,
+  view: ImageView,
+  path = '<buffer>',
+  options: DecodeOptions = {},
+): Promise<PendingImage> {
+  const failOn = options.failOn ?? 'warning';
   const plan = planDecode(view, options.kernel);
   const { data, info } = await attempt(path, () =>
     plan
@@ -151,64 +175,96 @@ interface DecodePlan {
 }
 
 /**
- * How to decode the view, in one sharp pipeline read top to bottom once.
- *
- * - A window on whole source pixels shrunk less than 2× (every `RandomResizedCrop` of an
- *   ImageNet-sized photo): sharp extracts the window, then Pillow's bilinear filter resizes it, as
- *   torchvision crops then resizes a PIL image; geometry and pixels are torchvision's.
- * - Any other window shrunk less than 2× (`Resize` then `CenterCrop`): sharp decodes the image,
- *   then Pillow's bilinear filter computes the window of the resized image.
- * - A window shrunk 2× or more, or an explicit `kernel`: sharp resizes the whole source by the
- *   view's scale, then extracts the window. JPEG shrink-on-load applies (sharp skips it when a crop
- *   comes first) and libvips computes only the pixels the window needs; the window's offset is
- *   rounded to whole output pixels.
+ * What torchvision computes for a view shrunk less than 2×: Pillow's bilinear resize of a region
+ * of the source, of which a window is kept.
  */
-function planDecode(view: ImageView, kernel: DecodeOptions['kernel']): DecodePlan {
+export interface PillowResize {
+  /** The region of the source that is resized. */
+  source: PixelWindow;
+  /** The size it is resized to. */
+  width: number;
+  height: number;
+  /** The part of the resized image kept: the view's pixels. */
+  window: PixelWindow;
+}
+
+/**
+ * The view as Pillow's resize, for every view shrunk less than 2×:
+ *
+ * - A window on whole source pixels (every `RandomResizedCrop` of an ImageNet-sized photo): the
+ *   window is cropped, then resized, as torchvision crops then resizes a PIL image.
+ * - Any other window (`Resize` then `CenterCrop`): the whole image is resized and the window of
+ *   the result kept, the window's offset rounded to whole pixels of the resized image.
+ *
+ * `undefined` for a view shrunk 2× or more.
+ */
+export function pillowResize(view: ImageView): PillowResize | undefined {
   const shrink = Math.min(view.cropWidth / view.width, view.cropHeight / view.height);
-  const whole = [view.left, view.top, view.cropWidth, view.cropHeight].every(Number.isInteger);
-  const full = view.cropWidth === view.sourceWidth && view.cropHeight === view.sourceHeight;
-  const sized = view.width === view.cropWidth && view.height === view.cropHeight;
+  if (shrink >= 2) return undefined;
+  const { width, height } = view;
+  if ([view.left, view.top, view.cropWidth, view.cropHeight].every(Number.isInteger)) {
+    return {
+      source: { left: view.left, top: view.top, width: view.cropWidth, height: view.cropHeight },
+      width,
+      height,
+      window: { left: 0, top: 0, width, height },
+    };
+  }
+  const frame = resizedFrame(view);
+  return {
+    source: { left: 0, top: 0, width: view.sourceWidth, height: view.sourceHeight },
+    width: frame.width,
+    height: frame.height,
+    window: { left: frame.left, top: frame.top, width, height },
+  };
+}
+
+/** The whole source resized by the view's scale, and where the view's window lies in it. */
+function resizedFrame(view: ImageView) {
   const sx = view.width / view.cropWidth;
   const sy = view.height / view.cropHeight;
-  const resizedWidth = Math.max(view.width, Math.round(view.sourceWidth * sx));
-  const resizedHeight = Math.max(view.height, Math.round(view.sourceHeight * sy));
-  const left = Math.min(Math.max(0, Math.round(view.left * sx)), resizedWidth - view.width);
-  const top = Math.min(Math.max(0, Math.round(view.top * sy)), resizedHeight - view.height);
-  if (kernel === undefined && shrink < 2 && whole) {
-    const window = {
-      left: view.left,
-      top: view.top,
-      width: view.cropWidth,
-      height: view.cropHeight,
-    };
+  const width = Math.max(view.width, Math.round(view.sourceWidth * sx));
+  const height = Math.max(view.height, Math.round(view.sourceHeight * sy));
+  const left = Math.min(Math.max(0, Math.round(view.left * sx)), width - view.width);
+  const top = Math.min(Math.max(0, Math.round(view.top * sy)), height - view.height);
+  return { width, height, left, top };
+}
+
+/**
+ * How to decode the view, in one sharp pipeline read top to bottom once.
+ *
+ * - Shrunk less than 2× ({@link pillowResize}): sharp extracts the region to resize (or decodes
+ *   the whole image), then Pillow's bilinear filter computes the window of the resized image;
+ *   geometry and pixels are torchvision's.
+ * - Shrunk 2× or more, or an explicit `kernel`: sharp resizes the whole source by the view's
+ *   scale, then extracts the window. JPEG shrink-on-load applies (sharp skips it when a crop comes
+ *   first) and libvips computes only the pixels the window needs; the window's offset is rounded
+ *   to whole output pixels.
+ */
+function planDecode(view: ImageView, kernel: DecodeOptions['kernel']): DecodePlan {
+  const resize = kernel === undefined ? pillowResize(view) : undefined;
+  if (resize) {
+    const { source, window } = resize;
+    const whole = source.width === view.sourceWidth && source.height === view.sourceHeight;
+    const sized =
+      resize.width === source.width &&
+      resize.height === source.height &&
+      window.width === resize.width &&
+      window.height === resize.height;
     return {
-      pipeline: (image) => (full ? image : image.extract(window)),
-      width: view.cropWidth,
-      height: view.cropHeight,
-      resample: sized
-        ? undefined
-        : {
-            width: view.width,
-            height: view.height,
-            window: { left: 0, top: 0, width: view.width, height: view.height },
-          },
+      pipeline: (image) => (whole ? image : image.extract(source)),
+      width: source.width,
+      height: source.height,
+      resample: sized ? undefined : { width: resize.width, height: resize.height, window },
     };
   }
-  if (kernel === undefined && shrink < 2) {
-    const window = { left, top, width: view.width, height: view.height };
-    return {
-      pipeline: (image) => image,
-      width: view.sourceWidth,
-      height: view.sourceHeight,
-      resample: { width: resizedWidth, height: resizedHeight, window },
-    };
-  }
+  const { width, height, left, top } = resizedFrame(view);
   return {
     pipeline: (image) => {
-      if (resizedWidth !== view.sourceWidth || resizedHeight !== view.sourceHeight) {
-        image.resize(resizedWidth, resizedHeight, { fit: 'fill', kernel: kernel ?? 'linear' });
+      if (width !== view.sourceWidth || height !== view.sourceHeight) {
+        image.resize(width, height, { fit: 'fill', kernel: kernel ?? 'linear' });
       }
-      if (left !== 0 || top !== 0 || view.width !== resizedWidth || view.height !== resizedHeight) {
+      if (left !== 0 || top !== 0 || view.width !== width || view.height !== height) {
         image.extract({ left, top, width: view.width, height: view.height });
       }
       return image;

@@ -5,9 +5,13 @@ export { DatasetError } from './dataset_error.js';
 export {
   decodeImage,
   decodePending,
+  decodePlanned,
   decodeView,
+  pillowResize,
+  planView,
   type DecodeOptions,
   type PendingImage,
+  type PillowResize,
 } from './decode_image.js';
 export { DistributedSampler, type DistributedSamplerOptions } from './distributed_sampler.js';
 export type { ImageDataset } from './image_dataset.js';
@@ -64,6 +68,7 @@ export {
   type ToTensorsOptions,
 } from './to_tensors.js';
 export { applyTransforms, type Transform } from './transform.js';
+export { WASM_JPEG_STATUS, WasmJpeg } from './wasm_jpeg.js';
 export {
   syntheticJpeg,
   writeSyntheticImageNet,

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Rebuilds wasm/jpeg.wasm from csrc/jpeg.c. Needs Debian's clang and lld (apt-get install clang
+# lld). The result is committed, so installing or building the package needs neither;
+# test/wasm_jpeg.test.ts checks that the committed file matches the source.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=${1:-wasm/jpeg.wasm}
+mkdir -p "$(dirname "$out")"
+clang --target=wasm32 -O3 -msimd128 -mbulk-memory -nostdlib -ffreestanding \
+  -fno-stack-protector -Wall -Werror \
+  -Wl,--no-entry -Wl,--export-dynamic -Wl,--strip-debug \
+  -o "$out" csrc/jpeg.c

@@ -14,6 +14,12 @@ export interface Algorithm {
    * `data` is valid during the call only (it lies in a buffer the link reuses): copy what is kept.
    */
   receive(from: number, step: number, offset: number, data: Float32Array): void;
+  /**
+   * Where the `count` elements of a frame that `receive` would copy as they are may be received
+   * directly (a view of the collective's buffer), or undefined when it would reduce them or the
+   * frame breaks the schedule. `receive` then gets that very view.
+   */
+  placement?(from: number, step: number, offset: number, count: number): Float32Array | undefined;
   done(): boolean;
   /** The rank whose frame the algorithm waits for now (named when a deadline passes). */
   waitingFor(): number;

@@ -9,7 +9,7 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 
 import { decodeControl, decodeHeader, encodeControl, FrameKind, kindName } from './frame.js';
-import type { Inbox } from './inbox.js';
+import type { Wire } from './wire.js';
 
 export interface Credentials {
   token: string;
@@ -36,12 +36,12 @@ function sameMac(a: string, b: string): boolean {
 }
 
 async function nextControl(
-  inbox: Inbox,
+  wire: Wire,
   c: Credentials,
   kind: FrameKind,
   timeoutMs: number,
 ): Promise<Record<string, unknown>> {
-  const m = await inbox.take(timeoutMs, `a ${kindName(kind)} frame`);
+  const m = await wire.take(timeoutMs, `a ${kindName(kind)} frame`);
   if (!m.isBinary) throw new Error('malformed frame: expected a binary frame, got text');
   const h = decodeHeader(m.head, c.tag);
   if (h.kind !== kind) {
@@ -52,13 +52,13 @@ async function nextControl(
 
 /** The accepting side. Resolves with the caller's rank and role once it proved the token. */
 export async function acceptHandshake(
-  inbox: Inbox,
+  wire: Wire,
   c: Credentials,
   timeoutMs: number,
 ): Promise<{ rank: number; role: Role }> {
   const nonceS = randomBytes(32).toString('hex');
-  inbox.ws.send(encodeControl(c.tag, FrameKind.challenge, { nonce: nonceS }));
-  const hello = await nextControl(inbox, c, FrameKind.hello, timeoutMs);
+  wire.send(encodeControl(c.tag, FrameKind.challenge, { nonce: nonceS }));
+  const hello = await nextControl(wire, c, FrameKind.hello, timeoutMs);
   const { rank, role, nonce, mac: theirs } = hello;
   if (
     typeof rank !== 'number' ||
@@ -73,7 +73,7 @@ export async function acceptHandshake(
   if (!sameMac(theirs, mac(c, ['client', role, rank, nonceS, nonce]))) {
     throw new Error(`authentication failed: the ${role} claiming rank ${rank} has the wrong token`);
   }
-  inbox.ws.send(
+  wire.send(
     encodeControl(c.tag, FrameKind.welcome, { mac: mac(c, ['server', role, rank, nonce, nonceS]) }),
   );
   return { rank, role };
@@ -81,17 +81,17 @@ export async function acceptHandshake(
 
 /** The dialling side: answers the challenge and checks that the other side knows the token too. */
 export async function offerHandshake(
-  inbox: Inbox,
+  wire: Wire,
   c: Credentials,
   rank: number,
   role: Role,
   timeoutMs: number,
 ): Promise<void> {
-  const challenge = await nextControl(inbox, c, FrameKind.challenge, timeoutMs);
+  const challenge = await nextControl(wire, c, FrameKind.challenge, timeoutMs);
   const nonceS = challenge.nonce;
   if (typeof nonceS !== 'string') throw new Error('malformed challenge frame: expected {nonce}');
   const nonceC = randomBytes(32).toString('hex');
-  inbox.ws.send(
+  wire.send(
     encodeControl(c.tag, FrameKind.hello, {
       rank,
       role,
@@ -99,7 +99,7 @@ export async function offerHandshake(
       mac: mac(c, ['client', role, rank, nonceS, nonceC]),
     }),
   );
-  const welcome = await nextControl(inbox, c, FrameKind.welcome, timeoutMs);
+  const welcome = await nextControl(wire, c, FrameKind.welcome, timeoutMs);
   if (
     typeof welcome.mac !== 'string' ||
     !sameMac(welcome.mac, mac(c, ['server', role, rank, nonceC, nonceS]))

@@ -35,26 +35,47 @@ export class BroadcastSchedule implements Algorithm {
     }
   }
 
+  placement(from: number, step: number, offset: number, count: number): Float32Array | undefined {
+    return this.check(from, step, offset, count) === undefined
+      ? this.buf.subarray(offset, offset + count)
+      : undefined;
+  }
+
   receive(from: number, step: number, offset: number, data: Float32Array): void {
+    const wrong = this.check(from, step, offset, data.length);
+    if (wrong !== undefined) throw new Error(wrong);
+    this.got[offset / this.segElems] = 1;
+    const view = this.buf.subarray(offset, offset + data.length);
+    // Not when the link received it in place.
+    if (data.buffer !== view.buffer || data.byteOffset !== view.byteOffset) view.set(data);
+    this.forward(offset, offset + data.length);
+    this.received++;
+  }
+
+  /** What is wrong with a frame, or undefined when it is the next segment of the chain. */
+  private check(from: number, step: number, offset: number, count: number): string | undefined {
     const left = mod(this.port.rank - 1, this.port.n);
     if (this.position === 0 || from !== left || step !== this.position - 1) {
-      throw new Error(
+      return (
         `broadcast from rank ${this.root}: expected step ${this.position - 1} from rank ${left}, ` +
-          `got step ${step} from rank ${from}`,
+        `got step ${step} from rank ${from}`
       );
     }
     const k = offset / this.segElems;
     const len = Math.min(this.segElems, this.buf.length - offset);
-    if (!Number.isInteger(k) || k >= this.got.length || data.length !== len || this.got[k] === 1) {
-      throw new Error(
+    if (
+      !Number.isInteger(k) ||
+      k < 0 ||
+      k >= this.got.length ||
+      count !== len ||
+      this.got[k] === 1
+    ) {
+      return (
         `broadcast of ${this.buf.length} elements in segments of ${this.segElems}: ` +
-          `unexpected ${data.length} elements at offset ${offset}`,
+        `unexpected ${count} elements at offset ${offset}`
       );
     }
-    this.got[k] = 1;
-    this.buf.set(data, offset);
-    this.forward(offset, offset + len);
-    this.received++;
+    return undefined;
   }
 
   done(): boolean {

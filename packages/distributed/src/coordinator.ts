@@ -121,8 +121,8 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
     opts.port ?? 0,
     creds,
     { maxFrameBytes: 1 << 20, timeoutMs, log, where: 'coordinator' },
-    (inbox, rank, role) => {
-      const link = new Link(inbox, creds, `rank ${rank}`, log);
+    (wire, rank, role) => {
+      const link = new Link(wire, creds, `rank ${rank}`, log);
       if (role === 'reader') {
         // Only fetches the initial weights (a restarted worker); never part of the ring.
         readers.add(link);

@@ -42,6 +42,8 @@ export const FrameKind = {
   published: 13,
   /** Control {id}: asks the coordinator for the initial weights. */
   fetch: 14,
+  /** Control {}: a peer's first frame on the data link, after the handshake (see link.ts). */
+  ready: 15,
 } as const;
 export type FrameKind = (typeof FrameKind)[keyof typeof FrameKind];
 const KIND_NAMES = new Map<number, string>(Object.entries(FrameKind).map(([k, v]) => [v, k]));

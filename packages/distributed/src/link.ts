@@ -1,13 +1,22 @@
 /**
- * An authenticated WebSocket to one remote (a peer rank or the coordinator). Checks every frame's
- * header before handing it on; a malformed, oversized or foreign frame closes the link, is logged,
- * and never reaches a tensor.
+ * An authenticated connection to one remote (a peer rank or the coordinator): ws for the
+ * coordinator, WebSocket frames straight on the socket between peers (see socket_wire.ts). Checks
+ * every frame's header before handing it on; a malformed, oversized or foreign frame closes the
+ * link, is logged, and never reaches a tensor.
  */
 import { WebSocket, WebSocketServer } from 'ws';
 
 import { acceptHandshake, offerHandshake, type Credentials, type Role } from './auth.js';
-import { decodeHeader, type FrameHeader, HEADER_BYTES } from './frame.js';
+import {
+  decodeHeader,
+  encodeControl,
+  type FrameHeader,
+  FrameKind,
+  HEADER_BYTES,
+  kindName,
+} from './frame.js';
 import { Inbox } from './inbox.js';
+import { BadFrameError, type Wire } from './wire.js';
 
 export type Log = (line: string) => void;
 
@@ -19,10 +28,12 @@ export interface LinkHandlers {
   frame(h: FrameHeader, payload: Buffer): void;
   /** The link went away; `why` says how (closed by the remote, bad frame, oversized frame). */
   lost(why: string): void;
+  /**
+   * Where a large frame's payload may be received straight away, before `frame` is called with
+   * it (see {@link WireSink.place}); asked only of frames whose header passed the checks.
+   */
+  place?(h: FrameHeader, bytes: number): Uint8Array | undefined;
 }
-
-/** Payloads up to this size are joined to their header and sent as one frame. */
-const JOIN_UP_TO_BYTES = 16 << 10;
 
 const ZERO_MASK = (mask: Buffer): void => {
   mask.fill(0);
@@ -33,21 +44,20 @@ export class Link {
   private lostWhy: string | undefined;
   private closing = false;
   private backlog: [FrameHeader, Buffer][] = [];
-  private readonly ws: WebSocket;
 
   constructor(
-    inbox: Inbox,
+    private readonly wire: Wire,
     creds: Credentials,
     /** How messages name the remote, e.g. "rank 3". */
     readonly name: string,
     private readonly log: Log,
   ) {
-    this.ws = inbox.ws;
-    reuseReceiveBuffer(this.ws);
-    this.ws.on('error', (e: Error) =>
-      this.drop(`connection to ${name} failed: ${e.message}`, 1011),
+    wire.onError((e: Error) =>
+      e instanceof BadFrameError
+        ? this.drop(`${name} sent a bad frame: ${e.message}`, 1002)
+        : this.drop(`connection to ${name} failed: ${e.message}`, 1011),
     );
-    inbox.drainTo({
+    wire.drainTo({
       message: ({ head, payload, isBinary }) => {
         if (this.closing) return;
         let h: FrameHeader;
@@ -60,6 +70,14 @@ export class Link {
         }
         if (this.handlers) this.handlers.frame(h, payload);
         else this.backlog.push([h, Buffer.from(payload)]);
+      },
+      place: (head, bytes) => {
+        if (this.closing || !this.handlers?.place) return undefined;
+        try {
+          return this.handlers.place(decodeHeader(head, creds.tag), bytes);
+        } catch {
+          return undefined; // refused when the whole frame is delivered
+        }
       },
       closed: (code, reason) => {
         if (this.closing) return;
@@ -84,37 +102,24 @@ export class Link {
     this.handlers = undefined;
   }
 
-  /**
-   * Sends a header and an optional payload as one WebSocket message: a small payload joined to the
-   * header in one frame (one write, one read on the other side), a large one as a second frame
-   * without copying it.
-   */
+  /** Sends a header and an optional payload as one message; `done` once it is written. */
   send(header: Buffer, payload?: Uint8Array, done?: (err?: Error) => void): void {
-    if (payload === undefined || payload.byteLength === 0) {
-      this.ws.send(header, { binary: true }, done);
-      return;
-    }
-    if (payload.byteLength <= JOIN_UP_TO_BYTES) {
-      this.ws.send(Buffer.concat([header, payload]), { binary: true }, done);
-      return;
-    }
-    this.ws.send(header, { binary: true, fin: false });
-    this.ws.send(payload, { binary: true, fin: true }, done);
+    this.wire.send(header, payload, done);
   }
 
   /** Sends a WebSocket ping; `pong()` resolves when the answer comes. */
   ping(): void {
-    if (!this.closing) this.ws.ping();
+    if (!this.closing) this.wire.ping();
   }
 
   onPong(fn: () => void): void {
-    this.ws.on('pong', fn);
+    this.wire.onPong(fn);
   }
 
   /** Stops the link; the remote sees a normal close. */
   close(): void {
     this.closing = true;
-    this.ws.close(1000, 'done');
+    this.wire.close(1000, 'done');
   }
 
   private drop(why: string, code: number): void {
@@ -122,8 +127,8 @@ export class Link {
     this.log(why);
     this.report(why);
     this.closing = true;
-    this.ws.close(code, why.slice(0, 120));
-    this.ws.terminate();
+    this.wire.close(code, why.slice(0, 120));
+    this.wire.terminate();
   }
 
   private report(why: string): void {
@@ -131,52 +136,6 @@ export class Link {
     this.lostWhy = why;
     this.handlers?.lost(why);
   }
-}
-
-/** What `reuseReceiveBuffer` needs of ws's frame parser. */
-interface WsReceiver {
-  consume(n: number): Buffer;
-  _buffers: Buffer[];
-  _bufferedBytes: number;
-  _fin: boolean;
-}
-
-/** Frames from this size up are copied into the link's reused buffer. */
-const REUSE_FROM_BYTES = 16 << 10;
-
-/**
- * ws copies a frame that spans several socket reads into a newly allocated buffer, and for large
- * frames that allocation (fresh pages every time) costs several times the copy itself. This makes
- * the link's parser copy the final frame of a message into one buffer it reuses instead: messages
- * are delivered synchronously, so a frame's payload is handled before the next one arrives.
- * Leaves ws as it is when its parser does not look as expected.
- */
-function reuseReceiveBuffer(ws: WebSocket): void {
-  const r = (ws as unknown as { _receiver?: Partial<WsReceiver> })._receiver;
-  if (!r || typeof r.consume !== 'function' || !Array.isArray(r._buffers)) return;
-  if (typeof r._bufferedBytes !== 'number' || typeof r._fin !== 'boolean') return;
-  const receiver = r as WsReceiver;
-  const consume = receiver.consume.bind(receiver);
-  let reused = Buffer.alloc(0);
-  receiver.consume = (n: number): Buffer => {
-    const queue = receiver._buffers;
-    const first = queue[0];
-    if (n < REUSE_FROM_BYTES || !receiver._fin || first === undefined || n <= first.length) {
-      return consume(n);
-    }
-    if (reused.length < n) reused = Buffer.allocUnsafeSlow(n);
-    const out = reused.subarray(0, n);
-    receiver._bufferedBytes -= n;
-    for (let at = 0; at < n;) {
-      const buf = queue[0] as Buffer;
-      const take = Math.min(buf.length, n - at);
-      out.set(take === buf.length ? buf : buf.subarray(0, take), at);
-      if (take === buf.length) queue.shift();
-      else queue[0] = buf.subarray(take);
-      at += take;
-    }
-    return out;
-  };
 }
 
 /** Limits of frames this side accepts: header plus the largest payload. */
@@ -212,7 +171,35 @@ export async function dial(
     ws.terminate();
     throw e;
   }
-  return new Link(inbox, creds, name, opts.log);
+  if (role !== 'peer') return new Link(inbox, creds, name, opts.log);
+  const wire = await inbox.takeOver({ side: 'client', maxPayload: maxPayload(opts.maxFrameBytes) });
+  wire.send(encodeControl(creds.tag, FrameKind.ready, {}));
+  return new Link(wire, creds, name, opts.log);
+}
+
+/**
+ * The accepting side of a data link: moves the connection to a {@link SocketWire} in the same
+ * turn as the handshake's welcome (nothing of what the dialler sends next is read by ws), and
+ * waits for the dialler's `ready`, its first frame on the new wire. Until `ready` arrives the
+ * dialler is still on ws and nothing is sent to it, so neither side switches mid-frame.
+ */
+async function acceptDataLink(
+  inbox: Inbox,
+  creds: Credentials,
+  opts: { maxFrameBytes: number; timeoutMs: number },
+): Promise<Wire> {
+  const wire = await inbox.takeOver({ side: 'server', maxPayload: maxPayload(opts.maxFrameBytes) });
+  try {
+    const m = await wire.take(opts.timeoutMs, 'a ready frame');
+    const h = decodeHeader(m.head, creds.tag);
+    if (h.kind !== FrameKind.ready) {
+      throw new Error(`expected a ready frame, got ${kindName(h.kind)}`);
+    }
+  } catch (e) {
+    wire.terminate();
+    throw e;
+  }
+  return wire;
 }
 
 export interface Listener {
@@ -230,7 +217,7 @@ export async function listen(
   port: number,
   creds: Credentials,
   opts: { maxFrameBytes: number; timeoutMs: number; log: Log; where: string },
-  accepted: (inbox: Inbox, rank: number, role: Role) => void,
+  accepted: (wire: Wire, rank: number, role: Role) => void,
 ): Promise<Listener> {
   const wss = new WebSocketServer({
     host,
@@ -249,7 +236,14 @@ export async function listen(
     ws.on('error', () => undefined);
     const inbox = new Inbox(ws);
     acceptHandshake(inbox, creds, opts.timeoutMs).then(
-      ({ rank, role }) => accepted(inbox, rank, role),
+      ({ rank, role }) => {
+        if (role !== 'peer') return accepted(inbox, rank, role);
+        acceptDataLink(inbox, creds, opts).then(
+          (wire) => accepted(wire, rank, role),
+          (e: Error) =>
+            opts.log(`${opts.where} dropped the data link of rank ${rank}: ${e.message}`),
+        );
+      },
       (e: Error) => {
         opts.log(`${opts.where} rejected a connection from ${from}: ${e.message}`);
         ws.close(4001, 'rejected');

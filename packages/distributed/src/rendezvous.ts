@@ -66,8 +66,8 @@ export async function join(p: JoinParams): Promise<Joined> {
     p.port,
     p.creds,
     { maxFrameBytes: p.maxFrameBytes, timeoutMs: p.timeoutMs, log: p.log, where: `rank ${rank}` },
-    (inbox, from, role) => {
-      const link = new Link(inbox, p.creds, `rank ${from}`, p.log);
+    (wire, from, role) => {
+      const link = new Link(wire, p.creds, `rank ${from}`, p.log);
       if (role !== 'peer' || from >= rank || !wanted.includes(from) || peers.has(from)) {
         p.log(`rank ${rank} refused a ${role} connection claiming rank ${from}`);
         link.close();

@@ -19,6 +19,7 @@ import {
   jobTag,
   WireDtype,
 } from './frame.js';
+import { FramePool } from './frame_pool.js';
 import { fromHalf, roundToHalf, toHalf } from './half.js';
 import { HalvingDoubling } from './halving_doubling.js';
 import type { Link, Listener, Log } from './link.js';
@@ -97,6 +98,10 @@ export class Ring {
   private readonly runs = new Map<number, Running>();
   private inFlight: InFlight[] = [];
   private readonly early = new Map<number, [number, FrameHeader, Buffer][]>();
+  /** Holds early frames' payloads (see FramePool). */
+  private readonly pool = new FramePool();
+  /** By peer: the pool buffer its link is receiving an early frame's payload into. */
+  private readonly placedEarly = new Map<number, Buffer>();
   private readonly released = new Map<number, () => void>();
   private failure: RingError | undefined;
   private closed = false;
@@ -121,6 +126,7 @@ export class Ring {
       link.listen({
         frame: (h, data) => this.onData(r, h, data),
         lost: (why) => this.onLost(r, why),
+        place: (h, bytes) => this.place(r, h, bytes),
       });
     }
     coordinator.listen({
@@ -370,7 +376,10 @@ export class Ring {
     run.algo = make(port);
     run.timer = this.deadline(run);
     run.algo.start();
-    for (const [from, h, data] of run.early.splice(0)) this.feed(run, from, h, data);
+    for (const [from, h, data] of run.early.splice(0)) {
+      this.feed(run, from, h, data);
+      this.pool.give(data);
+    }
     this.settle(run);
   }
 
@@ -412,22 +421,62 @@ export class Ring {
   }
 
   private onData(from: number, h: FrameHeader, data: Buffer): void {
+    const placed = this.takePlaced(from, data);
     if (this.failure) return;
     if (h.kind !== FrameKind.data) {
       return this.fail(`rank ${from} sent a ${h.kind} frame on a data link`, true);
     }
     const run = this.runs.get(h.seq);
-    if (run?.algo) return this.feed(run, from, h, data);
+    if (run?.algo) {
+      this.feed(run, from, h, data);
+      if (placed) this.pool.give(placed);
+      return;
+    }
+    // Kept until the collective starts: the link reuses `data`'s memory unless it is a pool's.
+    const kept = placed ?? this.pool.copy(data);
     if (run) {
-      run.early.push([from, h, Buffer.from(data)]); // the link reuses `data`'s memory
+      run.early.push([from, h, kept]);
       return;
     }
     if (h.seq < this.seq) {
       return this.fail(`rank ${from} sent a frame of finished collective #${h.seq}`, true);
     }
     const list = this.early.get(h.seq) ?? [];
-    list.push([from, h, Buffer.from(data)]); // the link reuses `data`'s memory
+    list.push([from, h, kept]);
     this.early.set(h.seq, list);
+  }
+
+  /** The pool buffer `data` was received into (see `place`), if it was. */
+  private takePlaced(from: number, data: Buffer): Buffer | undefined {
+    const placed = this.placedEarly.get(from);
+    if (placed === undefined) return undefined;
+    this.placedEarly.delete(from);
+    return placed.buffer === data.buffer && placed.byteOffset === data.byteOffset
+      ? placed
+      : undefined;
+  }
+
+  /**
+   * Where a data frame's payload may be received in place: for a collective not started yet, a
+   * pool buffer to keep it in; for a running one, the part of its buffer the payload is copied to,
+   * once the header matched the collective's fingerprint and schedule (a frame that does not is
+   * received aside and refused as before).
+   */
+  private place(from: number, h: FrameHeader, bytes: number): Uint8Array | undefined {
+    if (this.failure || h.kind !== FrameKind.data) return undefined;
+    const run = this.runs.get(h.seq);
+    if (!run?.algo && (run || h.seq >= this.seq)) {
+      const b = this.pool.take(bytes);
+      this.placedEarly.set(from, b);
+      return b;
+    }
+    const algo = run?.algo;
+    if (!run || !algo?.placement) return undefined;
+    if (h.dtype !== WireDtype.float32 || bytes % 4 !== 0 || mismatch(run.fp, h) !== undefined) {
+      return undefined;
+    }
+    const view = algo.placement(from, h.step, h.offset, bytes / 4);
+    return view && new Uint8Array(view.buffer, view.byteOffset, view.byteLength);
   }
 
   private feed(run: Running, from: number, h: FrameHeader, data: Buffer): void {

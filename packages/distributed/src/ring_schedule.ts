@@ -19,10 +19,22 @@ export interface RingPlan {
   finish(view: Float32Array): void;
 }
 
-/** view[i] = data[i] + view[i]: received first, so the order of a chunk's sum is fixed. */
+/**
+ * view[i] = data[i] + view[i]: received first, so the order of a chunk's sum is fixed. Unrolled
+ * by four, which V8 runs about twice as fast as the plain loop (no SIMD: `view` is the caller's
+ * buffer, outside any wasm memory).
+ */
 export function addInto(view: Float32Array, data: Float32Array): void {
-  const len = view.length;
-  for (let i = 0; i < len; i++) view[i] = (data[i] as number) + (view[i] as number);
+  const len = Math.min(view.length, data.length);
+  const end = len - (len & 3);
+  let i = 0;
+  for (; i < end; i += 4) {
+    view[i] = (data[i] as number) + (view[i] as number);
+    view[i + 1] = (data[i + 1] as number) + (view[i + 1] as number);
+    view[i + 2] = (data[i + 2] as number) + (view[i + 2] as number);
+    view[i + 3] = (data[i + 3] as number) + (view[i + 3] as number);
+  }
+  for (; i < len; i++) view[i] = (data[i] as number) + (view[i] as number);
 }
 
 export class RingSchedule implements Algorithm {
@@ -70,34 +82,51 @@ export class RingSchedule implements Algorithm {
     }
   }
 
+  placement(from: number, t: number, offset: number, count: number): Float32Array | undefined {
+    if (t < this.plan.reduceSteps) return undefined;
+    const at = this.locate(from, t, offset, count);
+    return typeof at === 'string' || this.got[at.bit] === 1 ? undefined : at.view;
+  }
+
   receive(from: number, t: number, offset: number, data: Float32Array): void {
+    const at = this.locate(from, t, offset, data.length);
+    if (typeof at === 'string') throw new Error(at);
+    const { bit, view } = at;
+    if (this.got[bit] === 1) throw new Error(`step ${t} segment at offset ${offset} arrived twice`);
+    this.got[bit] = 1;
+    if (t < this.plan.reduceSteps) {
+      addInto(view, data);
+      if (t === this.plan.reduceSteps - 1) this.plan.finish(view);
+    } else if (data.buffer !== view.buffer || data.byteOffset !== view.byteOffset) {
+      view.set(data); // not when the link received it in place
+    }
+    const { rank, n } = this.port;
+    if (t + 1 < this.total) this.port.send(mod(rank + 1, n), t + 1, offset, view);
+    this.received++;
+  }
+
+  /** The segment a frame carries, or what is wrong with it. */
+  private locate(
+    from: number,
+    t: number,
+    offset: number,
+    count: number,
+  ): { bit: number; view: Float32Array } | string {
     const { rank, n } = this.port;
     const left = mod(rank - 1, n);
-    if (from !== left)
-      throw new Error(`expected ring frames from rank ${left}, got one from rank ${from}`);
-    if (t >= this.total) throw new Error(`expected a step below ${this.total}, got step ${t}`);
+    if (from !== left) return `expected ring frames from rank ${left}, got one from rank ${from}`;
+    if (t >= this.total) return `expected a step below ${this.total}, got step ${t}`;
     const c = mod(rank - 1 - t, n);
     const [s, e] = this.plan.bounds(c);
     const k = (offset - s) / this.plan.segElems;
     const len = Math.min(this.plan.segElems, e - offset);
-    if (!Number.isInteger(k) || k < 0 || offset >= e || data.length !== len) {
-      throw new Error(
+    if (!Number.isInteger(k) || k < 0 || offset >= e || count !== len) {
+      return (
         `step ${t} carries chunk ${c} = [${s}, ${e}) in segments of ${this.plan.segElems}: ` +
-          `got ${data.length} elements at offset ${offset}`,
+        `got ${count} elements at offset ${offset}`
       );
     }
-    const bit = t * this.maxSegs + k;
-    if (this.got[bit] === 1) throw new Error(`step ${t} segment at offset ${offset} arrived twice`);
-    this.got[bit] = 1;
-    const view = this.buf.subarray(offset, offset + len);
-    if (t < this.plan.reduceSteps) {
-      addInto(view, data);
-      if (t === this.plan.reduceSteps - 1) this.plan.finish(view);
-    } else {
-      view.set(data);
-    }
-    if (t + 1 < this.total) this.port.send(mod(rank + 1, n), t + 1, offset, view);
-    this.received++;
+    return { bit: t * this.maxSegs + k, view: this.buf.subarray(offset, offset + len) };
   }
 
   done(): boolean {

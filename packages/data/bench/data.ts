@@ -45,11 +45,18 @@ if (process.argv[2] === '--child') {
     prefetch: 2,
   });
   let warm = 0;
-  for await (const batch of loader.epoch(0)) if ((warm += batch.shape[0]) >= 2 * BATCH) break;
+  // A training loop hands each batch's buffer back once its step is done (batch.release()).
+  for await (const batch of loader.epoch(0)) {
+    batch.release?.();
+    if ((warm += batch.shape[0]) >= 2 * BATCH) break;
+  }
   const start = performance.now();
   const cpuStart = process.cpuUsage();
   let images = 0;
-  for await (const batch of loader.epoch(1)) images += batch.shape[0];
+  for await (const batch of loader.epoch(1)) {
+    images += batch.shape[0];
+    batch.release?.();
+  }
   const seconds = (performance.now() - start) / 1000;
   const cpu = process.cpuUsage(cpuStart);
   const cpuSeconds = (cpu.user + cpu.system) / 1e6;

@@ -251,7 +251,7 @@ static int parse_headers(void) {
         jpeg.restart = be16(body);
         break;
       case 0xe0:  // APP0: JFIF
-        if (length >= 7 && body[0] == 'J' && body[1] == 'F' && body[2] == 'I' && body[3] == 'F' &&
+        if (length >= 16 && body[0] == 'J' && body[1] == 'F' && body[2] == 'I' && body[3] == 'F' &&
             body[4] == 0)
           jpeg.jfif = 1;
         break;
@@ -304,14 +304,12 @@ static int check_layout(void) {
     k->height = jpeg.height;
   } else {
     // libjpeg's guess of the color space (jdapimin.c default_decompress_parms): JFIF, or Adobe
-    // with transform 1, or neither with ids 1,2,3 or none of 'R','G','B', is YCbCr.
+    // with transform 1, or neither and ids other than 'R','G','B', is YCbCr. (Adobe's other
+    // transforms make libjpeg warn: sharp decides about those.)
     int ycc;
     if (jpeg.jfif) ycc = 1;
-    else if (jpeg.adobe) ycc = jpeg.adobe_transform != 0;
-    else {
-      int ids = jpeg.comp[0].id * 65536 + jpeg.comp[1].id * 256 + jpeg.comp[2].id;
-      ycc = !(ids == ('R' << 16 | 'G' << 8 | 'B') || ids == ('r' << 16 | 'g' << 8 | 'b'));
-    }
+    else if (jpeg.adobe) ycc = jpeg.adobe_transform == 1;
+    else ycc = !(jpeg.comp[0].id == 'R' && jpeg.comp[1].id == 'G' && jpeg.comp[2].id == 'B');
     if (!ycc) return UNSUPPORTED;
     for (int c = 0; c < 3; c++) {
       Component* k = &jpeg.comp[c];

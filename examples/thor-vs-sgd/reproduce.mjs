@@ -1,5 +1,5 @@
 // npm run reproduce [-- --quick] [--nproc 8] [--limit 1000] [--sgd-epochs 10]
-//                   [--seed 1 | --seeds 1,2,3] [--out reports/thor-vs-sgd]
+//                   [--seed 1 | --seeds 1,2,3] [--thor '{"nesterov":true}'] [--out reports/thor-vs-sgd]
 //
 // Prepares Fashion-MNIST as an ImageNet-layout tree (JPEGs, train/ and val/), trains the small
 // ResNet with SGD for the full budget and with THOR for half of it, each data-parallel over
@@ -12,11 +12,16 @@
 // and data order): the first seed's runs and report go to --out as without it, each other
 // seed's to --out/seed-<n>/, and report.md gains a table of every seed with the mean ± standard
 // deviation, also written as seeds.json. The command fails unless the target is met on every seed.
+//
+// --thor takes config fields (JSON) for THOR's runs on top of its preset, for checks outside the
+// tuning protocol (the report says so): e.g. '{"nesterov":true}', a setting SGD adopted.
+// --sgd-from <dir> takes each seed's SGD run from an earlier run of this command with the same
+// seeds (<dir>, <dir>/seed-<n>) instead of training it again: runs are deterministic per seed.
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 
-import { writeReport } from '@thor-ts/train';
+import { presets, writeReport } from '@thor-ts/train';
 
 import { fashionMnist, root, trainRun } from './runs.mjs';
 
@@ -30,8 +35,11 @@ const { values } = parseArgs({
     data: { type: 'string' },
     seed: { type: 'string' },
     seeds: { type: 'string' },
+    thor: { type: 'string' },
+    'sgd-from': { type: 'string' },
   },
 });
+const thorOverrides = values.thor === undefined ? {} : JSON.parse(values.thor);
 if (values.seed !== undefined && values.seeds !== undefined) {
   throw new Error('reproduce: expected --seed <n> or --seeds <n,m,…>, found both');
 }
@@ -57,16 +65,24 @@ async function tuning(sgdConfig, thorConfig) {
     'Everything the sweep did not change is the same for both: batch 128, cosine decay, momentum ' +
     "0.9, label smoothing 0.1, flips (the reference's small experiment in shared/reference/THOR.md); " +
     'THOR refreshes its factors and inverses every 10 steps, untuned.';
+  // --out's sweep.json, else the one behind the presets (npm run sweep's default --out).
   let sweep;
-  try {
-    sweep = JSON.parse(await readFile(join(out, 'sweep.json'), 'utf8'));
-  } catch {
+  for (const dir of [out, join(root, 'reports', 'thor-vs-sgd')]) {
+    try {
+      sweep ??= JSON.parse(await readFile(join(dir, 'sweep.json'), 'utf8'));
+    } catch {
+      // Not there.
+    }
+  }
+  if (sweep === undefined) {
     return `no hyperparameter sweep was found in ${out} (npm run sweep writes one). ${rest}`;
   }
   // The protocol's choice (sweep.json's `best`), else the top row.
   const best = (o) =>
     sweep.best?.[o] ??
-    sweep.rows.filter((r) => r.optimizer === o).reduce((a, b) => (b.top1 > a.top1 ? b : a));
+    sweep.rows
+      .filter((r) => r.optimizer === o && !r.crossCheck)
+      .reduce((a, b) => (b.top1 > a.top1 ? b : a));
   const runs = { sgd: sgdConfig, thor: thorConfig };
   // Where each of the sweep's settings lies in a config.
   const field = {
@@ -93,14 +109,17 @@ async function tuning(sgdConfig, thorConfig) {
       ? ''
       : ` (these runs used ${shown(Object.fromEntries(differ.map(([k]) => [k, field[k](runs[o])])))})`;
   };
-  const trials = (o) => sweep.rows.filter((r) => r.optimizer === o).length;
+  const trials = (o) => sweep.rows.filter((r) => r.optimizer === o && !r.crossCheck).length;
   return (
     `each optimizer's settings are the best of the same protocol (sweep.md: ${trials('sgd')} ` +
     `trials for SGD, ${trials('thor')} for THOR, at these budgets, trained on ` +
     `${sweep.trainPerClass} training images per class and scored on ${sweep.tunePerClass} ` +
     'held-out training images per class, never on the val split: the base learning rate, then ' +
     "the weight decay, then four trials of the optimizer's own knobs): " +
-    `SGD ${shown(settings('sgd'))}${used('sgd')}; THOR ${shown(settings('thor'))}${used('thor')}. ${rest}`
+    `SGD ${shown(settings('sgd'))}${used('sgd')}; THOR ${shown(settings('thor'))}${used('thor')}. ${rest}` +
+    (values.thor === undefined
+      ? ''
+      : ` Outside the protocol, THOR's runs here also take ${values.thor} (\`--thor\`).`)
   );
 }
 
@@ -114,15 +133,53 @@ async function run(optimizer, epochs, seed, dir) {
     nproc,
     runDir: join(dir, `run-${optimizer}`),
     configPath: join(dir, `config-${optimizer}.json`),
-    overrides: { data, epochs, ...(seed === undefined ? {} : { seed }) },
+    overrides: {
+      ...(optimizer === 'thor' ? thorOverrides : {}),
+      data,
+      epochs,
+      ...(seed === undefined ? {} : { seed }),
+    },
   });
 }
+
+/** The SGD run of an earlier reproduction in `dir`, checked against this one's seed and budget. */
+async function earlierSgd(seed, dir) {
+  const config = JSON.parse(await readFile(join(dir, 'config-sgd.json'), 'utf8'));
+  const expected = { ...presets['fashion-mnist-sgd'], data, epochs: sgdEpochs, seed: seed ?? 1 };
+  for (const k of [
+    'seed',
+    'epochs',
+    'lr',
+    'momentum',
+    'nesterov',
+    'weightDecay',
+    'labelSmoothing',
+  ]) {
+    if (JSON.stringify(config[k]) !== JSON.stringify(expected[k])) {
+      throw new Error(
+        `--sgd-from: ${join(dir, 'config-sgd.json')} has ${k} ${JSON.stringify(config[k])}, expected ${JSON.stringify(expected[k])}`,
+      );
+    }
+  }
+  console.log(`SGD (seed ${config.seed}): the run in ${dir}`);
+  const metrics = (await readFile(join(dir, 'metrics-sgd.jsonl'), 'utf8'))
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
+  await writeFile(join(dirFor(seed), 'config-sgd.json'), JSON.stringify(config, null, 2));
+  return { config, metrics, workers: nproc, launchSeconds: NaN };
+}
+
+const dirFor = (seed, base = out) => (seed === seeds[0] ? base : join(base, `seed-${seed}`));
 
 /** Both runs of one seed and their report in `dir`. */
 async function reproduce(seed, dir) {
   await mkdir(dir, { recursive: true });
   const t0 = performance.now();
-  const sgd = await run('sgd', sgdEpochs, seed, dir);
+  const sgd =
+    values['sgd-from'] === undefined
+      ? await run('sgd', sgdEpochs, seed, dir)
+      : await earlierSgd(seed, dirFor(seed, resolve(values['sgd-from'])));
   const thor = await run('thor', thorEpochs, seed, dir);
   const c = await writeReport(dir, sgd, thor, await tuning(sgd.config, thor.config));
   console.log(`report: ${join(dir, 'report.md')}`);
@@ -137,8 +194,8 @@ async function reproduce(seed, dir) {
 }
 
 const results = [];
-for (const [i, seed] of seeds.entries()) {
-  results.push(await reproduce(seed, i === 0 ? out : join(out, `seed-${seed}`)));
+for (const seed of seeds) {
+  results.push(await reproduce(seed, dirFor(seed)));
 }
 if (values.seeds !== undefined) await writeSeeds(out, results);
 
@@ -196,7 +253,9 @@ async function writeSeeds(out, results) {
   const md = [
     `## Every seed (${rows.length})`,
     '',
-    `Command: \`npm run reproduce -- --seeds ${rows.map((r) => r.seed).join(',')}\`. Each seed ` +
+    `Command: \`npm run reproduce -- --seeds ${rows.map((r) => r.seed).join(',')}` +
+      `${values.thor === undefined ? '' : ` --thor '${values.thor}'`}` +
+      `${values.out === undefined ? '' : ` --out ${relative(root, out)}`}\`. Each seed ` +
       'sets the initial weights, the data order and the flips of both runs; the first ' +
       "seed's runs are the ones above, the others' lie in `seed-<n>/` (each with its own " +
       'report.md and plots). Training times are wall-clock, evaluation excluded.',
@@ -236,7 +295,10 @@ async function writeSeeds(out, results) {
           .filter((r) => !r.met)
           .map((r) => r.seed)
           .join(', ')}).`,
-    `All seeds together took ${(results.reduce((a, r) => a + r.seconds, 0) / 60).toFixed(1)} minutes (runs, start-ups, evaluations and reports; data preparation excluded).`,
+    (values['sgd-from'] === undefined
+      ? ''
+      : `SGD's runs and times are those of the reproduction in \`${relative(out, resolve(values['sgd-from'])) || '.'}\` (the same seeds and settings; not trained again). `) +
+      `All seeds together took ${(results.reduce((a, r) => a + r.seconds, 0) / 60).toFixed(1)} minutes (runs, start-ups, evaluations and reports; data preparation excluded).`,
     '',
     '',
   ].join('\n');

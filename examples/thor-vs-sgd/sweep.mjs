@@ -188,6 +188,7 @@ async function save() {
 // taken from all of sweep.json's rows), so a second `npm run sweep` finds every trial done.
 const better = (lead, row) => (lead === undefined || row.top1 > lead.top1 ? row : lead);
 const best = {};
+const crossChecks = [];
 for (const optimizer of ['sgd', 'thor']) {
   let lead;
   for (const lr of lrs) lead = better(lead, await trial(optimizer, lr, wds[0]));
@@ -201,6 +202,23 @@ for (const optimizer of ['sgd', 'thor']) {
     lead = better(lead, await trial(optimizer, lead.lr, lead.weightDecay, options));
   }
   best[optimizer] = lead;
+}
+// A cross-check outside the choice: each optimizer's best with each setting the other adopted in
+// its own stage, where it applies (THOR has momentum, Nesterov, warm-up and label smoothing too;
+// SGD has no damping). These trials do not change the presets; sweep.md lists them apart.
+for (const [optimizer, other] of [
+  ['sgd', 'thor'],
+  ['thor', 'sgd'],
+]) {
+  const b = best[optimizer];
+  for (const [k, v] of Object.entries(best[other].options)) {
+    if (k === 'dampingBase' || k === 'dampingDecay') continue;
+    const row = await trial(optimizer, b.lr, b.weightDecay, { ...b.options, [k]: v });
+    if (row !== b && !crossChecks.includes(row)) {
+      row.crossCheck = true;
+      crossChecks.push(row);
+    }
+  }
 }
 await save();
 
@@ -226,11 +244,29 @@ function markdown() {
     '',
     '| optimizer | base lr | weight decay | other settings | epochs | held-out top-1 |',
     '|---|---|---|---|---|---|',
-    ...rows.map(
-      (r) =>
-        `| ${r.optimizer.toUpperCase()} | ${r.lr} | ${r.weightDecay} | ${shownOptions(r.options)} | ${r.epochs} | ${(r.top1 * 100).toFixed(2)}%${best[r.optimizer] === r ? ' (best)' : ''} |`,
-    ),
+    ...rows
+      .filter((r) => !crossChecks.includes(r))
+      .map(
+        (r) =>
+          `| ${r.optimizer.toUpperCase()} | ${r.lr} | ${r.weightDecay} | ${shownOptions(r.options)} | ${r.epochs} | ${(r.top1 * 100).toFixed(2)}%${best[r.optimizer] === r ? ' (best)' : ''} |`,
+      ),
     '',
+    ...(crossChecks.length === 0
+      ? []
+      : [
+          '## Cross-check (not part of the choice)',
+          '',
+          "Each optimizer's best with each setting the other adopted in its own stage, where it " +
+            'applies. Extra trials, run after the choice; they do not change the presets.',
+          '',
+          '| optimizer | base lr | weight decay | other settings | epochs | held-out top-1 |',
+          '|---|---|---|---|---|---|',
+          ...crossChecks.map(
+            (r) =>
+              `| ${r.optimizer.toUpperCase()} | ${r.lr} | ${r.weightDecay} | ${shownOptions(r.options)} | ${r.epochs} | ${(r.top1 * 100).toFixed(2)}% |`,
+          ),
+          '',
+        ]),
   ].join('\n');
 }
 

@@ -12,7 +12,7 @@ export interface RunResult {
   config: TrainConfig;
   metrics: EpochMetrics[];
   workers: number;
-  /** Wall time of the whole run as launched, seconds (start-up and evaluation included). */
+  /** Wall time of the whole run as launched, seconds (start-up and evaluation included); NaN: not known. */
   launchSeconds: number;
 }
 
@@ -131,7 +131,7 @@ export async function writeReport(
   };
   const row = (name: string, r: RunResult) => {
     const last = r.metrics[r.metrics.length - 1] as EpochMetrics;
-    return `| ${name} | ${r.config.epochs} | ${pct(last.top1)} | ${pct(last.top5)} | ${last.trainSeconds.toFixed(0)} s | ${r.launchSeconds.toFixed(0)} s |`;
+    return `| ${name} | ${r.config.epochs} | ${pct(last.top1)} | ${pct(last.top5)} | ${last.trainSeconds.toFixed(0)} s | ${Number.isFinite(r.launchSeconds) ? `${r.launchSeconds.toFixed(0)} s` : '—'} |`;
   };
   const cpu = cpus();
   const md = `# THOR vs SGD, reproduced small

@@ -142,6 +142,26 @@ describe('train', () => {
     expect(accumulatedMoved).not.toBe(plainMoved);
   });
 
+  it('steps with Nesterov momentum and the warmed-up learning rate when the config asks', async () => {
+    const sgd = { optimizer: 'sgd', epochs: 2 } as const;
+    const [plain] = await trainOnRing(1, tiny('sgd-plain', sgd));
+    const [nesterov] = await trainOnRing(1, tiny('sgd-nesterov', { ...sgd, nesterov: true }));
+    const lr = { schedule: 'cosine', base: 0.2, warmupEpochs: 1 } as const;
+    const [warm] = await trainOnRing(1, tiny('sgd-warm', { ...sgd, lr }));
+    // 8 steps of cosine from 0.2: the first epoch's last step (3) takes 0.1·(1 + cos(3π/8)) =
+    // 0.1382683 plainly, and 3/4 of step 4's 0.1·(1 + cos(π/2)) = 0.1, 0.075, warmed up.
+    expect(plain!.history[0]!.lr).toBeCloseTo(0.1382683, 6);
+    expect(warm!.history[0]!.lr).toBeCloseTo(0.075, 9);
+    expect(nesterov!.history[0]!.lr).toBe(plain!.history[0]!.lr);
+    const [a, b, c] = await Promise.all(
+      ['sgd-plain', 'sgd-nesterov', 'sgd-warm'].map((d) => parameters(join(dir, d))),
+    );
+    const differ = (x: Map<string, Float32Array>, y: Map<string, Float32Array>) =>
+      [...x].some(([k, v]) => !Buffer.from(v.buffer).equals(Buffer.from(y.get(k)!.buffer)));
+    expect(differ(a!, b!)).toBe(true);
+    expect(differ(a!, c!)).toBe(true);
+  });
+
   it('refuses a batch that does not split over workers and micro-batches', async () => {
     await expect(trainOnRing(2, tiny('bad', { batchSize: 6, accumulate: 2 }))).rejects.toThrow(
       "field 'batchSize' (6) must divide by the 2 workers × 2 accumulated micro-batches",

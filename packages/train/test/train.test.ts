@@ -296,7 +296,7 @@ describe('npm run reproduce -- --quick', () => {
       expect(seeds[1]!.sgdTop1).toBe(sgd4[1]!.top1);
       const report = await readFile(join(out, 'report.md'), 'utf8');
       expect(report).toContain('## Every seed (2)');
-      expect(report).toContain('`npm run reproduce -- --seeds 3,4`');
+      expect(report).toContain('`npm run reproduce -- --seeds 3,4 --out ');
       // The mean of the two SGD scores, as the table's last row shows it.
       const mean = (((seeds[0]!.sgdTop1 + seeds[1]!.sgdTop1) / 2) * 100).toFixed(2);
       expect(report).toMatch(new RegExp(`\\| mean ± sd \\| ${mean.replace('.', '\\.')} ± `));

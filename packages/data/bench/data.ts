@@ -47,7 +47,7 @@ if (process.argv[2] === '--child') {
   let warm = 0;
   // A training loop hands each batch's buffer back once its step is done (batch.release()).
   for await (const batch of loader.epoch(0)) {
-    batch.release?.();
+    batch.release();
     if ((warm += batch.shape[0]) >= 2 * BATCH) break;
   }
   const start = performance.now();
@@ -55,7 +55,7 @@ if (process.argv[2] === '--child') {
   let images = 0;
   for await (const batch of loader.epoch(1)) {
     images += batch.shape[0];
-    batch.release?.();
+    batch.release();
   }
   const seconds = (performance.now() - start) / 1000;
   const cpu = process.cpuUsage(cpuStart);

@@ -15,8 +15,8 @@ export interface Batch {
    * Hands the batch's image buffer back to the `DataLoader` that made it, to fill with a later
    * batch: call it once nothing reads `images` any more (e.g. after the step that used its
    * tensors, or once a backend that copies, like wasm, made them). A fresh buffer costs the
-   * system a page fault per 4 KiB, about as much as decoding the images on some machines.
-   * Optional: a batch not released is garbage-collected as usual.
+   * system a page fault per 4 KiB, about as much as decoding the images on some machines. A batch
+   * never released is garbage-collected as usual.
    */
-  release?(): void;
+  release(): void;
 }

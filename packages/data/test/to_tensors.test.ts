@@ -16,6 +16,7 @@ const batch: Batch = {
   shape: [2, 2, 3, 3],
   epoch: 0,
   index: 0,
+  release: () => undefined,
 };
 
 describe('toTensors', () => {

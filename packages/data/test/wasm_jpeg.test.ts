@@ -267,7 +267,7 @@ describe('DataLoader decoding threads', () => {
     const buffers = new Set<ArrayBufferLike>();
     for await (const batch of loader.epoch(0)) {
       buffers.add(batch.images.buffer);
-      batch.release?.();
+      batch.release();
     }
     // Batches of 4 from 15 files, the truncated one skipped: with prefetch 2, at most 4 buffers.
     expect(loader.numBatches).toBe(3);

@@ -312,7 +312,7 @@ function gradients(
   const loss = value.dataSync()[0] as number;
   tf.dispose([x, y, value]);
   // Nothing reads the images any more: the loader may fill their buffer with a later batch.
-  batch.release?.();
+  batch.release();
   return {
     loss,
     grads: new Map(Object.entries(grads).map(([v, g]) => [byVariable.get(v) as string, g])),

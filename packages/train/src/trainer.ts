@@ -180,9 +180,11 @@ export async function train(
       const taps = thor?.wantsTaps(pos.step) ? new CurvatureTaps() : undefined;
       let sum: Map<string, tf.Tensor> | undefined;
       let lossSum = 0;
+      const used: Batch[] = [];
       for (let m = 0; m < accumulate; m++) {
         const next = await batches.next();
         if (next.done === true) throw new Error('train: the loader ended an epoch early');
+        used.push(next.value);
         // Curvature from the step's first micro-batch, as the reference takes it from one batch.
         const { loss, grads } = gradients(
           model,
@@ -213,6 +215,10 @@ export async function train(
       const update = thor ? thor.precondition(mean) : mean;
       opt.step(update);
       tf.dispose([...mean.values(), ...update.values()]);
+      // Nothing reads the step's images any more (the curvature taps, which may share the first
+      // layer's input with them on the cpu backend, are gone): the loader may fill their buffers
+      // with later batches.
+      for (const b of used) b.release();
       pos.step += 1;
       pos.stepInEpoch += 1;
       segmentSteps += 1;
@@ -311,8 +317,6 @@ function gradients(
   );
   const loss = value.dataSync()[0] as number;
   tf.dispose([x, y, value]);
-  // Nothing reads the images any more: the loader may fill their buffer with a later batch.
-  batch.release();
   return {
     loss,
     grads: new Map(Object.entries(grads).map(([v, g]) => [byVariable.get(v) as string, g])),

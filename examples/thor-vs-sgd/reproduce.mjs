@@ -255,6 +255,7 @@ async function writeSeeds(out, results) {
     '',
     `Command: \`npm run reproduce -- --seeds ${rows.map((r) => r.seed).join(',')}` +
       `${values.thor === undefined ? '' : ` --thor '${values.thor}'`}` +
+      `${values['sgd-from'] === undefined ? '' : ` --sgd-from ${relative(root, resolve(values['sgd-from']))}`}` +
       `${values.out === undefined ? '' : ` --out ${relative(root, out)}`}\`. Each seed ` +
       'sets the initial weights, the data order and the flips of both runs; the first ' +
       "seed's runs are the ones above, the others' lie in `seed-<n>/` (each with its own " +

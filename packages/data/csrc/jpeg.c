@@ -48,10 +48,11 @@ static int reserve(u32 end) {
   return __builtin_wasm_memory_grow(0, pages) != (unsigned long)-1;
 }
 
-static void* alloc(u32 size) {
+// Sizes are 64-bit so that a header's dimensions cannot wrap them around to a small buffer.
+static void* alloc(u64 size) {
   u32 at = (arena_top + 15u) & ~15u;
-  if (size > 0x7fffffffu - at || !reserve(at + size)) return 0;
-  arena_top = at + size;
+  if (size > 0x7fffffffu - at || !reserve(at + (u32)size)) return 0;
+  arena_top = at + (u32)size;
   return (void*)at;
 }
 
@@ -595,7 +596,7 @@ static int decode_window(int x0, int y0, int x1, int y1) {
     k->py = my0 * k->v * 8;
     k->pw = (mx1 - mx0) * k->h * 8;
     k->ph = (my1 - my0) * k->v * 8;
-    k->plane = alloc((u32)k->pw * (u32)k->ph + 16);  // + 16: rows are read 8 or 16 bytes at a time
+    k->plane = alloc((u64)k->pw * k->ph + 16);  // + 16: rows are read 8 or 16 bytes at a time
     if (!k->plane) return NO_MEMORY;
     k->pred = 0;
   }
@@ -628,6 +629,9 @@ static int decode_window(int x0, int y0, int x1, int y1) {
         }
         left--;
       }
+      // More than 8 bytes of the zeros put in after the data's end consumed: the data stopped
+      // short (this also ends at once a header that claims far more pixels than the file holds).
+      if (br.padded > 16) return CORRUPT;
       int keep = rows && mx >= mx0 && mx < mx1;
       for (int c = 0; c < jpeg.ncomp; c++) {
         Component* k = &jpeg.comp[c];
@@ -779,7 +783,7 @@ static int decode_rgbx(int x, int y, int w, int h) {
     return BAD_REQUEST;
   status = decode_window(x, y, x + w, y + h);
   if (status) return status;
-  window_rgbx = alloc((u32)w * (u32)h * 4 + 64);
+  window_rgbx = alloc((u64)w * h * 4 + 64);
   u8* rows = alloc(2 * ((u32)w + 64));
   i16* sums = alloc(((u32)w / 2 + 32) * sizeof(i16));
   if (!window_rgbx || !rows || !sums) return NO_MEMORY;
@@ -812,7 +816,7 @@ static u8* window_rgb;
 EXPORT int decode(int x, int y, int w, int h) {
   int status = decode_rgbx(x, y, w, h);
   if (status) return status;
-  window_rgb = alloc((u32)w * (u32)h * 3);
+  window_rgb = alloc((u64)w * h * 3);
   if (!window_rgb) return NO_MEMORY;
   for (u32 i = 0; i < (u32)w * (u32)h; i++) {
     window_rgb[3 * i] = window_rgbx[4 * i];
@@ -848,7 +852,7 @@ static int coefficients(int in, int out, Coefficients* c) {
   c->ksize = ksize;
   c->first = alloc((u32)out * 4);
   c->count = alloc((u32)out * 4);
-  c->weights = alloc((u32)out * (u32)ksize * 4);
+  c->weights = alloc((u64)out * ksize * 4);
   double* w = alloc((u32)ksize * 8);
   if (!c->first || !c->count || !c->weights || !w) return NO_MEMORY;
   for (int xx = 0; xx < out; xx++) {
@@ -935,7 +939,7 @@ EXPORT int crop_resize(int sx, int sy, int sw, int sh, int rw, int rh, int wx, i
     // No resize: the window is a crop of the source.
     status = decode_rgbx(sx + wx, sy + wy, ww, wh);
     if (status) return status;
-    result = alloc((u32)ww * (u32)wh * 3 * sizeof(f32));
+    result = alloc((u64)ww * wh * 3 * sizeof(f32));
     if (!result) return NO_MEMORY;
     normalize_rows(window_rgbx, ww * 4, 4, ww, wh, flip, result);
     return OK;
@@ -953,8 +957,8 @@ EXPORT int crop_resize(int sx, int sy, int sw, int sh, int rw, int rh, int wx, i
   // next pixel overwriting the 4th).
   int rows = r1 - r0;
   int row = ww * 3;
-  u8* mid = alloc((u32)rows * (u32)row + 16);
-  result = alloc((u32)ww * (u32)wh * 3 * sizeof(f32));
+  u8* mid = alloc((u64)rows * row + 16);
+  result = alloc((u64)ww * wh * 3 * sizeof(f32));
   u8* line = alloc((u32)row + 16);
   if (!mid || !line || !result) return NO_MEMORY;
   const v128_t half = wasm_i32x4_splat(1 << (PRECISION_BITS - 1));

@@ -175,6 +175,17 @@ describe('WasmJpeg', () => {
     expect(WASM_JPEG_STATUS[decoder.decodeRegion(whole, 60, 0, 8, 8) as number]).toBe(
       'bad request',
     );
+    // A header claiming 60000×60000 pixels over a few hundred bytes, without its end-of-image
+    // marker (so every row is to be read): damaged, as the data runs out; and the whole image is
+    // refused for its size, not given a buffer sized by wrapped-around arithmetic.
+    const huge = Buffer.from(whole.subarray(0, whole.length - 2));
+    const sof = huge.indexOf(Buffer.from([0xff, 0xc0]));
+    huge.writeUInt16BE(60000, sof + 5);
+    huge.writeUInt16BE(60000, sof + 7);
+    expect(status(huge)).toBe('corrupt');
+    expect(WASM_JPEG_STATUS[decoder.decodeRegion(huge, 0, 0, 60000, 60000) as number]).toBe(
+      'out of memory',
+    );
   });
 });
 

@@ -106,7 +106,6 @@ static struct {
   Huffman dc[4], ac[4];
   Component comp[3];
   const u8* scan;      // entropy-coded data of the (single) scan
-  int baseline_frame;
 } jpeg;
 
 static const u8 natural_order[64 + 16] = {
@@ -770,8 +769,7 @@ static inline void ycc_to_rgbx(const u8* Y, const u8* cb, const u8* cr, u8* out)
   store_rgbx(out, red, green, blue);
 }
 
-static u8* window_rgbx;  // 4 bytes a pixel, rows `4 * window_width` apart, plus 64 bytes of room
-static int window_width, window_height;
+static u8* window_rgbx;  // 4 bytes a pixel, rows 4 × the window's width apart, plus 64 bytes of room
 
 // Decodes the pixels [x, x + w) × [y, y + h) of the image in `input` to RGBX (`window_rgbx`).
 static int decode_rgbx(int x, int y, int w, int h) {
@@ -787,8 +785,6 @@ static int decode_rgbx(int x, int y, int w, int h) {
   u8* rows = alloc(2 * ((u32)w + 64));
   i16* sums = alloc(((u32)w / 2 + 32) * sizeof(i16));
   if (!window_rgbx || !rows || !sums) return NO_MEMORY;
-  window_width = w;
-  window_height = h;
   u8* cb_row = rows + 16;
   u8* cr_row = rows + w + 80;
   const Component* luma = &jpeg.comp[0];
@@ -827,8 +823,6 @@ EXPORT int decode(int x, int y, int w, int h) {
 }
 
 EXPORT u8* window_pixels(void) { return window_rgb; }
-EXPORT int image_width(void) { return jpeg.width; }
-EXPORT int image_height(void) { return jpeg.height; }
 
 // ---------------------------------------------------------------------------------------------
 // Pillow's bilinear resampling (libImaging/Resample.c) and torchvision's normalization.

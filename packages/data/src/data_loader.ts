@@ -224,10 +224,9 @@ export class DataLoader {
 
   /** A float32 buffer for a batch, shared with the decoding threads when there are some. */
   private batchBuffer(length: number): Float32Array {
+    // Released buffers are of the kind this loader makes: the pool, if any, starts with the epoch.
     const reused = this.released.findIndex((b) => b.length === length);
-    if (reused >= 0 && this.released[reused]!.buffer instanceof SharedArrayBuffer === !!this.pool) {
-      return this.released.splice(reused, 1)[0]!;
-    }
+    if (reused >= 0) return this.released.splice(reused, 1)[0]!;
     return this.pool
       ? new Float32Array(new SharedArrayBuffer(length * Float32Array.BYTES_PER_ELEMENT))
       : new Float32Array(length);

@@ -4,40 +4,21 @@
  *
  * Why not ws itself: a stream socket reads in 64 KiB pieces, each a fresh buffer pushed through
  * the stream machinery, and ws then joins them into the frame. Here the socket reads into buffers
- * this wire chooses (net's `onread`): a frame's header and small frames land in a staging buffer,
- * and once a message's header is known, the rest of its payload is read straight to where it goes,
- * in as large reads as the kernel gives: the place the sink names (e.g. the tensor it would be
- * copied into) or one reused, 4-byte-aligned buffer. On loopback that cuts the CPU time per
- * received byte several times. Sending writes the frame header and the caller's payload as they
- * are: a client masks with an all-zero key, which leaves the payload unchanged.
+ * a {@link FrameReader} chooses, straight to where the payload goes. Sending writes the frame
+ * header and the caller's payload as they are: a client masks with an all-zero key, which leaves
+ * the payload unchanged.
  */
 import { Socket, type SocketConstructorOpts } from 'node:net';
 
-import { HEADER_BYTES } from './frame.js';
+import { FrameReader } from './frame_reader.js';
 import { MessageQueue } from './message_queue.js';
 import { BadFrameError, type Message, type Wire, type WireSink } from './wire.js';
-import {
-  decodeWsHeader,
-  encodeWsHeader,
-  MAX_WS_HEADER_BYTES,
-  Opcode,
-  unmask,
-  wsHeaderBytes,
-  type WsHeader,
-} from './ws_frame.js';
+import { encodeWsHeader, Opcode } from './ws_frame.js';
 
-/** Reads of frame headers and of small frames land here. */
-const STAGING_BYTES = 64 << 10;
-/** When at least this much of a payload is still to come, the next read goes straight into it. */
-const DIRECT_FROM_BYTES = 4 << 10;
-/** Messages with at least this much payload past their header ask the sink where it goes. */
-const PLACE_FROM_BYTES = 16 << 10;
 /** Payloads up to this size are copied behind their headers and written as one buffer. */
 const JOIN_UP_TO_BYTES = 16 << 10;
 /** How long a closing wire waits for the remote's close before dropping the socket (as ws). */
 const CLOSE_TIMEOUT_MS = 30_000;
-
-const KNOWN_OPCODES = new Set<number>(Object.values(Opcode));
 
 /** What `adopt` needs of net's stream handle. */
 interface StreamHandle {
@@ -55,23 +36,6 @@ export interface SocketWireOptions {
 export class SocketWire implements Wire {
   private readonly socket: Socket;
   private readonly queue = new MessageQueue();
-  private readonly staging = Buffer.allocUnsafeSlow(STAGING_BYTES);
-  /** Where each frame's payload is assembled: its own ArrayBuffer, so 4-byte aligned. */
-  private payload = Buffer.allocUnsafeSlow(STAGING_BYTES);
-  /**
-   * Where the current frame's payload bytes from HEADER_BYTES on go: the rest of `payload`, or
-   * the sink's placement. Set once the first HEADER_BYTES have arrived.
-   */
-  private body: Buffer | undefined;
-  private readonly head = Buffer.alloc(MAX_WS_HEADER_BYTES);
-  private headHave = 0;
-  private headNeed = 2;
-  /** The frame whose payload is being received, once its header is complete. */
-  private frame: WsHeader | undefined;
-  private filled = 0;
-  /** Whether the read in progress goes straight into `payload`. */
-  private direct = false;
-  private failed = false;
   private sentClose = false;
   private readonly errorFns: ((e: Error) => void)[] = [];
   private readonly pongFns: (() => void)[] = [];
@@ -80,9 +44,18 @@ export class SocketWire implements Wire {
     handle: StreamHandle,
     private readonly opts: SocketWireOptions,
   ) {
+    const reader = new FrameReader(
+      { fromClient: opts.side === 'server', maxPayload: opts.maxPayload },
+      {
+        message: (m: Message) => this.queue.push(m),
+        place: (head, bytes) => this.queue.place(head, bytes),
+        control: (opcode, data) => this.onControl(opcode, data),
+        protocolError: (message, code) => this.protocolError(message, code),
+      },
+    );
     this.socket = new Socket({
       handle,
-      onread: { buffer: () => this.nextTarget(), callback: (n: number) => this.onRead(n) },
+      onread: { buffer: () => reader.nextTarget(), callback: (n: number) => reader.onRead(n) },
     } as SocketConstructorOpts);
     // Like ws: a socket error (e.g. the remote process was killed) is an abnormal close, 1006.
     this.socket.on('error', () => undefined);
@@ -169,142 +142,22 @@ export class SocketWire implements Wire {
     this.socket.write(Buffer.concat([wsHead, body]));
   }
 
-  /** Called by the socket before each read: where the next bytes should land. */
-  private nextTarget(): Buffer {
-    const f = this.frame;
-    const body = this.body;
-    this.direct =
-      f !== undefined && body !== undefined && f.length - this.filled >= DIRECT_FROM_BYTES;
-    return this.direct ? (body as Buffer).subarray(this.filled - HEADER_BYTES) : this.staging;
-  }
-
-  /** `n` bytes arrived in the buffer `nextTarget` returned. */
-  private onRead(n: number): void {
-    if (!this.direct) return this.parse(n);
-    this.filled += n;
-    if (this.filled === (this.frame as WsHeader).length) this.deliver();
-  }
-
-  /** Walks the first `n` staged bytes: header bytes, payload bytes, possibly several frames. */
-  private parse(n: number): void {
-    let at = 0;
-    while (at < n && !this.failed) {
-      const f = this.frame;
-      if (f === undefined) {
-        const take = Math.min(this.headNeed - this.headHave, n - at);
-        this.staging.copy(this.head, this.headHave, at, at + take);
-        at += take;
-        this.headHave += take;
-        if (this.headHave === 2) this.headNeed = wsHeaderBytes(this.head[1] as number);
-        if (this.headHave === this.headNeed) this.startFrame();
-        continue;
-      }
-      const body = this.body;
-      if (body === undefined) {
-        const take = Math.min(HEADER_BYTES - this.filled, f.length - this.filled, n - at);
-        this.staging.copy(this.payload, this.filled, at, at + take);
-        at += take;
-        this.filled += take;
-        if (this.filled === HEADER_BYTES) this.body = this.placeBody(f);
-      } else {
-        const take = Math.min(f.length - this.filled, n - at);
-        this.staging.copy(body, this.filled - HEADER_BYTES, at, at + take);
-        at += take;
-        this.filled += take;
-      }
-      if (this.filled === f.length) this.deliver();
+  /** A ping, pong or close frame from the remote. */
+  private onControl(opcode: number, data: Buffer): void {
+    if (opcode === Opcode.ping) return this.control(Opcode.pong, Buffer.from(data));
+    if (opcode === Opcode.pong) {
+      for (const fn of this.pongFns) fn();
+      return;
     }
-  }
-
-  /**
-   * The first HEADER_BYTES of a frame's payload have arrived: the rest goes where the sink places
-   * it, or to the reused buffer. Only unmasked binary messages (or masked with a zero key, as
-   * peers do) are placed, so the bytes written there are the message's own.
-   */
-  private placeBody(f: WsHeader): Buffer {
-    const bytes = f.length - HEADER_BYTES;
-    const own = this.payload.subarray(HEADER_BYTES, f.length);
-    const plain = f.mask === undefined || f.mask.readUInt32LE(0) === 0;
-    if (f.opcode !== Opcode.binary || !plain || bytes < PLACE_FROM_BYTES) return own;
-    const place = this.queue.place(this.payload.subarray(0, HEADER_BYTES), bytes);
-    if (place === undefined || place.byteLength !== bytes) return own;
-    return Buffer.from(place.buffer, place.byteOffset, place.byteLength);
-  }
-
-  /** A frame header is complete: check it before any of its payload is read. */
-  private startFrame(): void {
-    const bytes = this.headNeed;
-    this.headHave = 0;
-    this.headNeed = 2;
-    let h: WsHeader;
-    try {
-      h = decodeWsHeader(this.head.subarray(0, bytes));
-    } catch (e) {
-      return this.protocolError(`malformed frame: ${(e as Error).message}`, 1002);
-    }
-    const fromClient = this.opts.side === 'server';
-    if (!KNOWN_OPCODES.has(h.opcode)) {
-      return this.protocolError(`malformed frame: unknown opcode ${h.opcode}`, 1002);
-    }
-    if ((h.mask !== undefined) !== fromClient) {
-      const want = fromClient ? 'masked frames from a client' : 'unmasked frames from a server';
-      return this.protocolError(`malformed frame: expected ${want}`, 1002);
-    }
-    if (!h.fin || h.opcode === Opcode.continuation) {
-      return this.protocolError('malformed frame: expected whole messages, got a fragment', 1002);
-    }
-    if (h.length > this.opts.maxPayload) {
-      return this.protocolError(
-        `a frame of ${h.length} bytes is over the size limit of ${this.opts.maxPayload}`,
-        1009,
-      );
-    }
-    if (this.payload.length < h.length) this.payload = Buffer.allocUnsafeSlow(h.length);
-    // The masking key is a view of `head`, which the next frame's header overwrites: keep a copy.
-    this.frame = { ...h, mask: h.mask && Buffer.from(h.mask) };
-    this.filled = 0;
-    this.body = undefined;
-    if (h.length === 0) this.deliver();
-  }
-
-  /** A frame's payload is complete in `payload`. */
-  private deliver(): void {
-    const f = this.frame as WsHeader;
-    const head = this.payload.subarray(0, Math.min(f.length, HEADER_BYTES));
-    const body = this.body ?? this.payload.subarray(HEADER_BYTES, Math.max(f.length, HEADER_BYTES));
-    this.frame = undefined;
-    this.body = undefined;
-    if (f.mask) {
-      // The body starts at a multiple of 4 into the payload, where the key starts over.
-      unmask(head, f.mask);
-      unmask(body, f.mask);
-    }
-    // Control frames (≤ 125 bytes) are never placed: their payload is contiguous in `payload`.
-    const data = this.payload.subarray(0, f.length);
-    switch (f.opcode) {
-      case Opcode.binary:
-      case Opcode.text:
-        this.queue.push({ head, payload: body, isBinary: f.opcode === Opcode.binary });
-        return;
-      case Opcode.ping:
-        return this.control(Opcode.pong, Buffer.from(data));
-      case Opcode.pong:
-        for (const fn of this.pongFns) fn();
-        return;
-      default: {
-        // Close: answer it (RFC 6455 5.5.1) and report the remote's code and reason.
-        const code = data.length >= 2 ? data.readUInt16BE(0) : 1005;
-        const reason = data.subarray(2).toString('utf8');
-        this.close(code === 1005 ? 1000 : code, '');
-        this.queue.close(code, reason);
-      }
-    }
+    // Close: answer it (RFC 6455 5.5.1) and report the remote's code and reason.
+    const code = data.length >= 2 ? data.readUInt16BE(0) : 1005;
+    const reason = data.subarray(2).toString('utf8');
+    this.close(code === 1005 ? 1000 : code, '');
+    this.queue.close(code, reason);
   }
 
   /** The remote broke the protocol: report it, close with `code` and read nothing more. */
   private protocolError(message: string, code: number): void {
-    if (this.failed) return;
-    this.failed = true;
     const e = new BadFrameError(message);
     for (const fn of this.errorFns) fn(e);
     this.close(code, message.slice(0, 120));

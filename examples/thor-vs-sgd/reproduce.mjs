@@ -62,9 +62,9 @@ await mkdir(out, { recursive: true });
 /** How the hyperparameters were chosen: the sweep in sweep.json (npm run sweep), when there is one. */
 async function tuning(sgdConfig, thorConfig) {
   const rest =
-    'Everything the sweep did not change is the same for both: batch 128, cosine decay, momentum ' +
-    "0.9, label smoothing 0.1, flips (the reference's small experiment in shared/reference/THOR.md); " +
-    'THOR refreshes its factors and inverses every 10 steps, untuned.';
+    "Everything else is the same for both: batch 128 and flips (the reference's small " +
+    'experiment in shared/reference/THOR.md); THOR refreshes its factors and inverses every 10 ' +
+    'steps, untuned.';
   // --out's sweep.json, else the one behind the presets (npm run sweep's default --out).
   let sweep;
   for (const dir of [out, join(root, 'reports', 'thor-vs-sgd')]) {
@@ -83,6 +83,7 @@ async function tuning(sgdConfig, thorConfig) {
     sweep.rows
       .filter((r) => r.optimizer === o && !r.crossCheck)
       .reduce((a, b) => (b.top1 > a.top1 ? b : a));
+  const stages = sweep.protocol !== undefined;
   const runs = { sgd: sgdConfig, thor: thorConfig };
   // Where each of the sweep's settings lies in a config.
   const field = {
@@ -91,6 +92,7 @@ async function tuning(sgdConfig, thorConfig) {
     nesterov: (c) => c.nesterov ?? false,
     momentum: (c) => c.momentum,
     warmupEpochs: (c) => c.lr.warmupEpochs ?? 0,
+    schedule: (c) => c.lr.schedule,
     labelSmoothing: (c) => c.labelSmoothing,
     dampingBase: (c) => c.thor.dampingBase,
     dampingDecay: (c) => c.thor.dampingDecay,
@@ -109,13 +111,17 @@ async function tuning(sgdConfig, thorConfig) {
       ? ''
       : ` (these runs used ${shown(Object.fromEntries(differ.map(([k]) => [k, field[k](runs[o])])))})`;
   };
-  const trials = (o) => sweep.rows.filter((r) => r.optimizer === o && !r.crossCheck).length;
+  const trials = (o) =>
+    (sweep.protocol ?? sweep.rows).filter((r) => r.optimizer === o && !r.crossCheck).length;
   return (
     `each optimizer's settings are the best of the same protocol (sweep.md: ${trials('sgd')} ` +
     `trials for SGD, ${trials('thor')} for THOR, at these budgets, trained on ` +
     `${sweep.trainPerClass} training images per class and scored on ${sweep.tunePerClass} ` +
-    'held-out training images per class, never on the val split: the base learning rate, then ' +
-    "the weight decay, then four trials of the optimizer's own knobs): " +
+    'held-out training images per class, never on the val split: ' +
+    (stages
+      ? 'the base learning rate, the weight decay, the settings both have, the learning rate ' +
+        "again, then two trials of a setting of the optimizer's own): "
+      : "the base learning rate, then the weight decay, then four trials of the optimizer's own knobs): ") +
     `SGD ${shown(settings('sgd'))}${used('sgd')}; THOR ${shown(settings('thor'))}${used('thor')}. ${rest}` +
     (values.thor === undefined
       ? ''

@@ -1,10 +1,11 @@
 // npm run sweep [-- --lrs 0.05,0.1,0.2,0.4] [--wds 5e-4,2.5e-4,1e-3] [--train-per-class 250]
 //                   [--tune-per-class 100] [--nproc 8]
 //
-// The tuning behind the reproduction's presets, the same for both optimizers: each base learning
-// rate of the grid at the first weight decay, then the other weight decays at the best rate, then
-// as many trials of each optimizer's own knobs (OWN_KNOBS: four each), each changing one knob of
-// the best trial so far, at the reproduction's budgets (SGD 10 epochs, THOR 5), trained on part of the
+// The tuning behind the reproduction's presets, the same five stages for both optimizers, each
+// trial changing one setting of the best trial so far: each base learning rate of the grid at the
+// first weight decay; the other weight decays; the settings both optimizers have (SHARED_KNOBS);
+// the learning rate again (LR_RETUNE); as many trials of a setting of each one's own (OWN_KNOBS).
+// At the reproduction's budgets (SGD 10 epochs, THOR 5), trained on part of the
 // reproduction's training images and scored on a held-out part of them (the last images of each
 // class), so the val split that the report scores never takes part in the choice. Writes
 // sweep.md and sweep.json to --out (after every trial) and prints the best trial of each optimizer.
@@ -69,23 +70,34 @@ try {
   // No earlier sweep.
 }
 // A trial's settings beyond lr and weight decay (none in the first two stages); earlier sweeps'
-// rows have none.
-for (const r of rows) r.options ??= {};
-// Each optimizer's own knobs, as many for each (the third stage). Every one is a setting of
-// its preset that the other optimizer does not have or does not need to share:
-// SGD: Nesterov momentum, a higher momentum, one epoch of linear warm-up, no label smoothing;
-// THOR: its damping λ(e) = base·decay^(e/10) at a third, 3× and 10× the reference's base (0.03),
-// and with the GPU variant's faster decay (0.5467). THOR's refresh interval stays 10 steps: a
-// step count does not carry over from the tuning split (19 steps an epoch) to the reproduction
-// (78), and a shorter one costs training time that the target counts.
+// rows have none. Earlier sweeps also ran cross-checks outside their protocol, which this one may
+// take as trials of its own.
+for (const r of rows) {
+  r.options ??= {};
+  delete r.crossCheck;
+}
+// The settings both optimizers have (the third stage), tried by each in this order, each trial
+// changing one of them on top of the best trial so far: Nesterov momentum, a higher momentum, one
+// epoch of linear warm-up, no label smoothing, and the reference SGD baseline's linear decay in
+// place of cosine.
+const SHARED_KNOBS = [
+  { nesterov: true },
+  { momentum: 0.95 },
+  { warmupEpochs: 1 },
+  { labelSmoothing: 0 },
+  { schedule: 'linear' },
+];
+// The fourth stage, for both: the base learning rate again at these factors of the best one, now
+// that the third stage may have changed the step.
+const LR_RETUNE = [0.7, 1.4];
+// The fifth stage, as many trials for each, as factors of a setting of the best trial so far:
+// THOR tunes its damping's base (the reference's 0.03 halved and doubled); SGD, which has no
+// setting of its own left, its weight decay. THOR's refresh interval stays 10 steps: a step count
+// does not carry over from the tuning split (19 steps an epoch) to the reproduction (78), and a
+// shorter one costs training time that the target counts.
 const OWN_KNOBS = {
-  sgd: [{ nesterov: true }, { momentum: 0.95 }, { warmupEpochs: 1 }, { labelSmoothing: 0 }],
-  thor: [
-    { dampingBase: 0.01 },
-    { dampingBase: 0.1 },
-    { dampingBase: 0.3 },
-    { dampingDecay: 0.5467 },
-  ],
+  sgd: [{ weightDecay: 0.5 }, { weightDecay: 2 }],
+  thor: [{ dampingBase: 0.5 }, { dampingBase: 2 }],
 };
 
 // Where every trial starts: the presets as they were before any tuning (the reference's small
@@ -97,16 +109,22 @@ const START = {
   labelSmoothing: 0.1,
   dampingBase: 0.03,
   dampingDecay: 0.87,
+  schedule: 'cosine',
 };
 
 /** The preset's fields that `options` change (the keys OWN_KNOBS uses). */
 function applyOptions(base, options) {
-  const { nesterov, momentum, warmupEpochs, labelSmoothing, dampingBase, dampingDecay } = options;
+  const { nesterov, momentum, warmupEpochs, labelSmoothing, dampingBase, dampingDecay, schedule } =
+    options;
   return {
     ...(nesterov === undefined ? {} : { nesterov }),
     ...(momentum === undefined ? {} : { momentum }),
     ...(labelSmoothing === undefined ? {} : { labelSmoothing }),
-    ...(warmupEpochs === undefined ? {} : { lr: { ...base.lr, warmupEpochs } }),
+    lr: {
+      ...base.lr,
+      ...(warmupEpochs === undefined ? {} : { warmupEpochs }),
+      ...(schedule === undefined ? {} : { schedule }),
+    },
     ...(dampingBase === undefined && dampingDecay === undefined
       ? {}
       : {
@@ -179,60 +197,77 @@ async function save() {
   await writeFile(join(out, 'sweep.md'), markdown());
   await writeFile(
     join(out, 'sweep.json'),
-    `${JSON.stringify({ trainPerClass, tunePerClass, rows, ...(best.thor ? { best } : {}) }, null, 2)}\n`,
+    `${JSON.stringify(
+      {
+        trainPerClass,
+        tunePerClass,
+        rows,
+        ...(best.thor ? { best } : {}),
+        protocol: protocol.map(({ stage, row }) => ({ stage, ...row })),
+      },
+      null,
+      2,
+    )}\n`,
   );
 }
 
-// The learning rate at the presets' weight decay, then the weight decay at the best rate, then
-// each own knob on top of the best trial so far. The lead is carried through the sequence (not
-// taken from all of sweep.json's rows), so a second `npm run sweep` finds every trial done.
+// The five stages, each on top of the best trial so far. The lead is carried through the sequence
+// (not taken from all of sweep.json's rows), so a second `npm run sweep` finds every trial done.
 const better = (lead, row) => (lead === undefined || row.top1 > lead.top1 ? row : lead);
+const round = (x) => Number(x.toPrecision(3));
 const best = {};
-const crossChecks = [];
+/** The protocol's trials in the order they ran, with their stage (sweep.json keeps every row). */
+const protocol = [];
+async function staged(stage, ...args) {
+  const row = await trial(...args);
+  if (!protocol.some((p) => p.row === row)) protocol.push({ stage, row });
+  return row;
+}
 for (const optimizer of ['sgd', 'thor']) {
   let lead;
-  for (const lr of lrs) lead = better(lead, await trial(optimizer, lr, wds[0]));
-  for (const wd of wds.slice(1)) lead = better(lead, await trial(optimizer, lead.lr, wd));
-  best[optimizer] = lead;
-}
-for (const optimizer of ['sgd', 'thor']) {
-  let lead = best[optimizer];
-  for (const knob of OWN_KNOBS[optimizer]) {
+  for (const lr of lrs) lead = better(lead, await staged('lr', optimizer, lr, wds[0]));
+  for (const wd of wds.slice(1))
+    lead = better(lead, await staged('weight decay', optimizer, lead.lr, wd));
+  for (const knob of SHARED_KNOBS) {
     const options = { ...lead.options, ...knob };
-    lead = better(lead, await trial(optimizer, lead.lr, lead.weightDecay, options));
+    lead = better(lead, await staged('shared', optimizer, lead.lr, lead.weightDecay, options));
+  }
+  for (const f of LR_RETUNE) {
+    const lr = round(lead.lr * f);
+    lead = better(lead, await staged('lr again', optimizer, lr, lead.weightDecay, lead.options));
+  }
+  for (const knob of OWN_KNOBS[optimizer]) {
+    const [[key, f]] = Object.entries(knob);
+    const row =
+      key === 'weightDecay'
+        ? await staged('own', optimizer, lead.lr, round(lead.weightDecay * f), lead.options)
+        : await staged('own', optimizer, lead.lr, lead.weightDecay, {
+            ...lead.options,
+            [key]: round((lead.options[key] ?? START[key]) * f),
+          });
+    lead = better(lead, row);
   }
   best[optimizer] = lead;
-}
-// A cross-check outside the choice: each optimizer's best with each setting the other adopted in
-// its own stage, where it applies (THOR has momentum, Nesterov, warm-up and label smoothing too;
-// SGD has no damping). These trials do not change the presets; sweep.md lists them apart.
-for (const [optimizer, other] of [
-  ['sgd', 'thor'],
-  ['thor', 'sgd'],
-]) {
-  const b = best[optimizer];
-  for (const [k, v] of Object.entries(best[other].options)) {
-    if (k === 'dampingBase' || k === 'dampingDecay') continue;
-    const row = await trial(optimizer, b.lr, b.weightDecay, { ...b.options, [k]: v });
-    if (row !== b && !crossChecks.includes(row)) {
-      row.crossCheck = true;
-      crossChecks.push(row);
-    }
-  }
 }
 await save();
 
-/** sweep.md: the protocol and every trial, the best of each optimizer marked. */
+/** sweep.md: the protocol and its trials, the best of each optimizer marked. */
 function markdown() {
-  const knobs = (o) => OWN_KNOBS[o].map(shownOptions).join('; ');
+  const own = (o) =>
+    OWN_KNOBS[o].map((k) => Object.entries(k).map(([key, f]) => `${key} ×${f}`)).join(', ');
+  const row = ({ stage, row: r }) =>
+    `| ${r.optimizer.toUpperCase()} | ${stage} | ${r.lr} | ${r.weightDecay} | ${shownOptions(r.options)} | ${r.epochs} | ${(r.top1 * 100).toFixed(2)}%${best[r.optimizer] === r ? ' (best)' : ''} |`;
   return [
     '# The hyperparameter sweep behind the reproduction',
     '',
-    `Command: \`npm run sweep\` (per optimizer: ${lrs.length} base learning rates at weight decay ` +
-      `${wds[0]}, then weight decay ${wds.slice(1).join(' and ')} at the best rate, then ` +
-      `${OWN_KNOBS.sgd.length} trials of the optimizer's own knobs, each changing one knob of the ` +
-      `best trial so far (SGD: ${knobs('sgd')}; THOR: ${knobs('thor')}); ${nproc} workers; one seed). ` +
-      'A trial replaces the best only when it scores strictly higher.',
+    `Command: \`npm run sweep\`. The same five stages for each optimizer, each trial changing one ` +
+      'setting of the best trial so far (a trial replaces the best only when it scores strictly ' +
+      `higher): (1) ${lrs.length} base learning rates at weight decay ${wds[0]}; (2) weight decay ` +
+      `${wds.slice(1).join(' and ')}; (3) the settings both optimizers have, one at a time: ` +
+      `${SHARED_KNOBS.map(shownOptions).join('; ')}; (4) the learning rate again at ` +
+      `${LR_RETUNE.map((f) => `×${f}`).join(' and ')}; (5) ${OWN_KNOBS.sgd.length} trials of a ` +
+      `setting of each optimizer's own (THOR: ${own('thor')}; SGD, which has none left: ` +
+      `${own('sgd')}). So ${protocolSize()} trials each; ${nproc} workers; one seed.`,
     `Trained on the first ${trainPerClass} training images of each class, scored on the last ` +
       `${tunePerClass} of each class (held out; the report's val split is not used), at the ` +
       "reproduction's budgets. Every trial starts from the same settings (batch 128, cosine " +
@@ -242,32 +277,17 @@ function markdown() {
       `${(100 * Math.sqrt((0.83 * 0.17) / (tunePerClass * 10))).toFixed(1)} points, so trials ` +
       'closer than that are ties that the rule breaks by order.',
     '',
-    '| optimizer | base lr | weight decay | other settings | epochs | held-out top-1 |',
-    '|---|---|---|---|---|---|',
-    ...rows
-      .filter((r) => !crossChecks.includes(r))
-      .map(
-        (r) =>
-          `| ${r.optimizer.toUpperCase()} | ${r.lr} | ${r.weightDecay} | ${shownOptions(r.options)} | ${r.epochs} | ${(r.top1 * 100).toFixed(2)}%${best[r.optimizer] === r ? ' (best)' : ''} |`,
-      ),
+    '| optimizer | stage | base lr | weight decay | other settings | epochs | held-out top-1 |',
+    '|---|---|---|---|---|---|---|',
+    ...protocol.map(row),
     '',
-    ...(crossChecks.length === 0
-      ? []
-      : [
-          '## Cross-check (not part of the choice)',
-          '',
-          "Each optimizer's best with each setting the other adopted in its own stage, where it " +
-            'applies. Extra trials, run after the choice; they do not change the presets.',
-          '',
-          '| optimizer | base lr | weight decay | other settings | epochs | held-out top-1 |',
-          '|---|---|---|---|---|---|',
-          ...crossChecks.map(
-            (r) =>
-              `| ${r.optimizer.toUpperCase()} | ${r.lr} | ${r.weightDecay} | ${shownOptions(r.options)} | ${r.epochs} | ${(r.top1 * 100).toFixed(2)}% |`,
-          ),
-          '',
-        ]),
   ].join('\n');
+}
+
+function protocolSize() {
+  return (
+    lrs.length + wds.length - 1 + SHARED_KNOBS.length + LR_RETUNE.length + OWN_KNOBS.sgd.length
+  );
 }
 
 console.log(

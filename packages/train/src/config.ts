@@ -155,7 +155,7 @@ const fashionBase = {
   model: { arch: 'resnetLight', classes: 10, layers: [1, 1, 1], widths: [16, 32, 64] },
   augment: 'small',
   batchSize: 128,
-  // The best base learning rate of `npm run sweep` for both optimizers.
+  // Where `npm run sweep` starts; each preset below holds its optimizer's best trial.
   lr: { schedule: 'cosine', base: 0.2 },
   momentum: 0.9,
   labelSmoothing: 0.1,
@@ -169,7 +169,7 @@ const fashionBase = {
 presets['fashion-mnist-sgd'] = {
   ...fashionBase,
   model: { ...fashionBase.model, layers: [1, 1, 1], widths: [16, 32, 64] },
-  lr: { ...fashionBase.lr },
+  lr: { ...fashionBase.lr, base: 0.28 },
   thor: { ...fashionBase.thor },
   normalization: { mean: [0.286, 0.286, 0.286], std: [0.353, 0.353, 0.353] },
   out: 'runs/fashion-mnist-sgd',
@@ -182,11 +182,12 @@ presets['fashion-mnist-sgd'] = {
 presets['fashion-mnist-thor'] = {
   ...fashionBase,
   model: { ...fashionBase.model, layers: [1, 1, 1], widths: [16, 32, 64] },
-  lr: { ...fashionBase.lr },
-  thor: { ...fashionBase.thor },
+  lr: { ...fashionBase.lr, warmupEpochs: 1 },
+  thor: { ...fashionBase.thor, dampingBase: 0.06 },
   normalization: { mean: [0.286, 0.286, 0.286], std: [0.353, 0.353, 0.353] },
   out: 'runs/fashion-mnist-thor',
   optimizer: 'thor',
   epochs: 5,
   weightDecay: 1e-3,
+  nesterov: true,
 };

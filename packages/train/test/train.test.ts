@@ -62,7 +62,11 @@ describe('configs', () => {
   });
 
   it('take a linear warm-up before the schedule, and Nesterov momentum', () => {
-    const ok = { ...(presets['fashion-mnist-sgd'] as TrainConfig), data: '/d' };
+    const ok: TrainConfig = {
+      ...(presets['fashion-mnist-sgd'] as TrainConfig),
+      data: '/d',
+      lr: { schedule: 'cosine', base: 0.2 },
+    };
     expect(() => validateConfig({ ...ok, nesterov: 'yes' as never })).toThrow(
       `config: field 'nesterov' expected true, false or absent, found "yes"`,
     );

@@ -129,6 +129,16 @@ async function tuning(sgdConfig, thorConfig) {
   );
 }
 
+/**
+ * The preset's warm-up at another budget than the preset's (e.g. --quick): as the same share of
+ * the epochs, the share the sweep tuned.
+ */
+function scaledWarmup(preset, epochs) {
+  const w = preset.lr.warmupEpochs;
+  if (w === undefined || epochs === preset.epochs) return {};
+  return { lr: { ...preset.lr, warmupEpochs: (w * epochs) / preset.epochs } };
+}
+
 async function run(optimizer, epochs, seed, dir) {
   console.log(
     `training with ${optimizer.toUpperCase()} for ${epochs} epochs on ${nproc} workers` +
@@ -140,6 +150,7 @@ async function run(optimizer, epochs, seed, dir) {
     runDir: join(dir, `run-${optimizer}`),
     configPath: join(dir, `config-${optimizer}.json`),
     overrides: {
+      ...scaledWarmup(presets[`fashion-mnist-${optimizer}`], epochs),
       ...(optimizer === 'thor' ? thorOverrides : {}),
       data,
       epochs,

@@ -182,12 +182,11 @@ presets['fashion-mnist-sgd'] = {
 presets['fashion-mnist-thor'] = {
   ...fashionBase,
   model: { ...fashionBase.model, layers: [1, 1, 1], widths: [16, 32, 64] },
-  lr: { ...fashionBase.lr, warmupEpochs: 1 },
-  thor: { ...fashionBase.thor, dampingBase: 0.06 },
+  lr: { ...fashionBase.lr, base: 0.14 },
+  thor: { ...fashionBase.thor },
   normalization: { mean: [0.286, 0.286, 0.286], std: [0.353, 0.353, 0.353] },
   out: 'runs/fashion-mnist-thor',
   optimizer: 'thor',
   epochs: 5,
-  weightDecay: 1e-3,
-  nesterov: true,
+  weightDecay: 5e-4,
 };

@@ -77,13 +77,9 @@ async function tuning(sgdConfig, thorConfig) {
   if (sweep === undefined) {
     return `no hyperparameter sweep was found in ${out} (npm run sweep writes one). ${rest}`;
   }
-  // The protocol's choice (sweep.json's `best`), else the top row.
-  const best = (o) =>
-    sweep.best?.[o] ??
-    sweep.rows
-      .filter((r) => r.optimizer === o && !r.crossCheck)
-      .reduce((a, b) => (b.top1 > a.top1 ? b : a));
-  const stages = sweep.protocol !== undefined;
+  if (sweep.best?.sgd === undefined || sweep.best.thor === undefined) {
+    return `the sweep in ${out} has not finished (npm run sweep goes on where it stopped). ${rest}`;
+  }
   const runs = { sgd: sgdConfig, thor: thorConfig };
   // Where each of the sweep's settings lies in a config.
   const field = {
@@ -98,7 +94,7 @@ async function tuning(sgdConfig, thorConfig) {
     dampingDecay: (c) => c.thor.dampingDecay,
   };
   const settings = (o) => {
-    const b = best(o);
+    const b = sweep.best[o];
     return { lr: b.lr, weightDecay: b.weightDecay, ...(b.options ?? {}) };
   };
   const shown = (s) =>
@@ -111,17 +107,14 @@ async function tuning(sgdConfig, thorConfig) {
       ? ''
       : ` (these runs used ${shown(Object.fromEntries(differ.map(([k]) => [k, field[k](runs[o])])))})`;
   };
-  const trials = (o) =>
-    (sweep.protocol ?? sweep.rows).filter((r) => r.optimizer === o && !r.crossCheck).length;
+  const trials = (o) => sweep.protocol.filter((r) => r.optimizer === o).length;
   return (
     `each optimizer's settings are the best of the same protocol (sweep.md: ${trials('sgd')} ` +
     `trials for SGD, ${trials('thor')} for THOR, at these budgets, trained on ` +
     `${sweep.trainPerClass} training images per class and scored on ${sweep.tunePerClass} ` +
-    'held-out training images per class, never on the val split: ' +
-    (stages
-      ? 'the base learning rate, the weight decay, the settings both have, the learning rate ' +
-        "again, then two trials of a setting of the optimizer's own): "
-      : "the base learning rate, then the weight decay, then four trials of the optimizer's own knobs): ") +
+    'held-out training images per class, never on the val split: the base learning rate, the ' +
+    'weight decay, the settings both have, the learning rate again, then two trials of a ' +
+    "setting of the optimizer's own): " +
     `SGD ${shown(settings('sgd'))}${used('sgd')}; THOR ${shown(settings('thor'))}${used('thor')}. ${rest}` +
     (values.thor === undefined
       ? ''

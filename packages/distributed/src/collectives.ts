@@ -39,9 +39,9 @@ export interface RunsHost {
   readonly peers: Map<number, Link>;
   readonly timeoutMs: number;
   /** The next collective's sequence number. */
-  readonly sequence: number;
+  sequence(): number;
   /** The failure that stopped the ring, if any. */
-  readonly error: RingError | undefined;
+  error(): RingError | undefined;
   fail(message: string, report: boolean, run?: Running): void;
   lost(from: number, why: string): void;
   /** A collective passed its deadline: asks the coordinator to find who stopped. */
@@ -90,7 +90,7 @@ export class Collectives {
     gate: Promise<unknown>,
     make: (port: Port) => Algorithm,
   ): Promise<void> {
-    const failure = this.host.error;
+    const failure = this.host.error();
     if (failure) return Promise.reject(failure);
     const deps = [
       gate,
@@ -123,7 +123,8 @@ export class Collectives {
   }
 
   private start(run: Running, make: (port: Port) => Algorithm): void {
-    if (this.host.error) return run.reject(this.host.error);
+    const failure = this.host.error();
+    if (failure) return run.reject(failure);
     const port: Port = {
       rank: this.host.rank,
       n: this.host.worldSize,
@@ -141,7 +142,7 @@ export class Collectives {
 
   private deadline(run: Running): NodeJS.Timeout {
     const t = setTimeout(() => {
-      if (!this.runs.has(run.fp.seq) || this.host.error) return;
+      if (!this.runs.has(run.fp.seq) || this.host.error()) return;
       const msg = `no progress for ${this.host.timeoutMs} ms, waiting for rank ${run.algo?.waitingFor()}`;
       // Ask the coordinator to find who stopped; fall back to our own view if it cannot answer.
       const report = `rank ${this.host.rank} during ${describe(run.fp)}: ${msg}`;
@@ -155,7 +156,7 @@ export class Collectives {
   private send(run: Running, to: number, step: number, offset: number, data: Float32Array): void {
     const link = this.host.peers.get(to);
     const fp = run.fp;
-    if (!link || this.host.error) return;
+    if (!link || this.host.error()) return;
     const header = encodeHeader(this.host.tag, { kind: FrameKind.data, ...fp, step, offset });
     const payload =
       fp.dtype === WireDtype.float16
@@ -171,7 +172,7 @@ export class Collectives {
   }
 
   private settle(run: Running): void {
-    if (run.algo && run.sends === 0 && run.algo.done() && !this.host.error) {
+    if (run.algo && run.sends === 0 && run.algo.done() && !this.host.error()) {
       clearTimeout(run.timer);
       run.resolve();
     }
@@ -179,7 +180,7 @@ export class Collectives {
 
   onData(from: number, h: FrameHeader, data: Buffer): void {
     const placed = this.takePlaced(from, data);
-    if (this.host.error) return;
+    if (this.host.error()) return;
     if (h.kind !== FrameKind.data) {
       return this.host.fail(`rank ${from} sent a ${h.kind} frame on a data link`, true);
     }
@@ -195,7 +196,7 @@ export class Collectives {
       run.early.push([from, h, kept]);
       return;
     }
-    if (h.seq < this.host.sequence) {
+    if (h.seq < this.host.sequence()) {
       return this.host.fail(`rank ${from} sent a frame of finished collective #${h.seq}`, true);
     }
     const list = this.early.get(h.seq) ?? [];
@@ -220,9 +221,9 @@ export class Collectives {
    * received aside and refused as before).
    */
   place(from: number, h: FrameHeader, bytes: number): Uint8Array | undefined {
-    if (this.host.error || h.kind !== FrameKind.data) return undefined;
+    if (this.host.error() || h.kind !== FrameKind.data) return undefined;
     const run = this.runs.get(h.seq);
-    if (!run?.algo && (run || h.seq >= this.host.sequence)) {
+    if (!run?.algo && (run || h.seq >= this.host.sequence())) {
       const b = this.pool.take(bytes);
       this.placedEarly.set(from, b);
       return b;
@@ -238,7 +239,7 @@ export class Collectives {
 
   private feed(run: Running, from: number, h: FrameHeader, data: Buffer): void {
     const algo = run.algo;
-    if (!algo || this.host.error) return;
+    if (!algo || this.host.error()) return;
     const diff = mismatch(run.fp, h);
     if (diff !== undefined) {
       const msg = `rank ${from} disagrees on the collective (theirs vs ours: ${diff})`;

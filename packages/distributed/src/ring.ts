@@ -97,20 +97,14 @@ export class Ring {
     this.worldSize = opts.worldSize;
     this.tag = jobTag(opts.jobId ?? 'thor-ts');
     this.initial = new InitialWeights(coordinator, this.tag, () => this.failure);
-    // eslint-disable-next-line @typescript-eslint/no-this-alias
-    const ring = this;
     this.runs = new Collectives({
       rank: opts.rank,
       worldSize: opts.worldSize,
       tag: this.tag,
       peers,
       timeoutMs: opts.timeoutMs,
-      get sequence() {
-        return ring.seq;
-      },
-      get error() {
-        return ring.failure;
-      },
+      sequence: () => this.seq,
+      error: () => this.failure,
       fail: (message, report, run) => this.fail(message, report, run),
       lost: (from, why) => this.onLost(from, why),
       stalled: (report) =>

@@ -80,12 +80,8 @@ try {
   // No earlier sweep.
 }
 // A trial's settings beyond lr and weight decay (none in the first two stages); earlier sweeps'
-// rows have none. Earlier sweeps also ran cross-checks outside their protocol, which this one may
-// take as trials of its own.
-for (const r of rows) {
-  r.options ??= {};
-  delete r.crossCheck;
-}
+// rows have none.
+for (const r of rows) r.options ??= {};
 // The settings both optimizers have (the third stage), tried by each in this order, each trial
 // changing one of them on top of the best trial so far: Nesterov momentum, a higher momentum, one
 // epoch of linear warm-up, no label smoothing, and the reference SGD baseline's linear decay in
@@ -121,7 +117,7 @@ const START = {
   schedule: 'cosine',
 };
 
-/** The preset's fields that `options` change (the keys OWN_KNOBS uses). */
+/** The preset's fields that `options` change (START's keys, which the knobs above change). */
 function applyOptions(base, options) {
   const { nesterov, momentum, warmupEpochs, labelSmoothing, dampingBase, dampingDecay, schedule } =
     options;
@@ -186,7 +182,8 @@ async function trial(optimizer, lr, weightDecay, options = {}) {
       lr: lrConfig,
       weightDecay,
       ...applied,
-      thor: { ...(applied.thor ?? base.thor), frequency: frequency ?? base.thor.frequency },
+      // START sets THOR's damping, so `applied.thor` is always there.
+      thor: { ...applied.thor, ...(frequency === undefined ? {} : { frequency }) },
     },
   });
   const last = r.metrics[r.metrics.length - 1];

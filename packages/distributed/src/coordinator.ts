@@ -6,6 +6,7 @@
 import { jobTag, encodeControl, decodeControl, FrameKind, kindName } from './frame.js';
 import { InitialStore } from './initial_weights.js';
 import { Link, listen, type Log } from './link.js';
+import { isLocalAddress, type LocalAddress } from './local_socket.js';
 
 export interface CoordinatorOptions {
   worldSize: number;
@@ -38,6 +39,8 @@ interface Member {
   link: Link;
   host: string;
   port: number;
+  /** Its Unix socket, for ranks on the same machine (see local_socket.ts). */
+  local: LocalAddress | undefined;
   lastPong: number;
   left: boolean;
 }
@@ -116,9 +119,9 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
     ).unref();
   };
 
+  const host = opts.host ?? '127.0.0.1';
   const listener = await listen(
-    opts.host ?? '127.0.0.1',
-    opts.port ?? 0,
+    { host, port: opts.port ?? 0 },
     creds,
     { maxFrameBytes: 1 << 20, timeoutMs, log, where: 'coordinator' },
     (wire, rank, role) => {
@@ -163,7 +166,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
             return;
           }
           if (joined) return onFrame(rank, h.kind, body);
-          const { host, port, worldSize: ws } = body;
+          const { host, port, worldSize: ws, local } = body;
           if (h.kind !== FrameKind.join || typeof host !== 'string' || typeof port !== 'number') {
             log(
               `rank ${rank}: expected a join frame {host, port, worldSize}, got ${kindName(h.kind)}`,
@@ -179,7 +182,14 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
             return;
           }
           joined = true;
-          members.set(rank, { link, host, port, lastPong: Date.now(), left: false });
+          members.set(rank, {
+            link,
+            host,
+            port,
+            local: isLocalAddress(local) ? local : undefined,
+            lastPong: Date.now(),
+            left: false,
+          });
           link.onPong(() => {
             const m = members.get(rank);
             if (m) m.lastPong = Date.now();
@@ -190,7 +200,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
             announced = true;
             const peers = Array.from({ length: worldSize }, (_, r) => {
               const m = members.get(r) as Member;
-              return [m.host, m.port];
+              return m.local ? [m.host, m.port, m.local] : [m.host, m.port];
             });
             sendAll(FrameKind.peers, { peers });
           }
@@ -219,9 +229,9 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
   beat.unref();
 
   return {
-    host: listener.host,
+    host,
     port: listener.port,
-    address: `${listener.host}:${listener.port}`,
+    address: `${host}:${listener.port}`,
     aborted,
     close: async () => {
       clearInterval(beat);

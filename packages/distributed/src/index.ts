@@ -2,6 +2,7 @@ export { startCoordinator } from './coordinator.js';
 export type { Coordinator, CoordinatorOptions } from './coordinator.js';
 export { joinRing, Ring } from './ring.js';
 export type { AllReduceOptions, RingOptions } from './ring.js';
+export type { Transport } from './link.js';
 export { assignBuckets, GradientReducer } from './reducer.js';
 export type { Bucket, ReducerOptions } from './reducer.js';
 export { fetchInitialWeights } from './initial_weights.js';

@@ -1,7 +1,8 @@
 /**
  * Joins the job described by the environment: the launcher's variables (see `readLaunchEnv`), the
  * job token in THOR_TS_JOB_TOKEN, and optionally THOR_TS_JOB_ID, THOR_TS_LISTEN_HOST and
- * THOR_TS_ADVERTISE_HOST and THOR_TS_TIMEOUT_MS. Rank 0 hosts the coordinator at MASTER_ADDR:MASTER_PORT unless
+ * THOR_TS_ADVERTISE_HOST, THOR_TS_TIMEOUT_MS and THOR_TS_UNIX_SOCKETS (0: peers on one machine
+ * talk over TCP too). Rank 0 hosts the coordinator at MASTER_ADDR:MASTER_PORT unless
  * THOR_TS_COORDINATOR=external (thor-ts-launch runs it itself).
  */
 import { hostname } from 'node:os';
@@ -10,6 +11,11 @@ import { readLaunchEnv } from './launch_env.js';
 import { joinRing, type Ring, type RingOptions } from './ring.js';
 
 const LOOPBACK = /^(127\.|localhost$|::1$)/;
+
+function unixSockets(value: string): boolean {
+  if (value === '1' || value === '0') return value === '1';
+  throw new Error(`joinRingFromEnv: expected THOR_TS_UNIX_SOCKETS to be 0 or 1, got "${value}"`);
+}
 
 export function joinRingFromEnv(
   overrides: Partial<RingOptions> = {},
@@ -31,6 +37,7 @@ export function joinRingFromEnv(
     advertiseHost: env.THOR_TS_ADVERTISE_HOST ?? (local ? '127.0.0.1' : hostname()),
     ...(env.THOR_TS_JOB_ID ? { jobId: env.THOR_TS_JOB_ID } : {}),
     ...(env.THOR_TS_TIMEOUT_MS ? { timeoutMs: Number(env.THOR_TS_TIMEOUT_MS) } : {}),
+    ...(env.THOR_TS_UNIX_SOCKETS ? { unixSockets: unixSockets(env.THOR_TS_UNIX_SOCKETS) } : {}),
     ...(e.rank === 0 && env.THOR_TS_COORDINATOR !== 'external'
       ? { hostCoordinator: local ? '127.0.0.1' : '0.0.0.0' }
       : {}),

@@ -4,6 +4,8 @@
  * every frame's header before handing it on; a malformed, oversized or foreign frame closes the
  * link, is logged, and never reaches a tensor.
  */
+import { createServer } from 'node:http';
+
 import { WebSocket, WebSocketServer } from 'ws';
 
 import { acceptHandshake, offerHandshake, type Credentials, type Role } from './auth.js';
@@ -19,6 +21,9 @@ import { Inbox } from './inbox.js';
 import { BadFrameError, type Wire } from './wire.js';
 
 export type Log = (line: string) => void;
+
+/** What a link runs on: TCP, or a Unix domain socket to a process on the same machine. */
+export type Transport = 'tcp' | 'unix';
 
 export interface LinkHandlers {
   /**
@@ -51,6 +56,7 @@ export class Link {
     /** How messages name the remote, e.g. "rank 3". */
     readonly name: string,
     private readonly log: Log,
+    readonly transport: Transport = 'tcp',
   ) {
     wire.onError((e: Error) =>
       e instanceof BadFrameError
@@ -143,7 +149,10 @@ export function maxPayload(maxFrameBytes: number): number {
   return HEADER_BYTES + maxFrameBytes;
 }
 
-/** Dials `url`, proves the token and returns the link. */
+/** The remote could not be reached at all (nothing listens there, no route): no handshake began. */
+export class UnreachableError extends Error {}
+
+/** Dials `url` (`ws://host:port` or `ws+unix://path:/`), proves the token and returns the link. */
 export async function dial(
   url: string,
   creds: Credentials,
@@ -164,7 +173,9 @@ export async function dial(
     await Promise.race([
       offerHandshake(inbox, creds, rank, role, opts.timeoutMs),
       new Promise<never>((_, reject) =>
-        ws.once('error', (e) => reject(new Error(`cannot reach ${name} at ${url}: ${e.message}`))),
+        ws.once('error', (e) =>
+          reject(new UnreachableError(`cannot reach ${name} at ${url}: ${e.message}`)),
+        ),
       ),
     ]);
   } catch (e) {
@@ -174,7 +185,8 @@ export async function dial(
   if (role !== 'peer') return new Link(inbox, creds, name, opts.log);
   const wire = await inbox.takeOver({ side: 'client', maxPayload: maxPayload(opts.maxFrameBytes) });
   wire.send(encodeControl(creds.tag, FrameKind.ready, {}));
-  return new Link(wire, creds, name, opts.log);
+  const transport = url.startsWith('ws+unix:') ? 'unix' : 'tcp';
+  return new Link(wire, creds, name, opts.log, transport);
 }
 
 /**
@@ -203,43 +215,51 @@ async function acceptDataLink(
 }
 
 export interface Listener {
-  host: string;
+  /** The TCP port, or 0 for a Unix socket. */
   port: number;
   close(): Promise<void>;
 }
 
+/** A TCP address (port 0: any free one) or a Unix socket's path. */
+export type Bind = { host: string; port: number } | { path: string };
+
+const describeBind = (b: Bind): string => ('path' in b ? b.path : `${b.host}:${b.port}`);
+
 /**
- * Listens on host:port (port 0: any free one) and hands each connection that proves the token to
- * `accepted`. Connections that fail the handshake are logged and closed.
+ * Listens on `bind` and hands each connection that proves the token to `accepted`. Connections
+ * that fail the handshake are logged and closed.
  */
 export async function listen(
-  host: string,
-  port: number,
+  bind: Bind,
   creds: Credentials,
   opts: { maxFrameBytes: number; timeoutMs: number; log: Log; where: string },
-  accepted: (wire: Wire, rank: number, role: Role) => void,
+  accepted: (wire: Wire, rank: number, role: Role, transport: Transport) => void,
 ): Promise<Listener> {
+  const transport: Transport = 'path' in bind ? 'unix' : 'tcp';
+  const server = createServer();
   const wss = new WebSocketServer({
-    host,
-    port,
+    server,
     maxPayload: maxPayload(opts.maxFrameBytes),
     perMessageDeflate: false,
   });
   await new Promise<void>((resolve, reject) => {
-    wss.once('listening', resolve);
-    wss.once('error', (e) =>
-      reject(new Error(`${opts.where} cannot listen on ${host}:${port}: ${e.message}`)),
+    server.once('error', (e) =>
+      reject(new Error(`${opts.where} cannot listen on ${describeBind(bind)}: ${e.message}`)),
     );
+    server.listen('path' in bind ? bind.path : { host: bind.host, port: bind.port }, resolve);
   });
   wss.on('connection', (ws, req) => {
-    const from = `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? '?'}`;
+    const from =
+      'path' in bind
+        ? `a process on this machine`
+        : `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? '?'}`;
     ws.on('error', () => undefined);
     const inbox = new Inbox(ws);
     acceptHandshake(inbox, creds, opts.timeoutMs).then(
       ({ rank, role }) => {
-        if (role !== 'peer') return accepted(inbox, rank, role);
+        if (role !== 'peer') return accepted(inbox, rank, role, transport);
         acceptDataLink(inbox, creds, opts).then(
-          (wire) => accepted(wire, rank, role),
+          (wire) => accepted(wire, rank, role, transport),
           (e: Error) =>
             opts.log(`${opts.where} dropped the data link of rank ${rank}: ${e.message}`),
         );
@@ -251,16 +271,15 @@ export async function listen(
       },
     );
   });
-  const addr = wss.address();
-  if (addr === null || typeof addr === 'string')
-    throw new Error(`${opts.where}: unexpected pipe address ${addr}`);
+  const addr = server.address();
   return {
-    host,
-    port: addr.port,
+    port: addr !== null && typeof addr === 'object' ? addr.port : 0,
     close: () =>
       new Promise<void>((resolve) => {
         for (const c of wss.clients) c.terminate();
-        wss.close(() => resolve());
+        wss.close();
+        // Closing a listening Unix socket also unlinks its path.
+        server.close(() => resolve());
       }),
   };
 }

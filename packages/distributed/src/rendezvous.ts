@@ -1,10 +1,18 @@
 /**
  * Joining a job: listen for peers, join the coordinator (retrying until it is up), learn every
- * rank's address, and connect to the peers this rank exchanges with. The lower rank of a pair dials.
+ * rank's address, and connect to the peers this rank exchanges with. The lower rank of a pair dials:
+ * over the peer's Unix socket when both are on the same machine (see local_socket.ts), else, or
+ * when that socket cannot be reached, over TCP.
  */
 import { type Credentials } from './auth.js';
 import { decodeControl, encodeControl, FrameKind, kindName } from './frame.js';
-import { dial, Link, listen, type Listener, type Log } from './link.js';
+import { dial, Link, listen, type Listener, type Log, UnreachableError } from './link.js';
+import {
+  isLocalAddress,
+  type LocalAddress,
+  machineIdentity,
+  privateSocketPath,
+} from './local_socket.js';
 
 /** Ranks that `rank` exchanges with: ring neighbours and, for a power-of-two n, XOR partners. */
 export function neighbours(rank: number, n: number): number[] {
@@ -28,9 +36,64 @@ export interface JoinParams {
   listenHost: string;
   advertiseHost: string;
   port: number;
+  /** Whether peers on this machine connect over a Unix socket. */
+  unixSockets: boolean;
   timeoutMs: number;
   maxFrameBytes: number;
   log: Log;
+}
+
+/** What the coordinator says of each rank: where it listens on TCP, and maybe its Unix socket. */
+type PeerAddress = [host: string, port: number, local?: LocalAddress];
+
+/**
+ * Listens on TCP and, where peers on this machine can use one, on a Unix socket too. The Unix
+ * socket only serves the rendezvous: `closeLocal` closes it and removes its directory once every
+ * peer is connected, so no file is left behind by a worker killed later.
+ */
+async function listenForPeers(
+  p: JoinParams,
+  accepted: Parameters<typeof listen>[3],
+): Promise<{ listener: Listener; local: LocalAddress | undefined; closeLocal(): Promise<void> }> {
+  const opts = {
+    maxFrameBytes: p.maxFrameBytes,
+    timeoutMs: p.timeoutMs,
+    log: p.log,
+    where: `rank ${p.rank}`,
+  };
+  const listener = await listen({ host: p.listenHost, port: p.port }, p.creds, opts, accepted);
+  const machine = p.unixSockets ? machineIdentity() : undefined;
+  const socket = machine === undefined ? undefined : privateSocketPath(`rank${p.rank}.sock`);
+  if (machine === undefined || socket === undefined) {
+    return { listener, local: undefined, closeLocal: () => Promise.resolve() };
+  }
+  try {
+    const unix = await listen({ path: socket.path }, p.creds, opts, accepted);
+    const closeLocal = async (): Promise<void> => {
+      await unix.close();
+      socket.remove();
+    };
+    return { listener, local: { machine, path: socket.path }, closeLocal };
+  } catch (e) {
+    socket.remove();
+    await listener.close();
+    throw e;
+  }
+}
+
+/** Dials rank `r`: its Unix socket if it shares this machine and the socket answers, else TCP. */
+export async function dialPeer(p: JoinParams, r: number, [host, port, local]: PeerAddress): Promise<Link> {
+  const opts = { maxFrameBytes: p.maxFrameBytes, timeoutMs: p.timeoutMs, log: p.log };
+  const name = `rank ${r}`;
+  if (p.unixSockets && isLocalAddress(local) && local.machine === machineIdentity()) {
+    try {
+      return await dial(`ws+unix://${local.path}:/`, p.creds, p.rank, 'peer', name, opts);
+    } catch (e) {
+      if (!(e instanceof UnreachableError)) throw e;
+      p.log(`rank ${p.rank}: ${(e as Error).message}; dialling its TCP address instead`);
+    }
+  }
+  return dial(`ws://${host}:${port}`, p.creds, p.rank, 'peer', name, opts);
 }
 
 async function dialRetrying(p: JoinParams): Promise<Link> {
@@ -61,22 +124,16 @@ export async function join(p: JoinParams): Promise<Joined> {
   const wanted = neighbours(rank, n);
   const peers = new Map<number, Link>();
   let arrived: () => void = () => undefined;
-  const listener = await listen(
-    p.listenHost,
-    p.port,
-    p.creds,
-    { maxFrameBytes: p.maxFrameBytes, timeoutMs: p.timeoutMs, log: p.log, where: `rank ${rank}` },
-    (wire, from, role) => {
-      const link = new Link(wire, p.creds, `rank ${from}`, p.log);
-      if (role !== 'peer' || from >= rank || !wanted.includes(from) || peers.has(from)) {
-        p.log(`rank ${rank} refused a ${role} connection claiming rank ${from}`);
-        link.close();
-        return;
-      }
-      peers.set(from, link);
-      arrived();
-    },
-  );
+  const { listener, local, closeLocal } = await listenForPeers(p, (wire, from, role, transport) => {
+    const link = new Link(wire, p.creds, `rank ${from}`, p.log, transport);
+    if (role !== 'peer' || from >= rank || !wanted.includes(from) || peers.has(from)) {
+      p.log(`rank ${rank} refused a ${role} connection claiming rank ${from}`);
+      link.close();
+      return;
+    }
+    peers.set(from, link);
+    arrived();
+  });
   try {
     const coordinator = await dialRetrying(p);
     coordinator.send(
@@ -84,9 +141,10 @@ export async function join(p: JoinParams): Promise<Joined> {
         host: p.advertiseHost,
         port: listener.port,
         worldSize: n,
+        ...(local ? { local } : {}),
       }),
     );
-    const addresses = await new Promise<[string, number][]>((resolve, reject) => {
+    const addresses = await new Promise<PeerAddress[]>((resolve, reject) => {
       const timer = setTimeout(
         () => reject(new Error(`rank ${rank}: not all ${n} ranks joined within ${p.timeoutMs} ms`)),
         p.timeoutMs,
@@ -97,7 +155,7 @@ export async function join(p: JoinParams): Promise<Joined> {
           const body = decodeControl(data);
           if (h.kind === FrameKind.peers && Array.isArray(body.peers)) {
             coordinator.pause(); // later frames wait for the ring
-            resolve(body.peers as [string, number][]);
+            resolve(body.peers as PeerAddress[]);
           } else if (h.kind === FrameKind.abort) {
             reject(new Error(`rank ${rank}: the job was aborted: ${String(body.message)}`));
           } else reject(new Error(`rank ${rank}: expected peers, got ${kindName(h.kind)}`));
@@ -106,14 +164,13 @@ export async function join(p: JoinParams): Promise<Joined> {
           reject(new Error(`rank ${rank}: lost the coordinator while joining: ${why}`)),
       });
     });
-    const dialOpts = { maxFrameBytes: p.maxFrameBytes, timeoutMs: p.timeoutMs, log: p.log };
     await Promise.all(
       wanted
         .filter((r) => r > rank)
         .map(async (r) => {
-          const [host, port] = addresses[r] ?? [];
-          const url = `ws://${host}:${port}`;
-          peers.set(r, await dial(url, p.creds, rank, 'peer', `rank ${r}`, dialOpts));
+          const address = addresses[r];
+          if (!Array.isArray(address)) throw new Error(`rank ${rank}: no address for rank ${r}`);
+          peers.set(r, await dialPeer(p, r, address));
         }),
     );
     await new Promise<void>((resolve, reject) => {
@@ -139,5 +196,7 @@ export async function join(p: JoinParams): Promise<Joined> {
     for (const l of peers.values()) l.close();
     await listener.close();
     throw e;
+  } finally {
+    await closeLocal();
   }
 }

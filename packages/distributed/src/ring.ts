@@ -20,7 +20,7 @@ import {
 } from './frame.js';
 import { roundToHalf } from './half.js';
 import { HalvingDoubling } from './halving_doubling.js';
-import type { Link, Listener, Log } from './link.js';
+import type { Link, Listener, Log, Transport } from './link.js';
 import { InitialWeights } from './initial_weights.js';
 import { GradientReducer, type ReducerOptions } from './reducer.js';
 import { regionOf } from './region.js';
@@ -43,6 +43,12 @@ export interface RingOptions {
   advertiseHost?: string;
   /** Default 0: any free port. */
   port?: number;
+  /**
+   * Peers on the same machine (same boot, network and mount namespaces) connect over a Unix
+   * domain socket in a private temporary directory rather than TCP loopback: the same handshake
+   * and frames for about half the CPU time per byte. Default true; false keeps every link on TCP.
+   */
+  unixSockets?: boolean;
   /** A collective without progress for this long fails, naming the rank it waits for. Default 60 000. */
   timeoutMs?: number;
   /** Ring segment size. Default 1 MiB. */
@@ -168,6 +174,7 @@ export class Ring {
       listenHost,
       advertiseHost: opts.advertiseHost ?? listenHost,
       port: opts.port ?? 0,
+      unixSockets: opts.unixSockets ?? true,
       timeoutMs: opts.timeoutMs,
       maxFrameBytes: Math.max(opts.segmentBytes, opts.smallBytes, 64 << 10),
       log: opts.log,
@@ -280,6 +287,11 @@ export class Ring {
   /** The initial weights published to the coordinator; waits until some rank publishes them. */
   fetchInitial(): Promise<Float32Array> {
     return this.initial.fetch();
+  }
+
+  /** By peer rank: whether its link runs on TCP or on a Unix socket (a peer on this machine). */
+  get transports(): Map<number, Transport> {
+    return new Map([...this.peers].map(([r, link]) => [r, link.transport]));
   }
 
   /** How many collectives this rank has called (the next one's sequence number). */

@@ -70,7 +70,13 @@ function buildNetwork(): void {
   }
 }
 
-function run(r: number, coordinator: string): Promise<{ big: Float32Array; small: Float32Array }> {
+interface Result {
+  big: Float32Array;
+  small: Float32Array;
+  transports: string[];
+}
+
+function run(r: number, coordinator: string): Promise<Result> {
   return new Promise((resolve, reject) => {
     const p = spawn(
       'ip',
@@ -98,12 +104,12 @@ function run(r: number, coordinator: string): Promise<{ big: Float32Array; small
       clearTimeout(timer);
       if (code !== 0)
         return reject(new Error(`rank ${r} in namespace ${ns(r)} exited ${code}: ${err}`));
-      const j = JSON.parse(out) as { big: string; small: string };
+      const j = JSON.parse(out) as { big: string; small: string; transports: string[] };
       const f32 = (b64: string): Float32Array => {
         const b = Buffer.from(b64, 'base64');
         return new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.length));
       };
-      resolve({ big: f32(j.big), small: f32(j.small) });
+      resolve({ big: f32(j.big), small: f32(j.small), transports: j.transports });
     });
   });
 }
@@ -142,10 +148,11 @@ describe('the ring across network namespaces', () => {
               worst = Math.max(worst, Math.abs((got[i] as number) - (want[i] as number)) / bound);
             }
             expect(worst).toBeLessThanOrEqual(1);
+            // Each rank has its own network namespace: no Unix socket shortcut between them.
+            expect(o.transports.length).toBeGreaterThan(0);
+            expect(o.transports.every((t) => t === 'tcp')).toBe(true);
             expect(
-              Buffer.from(got.buffer).equals(
-                Buffer.from((out[0] as { big: Float32Array; small: Float32Array })[key].buffer),
-              ),
+              Buffer.from(got.buffer).equals(Buffer.from((out[0] as Result)[key].buffer)),
             ).toBe(true);
           }
         }

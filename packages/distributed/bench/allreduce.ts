@@ -1,6 +1,8 @@
 // `npm run bench:allreduce`: allReduce time and busbw for 8 and 2 ranks, 4 KB to 128 MB, beside
-// torch.distributed Gloo in the same run. Each rank is its own process and times rounds of
-// all-reduces run back to back after one barrier (as nccl-tests does); figures are medians over
+// torch.distributed Gloo in the same run: ours as it runs by default (peers on one machine over
+// Unix sockets) and with every link on TCP, as Gloo's are. Each rank is its own process and, after
+// 5 untimed all-reduces, times rounds of all-reduces run back to back after one barrier (as
+// nccl-tests does); figures are medians over
 // rounds of the slowest rank's time per all-reduce. busbw = bytes / time · 2(n − 1)/n
 // (nccl-tests). CPU is the median over rounds of the CPU time all ranks' processes spent per
 // all-reduce (threads included): on a machine that other work shares, wall-clock times follow the
@@ -16,6 +18,8 @@ const SIZES = (process.env.BENCH_SIZES ?? '4096,65536,1048576,16777216,102400000
   .split(',')
   .map(Number);
 const RANKS = (process.env.BENCH_RANKS ?? '8,2').split(',').map(Number);
+/** `unix`: the default (Unix sockets between peers on one machine); `tcp`: every link on TCP. */
+const TRANSPORTS = (process.env.BENCH_TRANSPORTS ?? 'unix,tcp').split(',');
 const ITERS = Number(process.env.BENCH_ITERS ?? 20);
 const PYTHON = process.env.BENCH_PYTHON ?? '/usr/bin/python3';
 const here = (f: string): string => fileURLToPath(new URL(f, import.meta.url));
@@ -41,7 +45,7 @@ const collect = (
     );
   });
 
-async function ours(n: number): Promise<RankTimes[]> {
+async function ours(n: number, transport: string): Promise<RankTimes[]> {
   const token = randomBytes(16).toString('hex');
   const c = await startCoordinator({ worldSize: n, token });
   try {
@@ -62,6 +66,7 @@ async function ours(n: number): Promise<RankTimes[]> {
           {
             ...process.env,
             BENCH_TOKEN: token,
+            BENCH_TRANSPORT: transport,
           },
         ),
       ),
@@ -122,45 +127,63 @@ const busbw = (bytes: number, ms: number, n: number): number =>
 const fmtBytes = (b: number): string =>
   b >= 1e6 ? `${(b / 1e6).toFixed(1)} MB` : `${(b / 1e3).toFixed(1)} KB`;
 
-const rows: {
+interface Row {
   ranks: number;
   bytes: number;
-  ms: number;
-  busbw: number;
-  cpuMs: number;
+  /** By transport ('unix', 'tcp'): wall-clock ms, busbw GB/s, CPU ms. */
+  ours: Record<string, { ms: number; busbw: number; cpuMs: number }>;
   glooMs: number | null;
   glooBusbw: number | null;
   glooCpuMs: number | null;
-}[] = [];
+}
+const rows: Row[] = [];
 for (const n of RANKS) {
-  const a = await ours(n);
+  const a: Record<string, RankTimes[]> = {};
+  for (const t of TRANSPORTS) a[t] = await ours(n, t);
   const g = await gloo(n);
   for (const bytes of SIZES) {
-    const ms = median(a, bytes);
     const gms = g ? median(g, bytes) : null;
-    rows.push({
+    const row: Row = {
       ranks: n,
       bytes,
-      ms,
-      busbw: busbw(bytes, ms, n),
-      cpuMs: medianCpu(a, bytes),
+      ours: {},
       glooMs: gms,
       glooBusbw: gms === null ? null : busbw(bytes, gms, n),
       glooCpuMs: g ? medianCpu(g, bytes) : null,
-    });
+    };
+    for (const [t, times] of Object.entries(a)) {
+      const ms = median(times, bytes);
+      row.ours[t] = { ms, busbw: busbw(bytes, ms, n), cpuMs: medianCpu(times, bytes) };
+    }
+    rows.push(row);
   }
 }
 
-const cell = (x: number | null, digits: number, width: number): string =>
-  (x === null ? '-' : x.toFixed(digits)).padStart(width);
+const cell = (x: number | null | undefined, digits: number, width: number): string =>
+  (x === null || x === undefined ? '-' : x.toFixed(digits)).padStart(width);
+const ratio = (a: number | null, b: number | undefined): number | null =>
+  a === null || b === undefined ? null : a / b;
 console.log(
-  'ranks       size  thor-ts ms  busbw GB/s  CPU ms    Gloo ms  busbw GB/s  CPU ms  Gloo/thor-ts  (CPU)',
+  `ranks       size${TRANSPORTS.map((t) => `  ${t} ms  busbw GB/s  CPU ms`).join('')}    Gloo ms  busbw GB/s  CPU ms` +
+    TRANSPORTS.map((t) => `  Gloo/${t}  (CPU)`).join(''),
 );
 for (const r of rows) {
+  const o = TRANSPORTS.map((t) => r.ours[t]);
   console.log(
-    `${String(r.ranks).padStart(5)}  ${fmtBytes(r.bytes).padStart(9)}  ${cell(r.ms, 2, 10)}  ${cell(r.busbw, 3, 10)}  ` +
-      `${cell(r.cpuMs, 1, 6)}  ${cell(r.glooMs, 2, 9)}  ${cell(r.glooBusbw, 3, 10)}  ${cell(r.glooCpuMs, 1, 6)}  ` +
-      `${cell(r.glooMs === null ? null : r.glooMs / r.ms, 2, 12)}  ${cell(r.glooCpuMs === null ? null : r.glooCpuMs / r.cpuMs, 2, 5)}`,
+    `${String(r.ranks).padStart(5)}  ${fmtBytes(r.bytes).padStart(9)}` +
+      o
+        .map(
+          (x, i) =>
+            `  ${cell(x?.ms, 2, 3 + (TRANSPORTS[i] as string).length + 3)}  ${cell(x?.busbw, 3, 10)}  ${cell(x?.cpuMs, 1, 6)}`,
+        )
+        .join('') +
+      `  ${cell(r.glooMs, 2, 9)}  ${cell(r.glooBusbw, 3, 10)}  ${cell(r.glooCpuMs, 1, 6)}` +
+      o
+        .map(
+          (x, i) =>
+            `  ${cell(ratio(r.glooMs, x?.ms), 2, 5 + (TRANSPORTS[i] as string).length)}  ${cell(ratio(r.glooCpuMs, x?.cpuMs), 2, 5)}`,
+        )
+        .join(''),
   );
 }
-console.log(JSON.stringify({ bench: 'allreduce', unit: 'ms', rows }));
+console.log(JSON.stringify({ bench: 'allreduce', unit: 'ms', transports: TRANSPORTS, rows }));

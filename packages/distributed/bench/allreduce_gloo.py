@@ -16,6 +16,7 @@ def worker(rank, n, port, sizes, iters, queue):
     times = {}
     cpu = {}
     rounds = 5
+    warmup = 5  # untimed, as nccl-tests' default -w 5
     for nbytes in sizes:
         buf = torch.empty(nbytes // 4, dtype=torch.float32)
         count = max(3, min(iters, round(2e8 / nbytes)))
@@ -24,6 +25,8 @@ def worker(rank, n, port, sizes, iters, queue):
         dist.all_reduce(buf)
         assert buf[0].item() == n and buf[-1].item() == n
         buf.fill_(0)
+        for _ in range(warmup):
+            dist.all_reduce(buf)
         t = []
         c = []
         # Like nccl-tests: each round times `count` all-reduces back to back after one barrier.

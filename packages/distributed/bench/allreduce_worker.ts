@@ -8,11 +8,14 @@ const ring = await joinRing({
   worldSize: Number(worldSize),
   coordinator: coordinator as string,
   token: process.env.BENCH_TOKEN as string,
+  unixSockets: process.env.BENCH_TRANSPORT !== 'tcp',
   log: (l) => console.error(`[rank ${rank}] ${l}`),
 });
 const times: Record<string, number[]> = {};
 const cpu: Record<string, number[]> = {};
 const ROUNDS = 5;
+/** Untimed all-reduces before the rounds of each size, as nccl-tests' default `-w 5`. */
+const WARMUP = 5;
 for (const bytes of (sizesArg as string).split(',').map(Number)) {
   const buf = new Float32Array(bytes / 4);
   const iters = Math.max(3, Math.min(Number(itersArg), Math.round(2e8 / bytes)));
@@ -23,6 +26,7 @@ for (const bytes of (sizesArg as string).split(',').map(Number)) {
     throw new Error(`rank ${rank}: ${bytes} bytes: expected ${worldSize}, got ${buf[0]}`);
   }
   buf.fill(0);
+  for (let i = 0; i < WARMUP; i++) await ring.allReduce(buf);
   const t: number[] = [];
   const c: number[] = [];
   // Like nccl-tests: each round times `iters` all-reduces back to back after one barrier.

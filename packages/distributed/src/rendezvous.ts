@@ -82,7 +82,11 @@ async function listenForPeers(
 }
 
 /** Dials rank `r`: its Unix socket if it shares this machine and the socket answers, else TCP. */
-export async function dialPeer(p: JoinParams, r: number, [host, port, local]: PeerAddress): Promise<Link> {
+export async function dialPeer(
+  p: JoinParams,
+  r: number,
+  [host, port, local]: PeerAddress,
+): Promise<Link> {
   const opts = { maxFrameBytes: p.maxFrameBytes, timeoutMs: p.timeoutMs, log: p.log };
   const name = `rank ${r}`;
   if (p.unixSockets && isLocalAddress(local) && local.machine === machineIdentity()) {

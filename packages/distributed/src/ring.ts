@@ -27,6 +27,7 @@ import { regionOf } from './region.js';
 import { join } from './rendezvous.js';
 import { RingError } from './ring_error.js';
 import { RingSchedule } from './ring_schedule.js';
+import { SimdSum } from './simd_sum.js';
 
 export interface RingOptions {
   rank: number;
@@ -89,6 +90,8 @@ export class Ring {
   private readonly rejecters = new Set<(e: RingError) => void>();
   private hosted: Coordinator | undefined;
   private readonly initial: InitialWeights;
+  /** The reduce-scatter's additions in wasm SIMD, where available. */
+  private readonly sum: SimdSum | undefined;
 
   private constructor(
     private readonly opts: Required<
@@ -103,6 +106,7 @@ export class Ring {
     this.worldSize = opts.worldSize;
     this.tag = jobTag(opts.jobId ?? 'thor-ts');
     this.initial = new InitialWeights(coordinator, this.tag, () => this.failure);
+    this.sum = SimdSum.create(opts.segmentBytes);
     this.runs = new Collectives({
       rank: opts.rank,
       worldSize: opts.worldSize,
@@ -204,6 +208,7 @@ export class Ring {
               reduceSteps: n - 1,
               segElems: this.segElems(buf.length),
               finish,
+              sum: this.sum,
             }),
       )
       .then(() => buf);

@@ -7,6 +7,7 @@
  * identical bytes.
  */
 import { type Algorithm, mod, type Port } from './algorithm.js';
+import type { SimdSum } from './simd_sum.js';
 
 export interface RingPlan {
   /** Element range [start, end) of chunk c in `buf`. */
@@ -17,6 +18,8 @@ export interface RingPlan {
   segElems: number;
   /** Applied to each segment once it is fully reduced, before it is passed on (e.g. the mean). */
   finish(view: Float32Array): void;
+  /** Adds the reduce steps' segments in wasm SIMD; without it, in JavaScript ({@link addInto}). */
+  sum?: SimdSum | undefined;
 }
 
 /**
@@ -82,10 +85,11 @@ export class RingSchedule implements Algorithm {
     }
   }
 
+  /** The copy steps' segments go straight to their place; the add steps' to the wasm landing. */
   placement(from: number, t: number, offset: number, count: number): Float32Array | undefined {
-    if (t < this.plan.reduceSteps) return undefined;
     const at = this.locate(from, t, offset, count);
-    return typeof at === 'string' || this.got[at.bit] === 1 ? undefined : at.view;
+    if (typeof at === 'string' || this.got[at.bit] === 1) return undefined;
+    return t < this.plan.reduceSteps ? this.plan.sum?.landingFor(count) : at.view;
   }
 
   receive(from: number, t: number, offset: number, data: Float32Array): void {
@@ -95,7 +99,8 @@ export class RingSchedule implements Algorithm {
     if (this.got[bit] === 1) throw new Error(`step ${t} segment at offset ${offset} arrived twice`);
     this.got[bit] = 1;
     if (t < this.plan.reduceSteps) {
-      addInto(view, data);
+      if (this.plan.sum) this.plan.sum.addInto(view, data);
+      else addInto(view, data);
       if (t === this.plan.reduceSteps - 1) this.plan.finish(view);
     } else if (data.buffer !== view.buffer || data.byteOffset !== view.byteOffset) {
       view.set(data); // not when the link received it in place

@@ -94,6 +94,7 @@ describe('a job that goes wrong fails loudly on every rank', () => {
 
   const job = async (
     signal: 'SIGKILL' | 'SIGSTOP',
+    transport: 'unix' | 'tcp' = 'unix',
   ): Promise<{ code: number | null; err: string }[]> => {
     const n = 4;
     const c = await startCoordinator({
@@ -103,7 +104,9 @@ describe('a job that goes wrong fails loudly on every rank', () => {
       log: () => undefined,
     });
     const procs = Array.from({ length: n }, (_, r) =>
-      spawn(process.execPath, [WORKER, String(r), String(n), c.address, '3000'], { stdio: 'pipe' }),
+      spawn(process.execPath, [WORKER, String(r), String(n), c.address, '3000', transport], {
+        stdio: 'pipe',
+      }),
     );
     const victim = procs[2]!;
     try {
@@ -133,13 +136,16 @@ describe('a job that goes wrong fails loudly on every rank', () => {
     }
   };
 
-  it('makes every other worker exit non-zero naming a killed rank', async () => {
-    for (const { code, err } of await job('SIGKILL')) {
-      expect(code).toBe(1);
-      expect(err).toMatch(/rank 2 (left the job|closed its connection)/);
-      expect(err).toMatch(/allReduce #\d+/);
-    }
-  });
+  it.each(['unix', 'tcp'] as const)(
+    'makes every other worker exit non-zero naming a killed rank (links on %s)',
+    async (transport) => {
+      for (const { code, err } of await job('SIGKILL', transport)) {
+        expect(code).toBe(1);
+        expect(err).toMatch(/rank 2 (left the job|closed its connection)/);
+        expect(err).toMatch(/allReduce #\d+/);
+      }
+    },
+  );
 
   it('makes every other worker exit non-zero naming a stalled rank (SIGSTOP, 3 s deadline)', async () => {
     for (const { code, err } of await job('SIGSTOP')) {

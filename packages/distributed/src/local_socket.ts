@@ -53,10 +53,16 @@ export function isLocalAddress(v: unknown): v is LocalAddress {
 
 /**
  * A fresh directory only this user can enter (mkdtemp makes it 0700), for `name`'s socket, or
- * undefined when the path would be too long for a Unix socket. `remove` deletes the directory.
+ * undefined when none can be made there or the path would be too long for a Unix socket: then
+ * the links stay on TCP. `remove` deletes the directory.
  */
 export function privateSocketPath(name: string): { path: string; remove(): void } | undefined {
-  const dir = mkdtempSync(join(tmpdir(), 'thor-ts-'));
+  let dir: string;
+  try {
+    dir = mkdtempSync(join(tmpdir(), 'thor-ts-'));
+  } catch {
+    return undefined;
+  }
   const path = join(dir, name);
   const remove = (): void => rmSync(dir, { recursive: true, force: true });
   if (Buffer.byteLength(path) > MAX_PATH_BYTES) {

@@ -73,6 +73,21 @@ describe('links between peers on one machine', () => {
     }
   });
 
+  it.skipIf(!linux)(
+    `stay on TCP when no socket directory can be made (TMPDIR unwritable)${linux ? '' : ' (skipped: needs Linux’s /proc to tell one machine)'}`,
+    async () => {
+      const before = process.env.TMPDIR;
+      process.env.TMPDIR = '/nonexistent/thor-ts-tmp';
+      try {
+        const out = await withRing(2, async (ring) => [...ring.transports.values()]);
+        for (const transports of out) expect(transports).toEqual(['tcp']);
+      } finally {
+        if (before === undefined) delete process.env.TMPDIR;
+        else process.env.TMPDIR = before;
+      }
+    },
+  );
+
   it('are switched off with THOR_TS_UNIX_SOCKETS=0; another value is refused by name', () => {
     const env = {
       RANK: '0',

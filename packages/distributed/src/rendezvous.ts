@@ -47,9 +47,10 @@ export interface JoinParams {
 type PeerAddress = [host: string, port: number, local?: LocalAddress];
 
 /**
- * Listens on TCP and, where peers on this machine can use one, on a Unix socket too. The Unix
- * socket only serves the rendezvous: `closeLocal` closes it and removes its directory once every
- * peer is connected, so no file is left behind by a worker killed later.
+ * Listens on TCP and, where peers on this machine can use one, on a Unix socket too (on TCP alone
+ * when that socket cannot be made). The Unix socket only serves the rendezvous: `closeLocal`
+ * closes it and removes its directory once every peer is connected, so no file is left behind by
+ * a worker killed later.
  */
 async function listenForPeers(
   p: JoinParams,
@@ -76,8 +77,8 @@ async function listenForPeers(
     return { listener, local: { machine, path: socket.path }, closeLocal };
   } catch (e) {
     socket.remove();
-    await listener.close();
-    throw e;
+    p.log(`${(e as Error).message}; peers on this machine will dial its TCP address`);
+    return { listener, local: undefined, closeLocal: () => Promise.resolve() };
   }
 }
 

@@ -174,7 +174,7 @@ for (const r of rows) {
       o
         .map(
           (x, i) =>
-            `  ${cell(x?.ms, 2, 3 + (TRANSPORTS[i] as string).length + 3)}  ${cell(x?.busbw, 3, 10)}  ${cell(x?.cpuMs, 1, 6)}`,
+            `  ${cell(x?.ms, 2, (TRANSPORTS[i] as string).length + 3)}  ${cell(x?.busbw, 3, 10)}  ${cell(x?.cpuMs, 1, 6)}`,
         )
         .join('') +
       `  ${cell(r.glooMs, 2, 9)}  ${cell(r.glooBusbw, 3, 10)}  ${cell(r.glooCpuMs, 1, 6)}` +

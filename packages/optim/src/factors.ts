@@ -11,6 +11,8 @@ import {
   type Tensor4D,
 } from '@tensorflow/tfjs-core';
 
+import { factorBlocks, type Im2colGeometry } from './factor_kernel.js';
+
 /** What a layer saw in a step, as `@thor-ts/model`'s curvature taps record it. */
 export interface CurvatureSource {
   layer: string;
@@ -80,6 +82,85 @@ function im2col(
   return out;
 }
 
+/** The im2col geometry of a layer's input (a linear layer's rows as a 1×1 convolution). */
+function im2colGeometry(src: CurvatureSource): Im2colGeometry {
+  if (src.geometry.kind === 'linear') {
+    const [m, k] = src.input.shape as [number, number];
+    return { shape: [m, 1, 1, k], kernel: [1, 1], stride: 1, padding: [0, 0], out: [1, 1] };
+  }
+  const [n, h, w, c] = src.input.shape as [number, number, number, number];
+  const [kh, kw] = src.geometry.kernel ?? [1, 1];
+  const s = src.geometry.stride ?? 1;
+  const [pt, pb, pl, pr] = src.geometry.padding ?? [0, 0, 0, 0];
+  return {
+    shape: [n, h, w, c],
+    kernel: [kh, kw],
+    stride: s,
+    padding: [pt, pl],
+    out: [Math.floor((h + pt + pb - kh) / s) + 1, Math.floor((w + pl + pr - kw) / s) + 1],
+  };
+}
+
+/**
+ * A layer's factor A as diagonal blocks: XᵀX / divisor over its im2col rows X, [nb, block,
+ * block]. The wasm kernel reads the input as it is (X is never built); without it, the rows are
+ * built (`factorRows`) and multiplied by tfjs (`diagonalBlocks`).
+ */
+export function inputFactorBlocks(src: CurvatureSource, block: number, divisor: number): Tensor3D {
+  const geometry = im2colGeometry(src);
+  const [kh, kw] = geometry.kernel;
+  const cols = kh * kw * geometry.shape[3];
+  const out = factorBlocks(
+    src.input.dataSync() as Float32Array,
+    geometry,
+    block,
+    Math.fround(1 / divisor),
+  );
+  if (out !== undefined) return tensor3d(out, [Math.ceil(cols / block), block, block]);
+  const rows = factorRows(src);
+  const blocks = diagonalBlocks(rows, block, divisor);
+  if (rows !== src.input) rows.dispose();
+  return blocks;
+}
+
+/**
+ * A layer's factor G as diagonal blocks: (s·dY)ᵀ(s·dY) / divisor over its output-gradient rows
+ * dY, s = `batchScale` ([nb, block, block]).
+ */
+export function gradientFactorBlocks(
+  src: CurvatureSource,
+  block: number,
+  divisor: number,
+  batchScale: number,
+): Tensor3D {
+  const g = src.outputGrad;
+  if (g !== undefined) {
+    const cout = g.shape[g.shape.length - 1] as number;
+    const m = g.size / cout;
+    const geometry: Im2colGeometry = {
+      shape: [m, 1, 1, cout],
+      kernel: [1, 1],
+      stride: 1,
+      padding: [0, 0],
+      out: [1, 1],
+    };
+    const scale = Math.fround((batchScale * batchScale) / divisor);
+    const out = factorBlocks(g.dataSync() as Float32Array, geometry, block, scale);
+    if (out !== undefined) return tensor3d(out, [Math.ceil(cout / block), block, block]);
+  }
+  const rows = gradientRows(src, batchScale);
+  const blocks = diagonalBlocks(rows, block, divisor);
+  rows.dispose();
+  return blocks;
+}
+
+/** The columns of a layer's factors: A's kh·kw·Cin (Cin for a linear layer), G's Cout. */
+export function factorColumns(src: CurvatureSource): { a: number; g: number } {
+  const { shape, kernel } = im2colGeometry(src);
+  const g = src.outputGrad ?? src.input;
+  return { a: kernel[0] * kernel[1] * shape[3], g: g.shape[g.shape.length - 1] as number };
+}
+
 /** Output positions per sample (T): Ho·Wo for a convolution, 1 for a linear layer. */
 export function positionsPerSample(src: CurvatureSource): number {
   if (src.geometry.kind === 'linear') return 1;
@@ -115,6 +196,20 @@ const rowsPerChunk = 4096;
 export function diagonalBlocks(rows: Tensor2D, block: number, divisor: number): Tensor3D {
   const [m, k] = rows.shape;
   const nb = Math.ceil(k / block);
+  const geometry: Im2colGeometry = {
+    shape: [m, 1, 1, k],
+    kernel: [1, 1],
+    stride: 1,
+    padding: [0, 0],
+    out: [1, 1],
+  };
+  const byKernel = factorBlocks(
+    rows.dataSync() as Float32Array,
+    geometry,
+    block,
+    Math.fround(1 / divisor),
+  );
+  if (byKernel !== undefined) return tensor3d(byKernel, [nb, block, block]);
   const all = rows.dataSync() as Float32Array;
   const out = new Float32Array(nb * block * block);
   const chunk = Math.min(m, rowsPerChunk);

@@ -4,7 +4,9 @@ export { softmaxCrossEntropy } from './cross_entropy.js';
 export {
   diagonalBlocks,
   factorRows,
+  gradientFactorBlocks,
   gradientRows,
+  inputFactorBlocks,
   positionsPerSample,
   type CurvatureSource,
 } from './factors.js';

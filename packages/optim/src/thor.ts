@@ -17,9 +17,9 @@ import {
 
 import { choleskyInverse } from './cholesky.js';
 import {
-  diagonalBlocks,
-  factorRows,
-  gradientRows,
+  factorColumns,
+  gradientFactorBlocks,
+  inputFactorBlocks,
   positionsPerSample,
   type CurvatureSource,
 } from './factors.js';
@@ -116,16 +116,13 @@ export class Thor {
       const state = this.layerState(src);
       if (state.stopped) continue;
       const t = state.positions;
-      const rows = factorRows(src);
-      const n = rows.shape[0];
-      const batch = n / t;
+      const batch = src.input.shape[0] as number;
+      const n = batch * t;
       const scale = (this.options.lossReduction ?? 'mean') === 'mean' ? batch : 1;
-      const g = gradientRows(src, scale);
-      const a = diagonalBlocks(rows, this.block ?? rows.shape[1], n);
-      const gb = diagonalBlocks(g, this.block ?? g.shape[1], n);
-      if (rows !== src.input) rows.dispose();
-      g.dispose();
-      out.set(src.layer, { a, g: gb });
+      const cols = factorColumns(src);
+      const a = inputFactorBlocks(src, this.block ?? cols.a, n);
+      const g = gradientFactorBlocks(src, this.block ?? cols.g, n, scale);
+      out.set(src.layer, { a, g });
     }
     return out;
   }

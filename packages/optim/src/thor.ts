@@ -1,9 +1,11 @@
 import {
   all,
+  clone,
+  concat,
+  dispose as disposeTensors,
   isFinite as finite,
   matMul,
   mul,
-  pad,
   reshape,
   slice,
   tensor3d,
@@ -74,6 +76,8 @@ interface LayerState {
   kind: 'conv2d' | 'linear';
   positions: number;
   inverse?: FactorPair;
+  /** The inverse's blocks cut to the layer's columns, made at the first precondition after it. */
+  operators?: { a: BlockOperator; g: BlockOperator };
   lastTrace?: number;
   stopped: boolean;
 }
@@ -189,6 +193,7 @@ export class Thor {
         state.inverse.a.dispose();
         state.inverse.g.dispose();
       }
+      disposeOperators(state);
       state.inverse = inv;
     }
   }
@@ -219,6 +224,10 @@ export class Thor {
       const g = grads.get(key);
       if (g === undefined || state.inverse === undefined) continue;
       const inv = state.inverse;
+      const cout = g.shape[g.shape.length - 1] as number;
+      const k = g.size / cout;
+      state.operators ??= { a: blockOperator(inv.a, k), g: blockOperator(inv.g, cout) };
+      const { a, g: gOp } = state.operators;
       out.set(
         key,
         tidy(() => {
@@ -226,10 +235,13 @@ export class Thor {
             report?.nonFinite.push(layer);
             return zerosLike(g);
           }
-          const cout = g.shape[g.shape.length - 1] as number;
-          const m = reshape(g, [g.size / cout, cout]) as Tensor2D;
-          const left = blockLeft(inv.a, m);
-          const both = transpose(blockLeft(inv.g, transpose(left) as Tensor2D)) as Tensor2D;
+          const m = reshape(g, [k, cout]) as Tensor2D;
+          const left = blockLeft(a, m);
+          // left·G⁻¹ᵀ (G⁻¹ is symmetric): one product for a single block, else through Gᵀ.
+          const both =
+            gOp.full === undefined && gOp.tail !== undefined
+              ? matMul(left, gOp.tail, false, true)
+              : (transpose(blockLeft(gOp, transpose(left) as Tensor2D)) as Tensor2D);
           const s = state.kind === 'conv2d' ? 1 / state.positions : 1;
           return reshape(mul(both, s), g.shape);
         }),
@@ -289,6 +301,7 @@ export class Thor {
     for (const s of this.layers.values()) {
       s.inverse?.a.dispose();
       s.inverse?.g.dispose();
+      disposeOperators(s);
     }
     this.layers.clear();
   }
@@ -362,20 +375,61 @@ function rowIsZero(m: Float64Array, i: number, b: number): boolean {
   return true;
 }
 
-/** blockdiag(inv) · m for m [k, c], inv [nb, b, b] with nb·b ≥ k (rows padded with zeros). */
-function blockLeft(inv: Tensor3D, m: Tensor2D): Tensor2D {
+/**
+ * A layer's inverse blocks cut to its `k` columns: the whole blocks, and the last one's top-left
+ * `k mod b` square (the rest of a padded block is identity and zeros, so the products are the
+ * same without the padding's work).
+ */
+interface BlockOperator {
+  b: number;
+  /** [⌊k/b⌋, b, b], or absent when k < b */
+  full?: Tensor3D;
+  /** [k mod b, k mod b], or absent when b divides k */
+  tail?: Tensor2D;
+}
+
+function blockOperator(inv: Tensor3D, k: number): BlockOperator {
   const [nb, b] = inv.shape;
+  if (nb !== Math.ceil(k / b)) {
+    throw new Error(
+      `THOR: expected ${Math.ceil(k / b)} inverse blocks of ${b} for ${k} columns, found ${nb}`,
+    );
+  }
+  const whole = Math.floor(k / b);
+  const rest = k - whole * b;
+  return {
+    b,
+    ...(whole > 0
+      ? { full: whole === nb ? clone(inv) : slice(inv, [0, 0, 0], [whole, b, b]) }
+      : {}),
+    ...(rest > 0
+      ? { tail: reshape(slice(inv, [whole, 0, 0], [1, rest, rest]), [rest, rest]) as Tensor2D }
+      : {}),
+  };
+}
+
+function disposeOperators(state: LayerState): void {
+  if (state.operators === undefined) return;
+  for (const op of [state.operators.a, state.operators.g])
+    disposeTensors([op.full, op.tail].filter((t) => t !== undefined));
+  state.operators = undefined;
+}
+
+/** blockdiag(inv) · m for m [k, c]. */
+function blockLeft(op: BlockOperator, m: Tensor2D): Tensor2D {
+  const { b, full, tail } = op;
   const [k, c] = m.shape;
-  const padded =
-    nb * b === k
-      ? m
-      : pad(m, [
-          [0, nb * b - k],
-          [0, 0],
-        ]);
-  const prod = reshape(matMul(inv, reshape(padded, [nb, b, c]) as Tensor3D), [
-    nb * b,
-    c,
-  ]) as Tensor2D;
-  return nb * b === k ? prod : slice(prod, [0, 0], [k, c]);
+  const whole = full === undefined ? 0 : full.shape[0] * b;
+  const parts: Tensor2D[] = [];
+  if (full !== undefined) {
+    const head = whole === k ? m : slice(m, [0, 0], [whole, c]);
+    const nb = full.shape[0];
+    parts.push(
+      reshape(matMul(full, reshape(head, [nb, b, c]) as Tensor3D), [whole, c]) as Tensor2D,
+    );
+  }
+  if (tail !== undefined) {
+    parts.push(matMul(tail, whole === 0 ? m : slice(m, [whole, 0], [k - whole, c])));
+  }
+  return parts.length === 1 ? (parts[0] as Tensor2D) : concat(parts, 0);
 }

@@ -82,11 +82,16 @@ function im2col(
   return out;
 }
 
+/** m rows of k columns as the kernel reads them: a 1×1 convolution over [m, 1, 1, k]. */
+function rowsGeometry(m: number, k: number): Im2colGeometry {
+  return { shape: [m, 1, 1, k], kernel: [1, 1], stride: 1, padding: [0, 0], out: [1, 1] };
+}
+
 /** The im2col geometry of a layer's input (a linear layer's rows as a 1×1 convolution). */
 function im2colGeometry(src: CurvatureSource): Im2colGeometry {
   if (src.geometry.kind === 'linear') {
     const [m, k] = src.input.shape as [number, number];
-    return { shape: [m, 1, 1, k], kernel: [1, 1], stride: 1, padding: [0, 0], out: [1, 1] };
+    return rowsGeometry(m, k);
   }
   const [n, h, w, c] = src.input.shape as [number, number, number, number];
   const [kh, kw] = src.geometry.kernel ?? [1, 1];
@@ -136,15 +141,8 @@ export function gradientFactorBlocks(
   const g = src.outputGrad;
   if (g !== undefined) {
     const cout = g.shape[g.shape.length - 1] as number;
-    const m = g.size / cout;
-    const geometry: Im2colGeometry = {
-      shape: [m, 1, 1, cout],
-      kernel: [1, 1],
-      stride: 1,
-      padding: [0, 0],
-      out: [1, 1],
-    };
     const scale = Math.fround((batchScale * batchScale) / divisor);
+    const geometry = rowsGeometry(g.size / cout, cout);
     const out = factorBlocks(g.dataSync() as Float32Array, geometry, block, scale);
     if (out !== undefined) return tensor3d(out, [Math.ceil(cout / block), block, block]);
   }
@@ -188,29 +186,17 @@ const rowsPerChunk = 4096;
 
 /**
  * The diagonal blocks of rowsᵀ·rows / divisor, blocks of `block` columns (the last padded with
- * zeros): [nb, block, block]. Only those blocks are computed, never the full product: each block's
- * columns are copied out contiguously, a chunk of rows at a time, and multiplied at their own
- * width (a last block narrower than `block` is padded only after the product); the chunks' sums
- * add up in float64.
+ * zeros): [nb, block, block]. Only those blocks are computed, never the full product, by the wasm
+ * kernel where it runs. Without it, each block's columns are copied out contiguously, a chunk of
+ * rows at a time, and multiplied by tfjs at their own width (a last block narrower than `block`
+ * is padded only after the product); the chunks' sums add up in float64.
  */
 export function diagonalBlocks(rows: Tensor2D, block: number, divisor: number): Tensor3D {
   const [m, k] = rows.shape;
   const nb = Math.ceil(k / block);
-  const geometry: Im2colGeometry = {
-    shape: [m, 1, 1, k],
-    kernel: [1, 1],
-    stride: 1,
-    padding: [0, 0],
-    out: [1, 1],
-  };
-  const byKernel = factorBlocks(
-    rows.dataSync() as Float32Array,
-    geometry,
-    block,
-    Math.fround(1 / divisor),
-  );
-  if (byKernel !== undefined) return tensor3d(byKernel, [nb, block, block]);
   const all = rows.dataSync() as Float32Array;
+  const byKernel = factorBlocks(all, rowsGeometry(m, k), block, Math.fround(1 / divisor));
+  if (byKernel !== undefined) return tensor3d(byKernel, [nb, block, block]);
   const out = new Float32Array(nb * block * block);
   const chunk = Math.min(m, rowsPerChunk);
   const sum = new Float64Array(block * block);

@@ -1,7 +1,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '@thor-ts/backend';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 
+import { useFactorKernel } from '../dist/factor_kernel.js';
 import { diagonalBlocks } from '../dist/index.js';
 import { values } from './values.js';
 
@@ -9,17 +10,23 @@ beforeAll(async () => {
   await initBackend({ backend: 'wasm' });
 });
 
+afterEach(() => useFactorKernel(true));
+
 describe('diagonalBlocks', () => {
   // Rows longer than one chunk (4096) and column counts below, at and past the block size, with
   // a narrow last block: each entry is checked against Σ_r x[r, i]·x[r, j] / divisor summed in
   // float64 by definition, and padding outside the columns must be exactly zero.
-  for (const [m, k, block] of [
-    [5000, 20, 8],
-    [9000, 16, 16],
-    [300, 7, 16],
-    [4100, 40, 128],
+  for (const [m, k, block, path] of [
+    [5000, 20, 8, 'wasm'],
+    [9000, 16, 16, 'wasm'],
+    [300, 7, 16, 'wasm'],
+    [4100, 40, 128, 'wasm'],
+    [5000, 20, 8, 'tfjs'],
+    [300, 7, 16, 'tfjs'],
+    [4100, 40, 128, 'tfjs'],
   ] as const) {
-    it(`matches rowsᵀ·rows/divisor on its diagonal blocks: rows ${m}, columns ${k}, blocks of ${block}`, () => {
+    it(`matches rowsᵀ·rows/divisor on its diagonal blocks (${path}): rows ${m}, columns ${k}, blocks of ${block}`, () => {
+      useFactorKernel(path === 'wasm');
       const x = values(m * k, m + k);
       const rows = tf.tensor2d(Float32Array.from(x), [m, k]);
       const before = tf.memory().numTensors;

@@ -130,7 +130,7 @@ export function inputFactorBlocks(src: CurvatureSource, block: number, divisor: 
 
 /**
  * A layer's factor G as diagonal blocks: (s·dY)ᵀ(s·dY) / divisor over its output-gradient rows
- * dY, s = `batchScale` ([nb, block, block]).
+ * dY, s = `batchScale` ([nb, block, block]): dYᵀdY / (divisor / s²), so the rows are not scaled.
  */
 export function gradientFactorBlocks(
   src: CurvatureSource,
@@ -138,16 +138,8 @@ export function gradientFactorBlocks(
   divisor: number,
   batchScale: number,
 ): Tensor3D {
-  const g = src.outputGrad;
-  if (g !== undefined) {
-    const cout = g.shape[g.shape.length - 1] as number;
-    const scale = Math.fround((batchScale * batchScale) / divisor);
-    const geometry = rowsGeometry(g.size / cout, cout);
-    const out = factorBlocks(g.dataSync() as Float32Array, geometry, block, scale);
-    if (out !== undefined) return tensor3d(out, [Math.ceil(cout / block), block, block]);
-  }
-  const rows = gradientRows(src, batchScale);
-  const blocks = diagonalBlocks(rows, block, divisor);
+  const rows = outputGradRows(src);
+  const blocks = diagonalBlocks(rows, block, divisor / (batchScale * batchScale));
   rows.dispose();
   return blocks;
 }
@@ -168,6 +160,11 @@ export function positionsPerSample(src: CurvatureSource): number {
 
 /** The layer's output gradient as rows [N·T, Cout], rescaled per sample (× batch size). */
 export function gradientRows(src: CurvatureSource, batchScale: number): Tensor2D {
+  return tidy(() => mul(outputGradRows(src), batchScale));
+}
+
+/** The layer's output gradient as rows [N·T, Cout] (a reshape: no copy). */
+function outputGradRows(src: CurvatureSource): Tensor2D {
   if (src.outputGrad === undefined) {
     throw new Error(
       `THOR: layer '${src.layer}' has no output gradient: run the backward pass with its tap`,
@@ -175,7 +172,7 @@ export function gradientRows(src: CurvatureSource, batchScale: number): Tensor2D
   }
   const g = src.outputGrad;
   const cout = g.shape[g.shape.length - 1] as number;
-  return tidy(() => reshape(mul(g, batchScale), [g.size / cout, cout]));
+  return reshape(g, [g.size / cout, cout]);
 }
 
 /**

@@ -1,7 +1,7 @@
 // What reproduce.mjs and sweep.mjs share: the Fashion-MNIST tree and one training run.
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -21,6 +21,30 @@ export async function fashionMnist(limit, data = join(root, '.data', `fashion-mn
     await promisify(execFile)(process.execPath, [cli, ...args]);
   }
   return data;
+}
+
+/**
+ * The tuning split of a prepared tree (`source`), made afresh in
+ * `.data/fashion-mnist-tune-<train>-<tune>`: train/ ← the first `trainPerClass` images of each
+ * class of its train/, val/ ← the last `tunePerClass` (held out; `source`'s val/ is not used).
+ * Returns its path.
+ */
+export async function tuningSplit(source, trainPerClass, tunePerClass) {
+  const work = join(root, '.data', `fashion-mnist-tune-${trainPerClass}-${tunePerClass}`);
+  await rm(work, { recursive: true, force: true });
+  for (const cls of (await readdir(join(source, 'train'))).sort()) {
+    const files = (await readdir(join(source, 'train', cls))).sort();
+    const parts = [
+      ['train', files.slice(0, trainPerClass)],
+      ['val', files.slice(files.length - tunePerClass)],
+    ];
+    for (const [split, chosen] of parts) {
+      await mkdir(join(work, split, cls), { recursive: true });
+      for (const f of chosen)
+        await copyFile(join(source, 'train', cls, f), join(work, split, cls, f));
+    }
+  }
+  return work;
 }
 
 /**

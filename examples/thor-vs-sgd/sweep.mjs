@@ -9,13 +9,13 @@
 // reproduction's training images and scored on a held-out part of them (the last images of each
 // class), so the val split that the report scores never takes part in the choice. Writes
 // sweep.md and sweep.json to --out (after every trial) and prints the best trial of each optimizer.
-import { copyFile, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 
 import { presets } from '@thor-ts/train';
 
-import { fashionMnist, root, trainRun } from './runs.mjs';
+import { fashionMnist, root, trainRun, tuningSplit } from './runs.mjs';
 
 const { values } = parseArgs({
   options: {
@@ -53,22 +53,7 @@ const thorFrequency = Math.max(
   Math.round((thorPreset.thor.frequency * stepsPerEpoch(trainPerClass)) / stepsPerEpoch(limit)),
 );
 const out = resolve(values.out);
-const work = join(root, '.data', `fashion-mnist-tune-${trainPerClass}-${tunePerClass}`);
-
-// train/ ← the first images of each class of the reproduction's train/; val/ ← its last ones.
-await rm(work, { recursive: true, force: true });
-for (const cls of (await readdir(join(source, 'train'))).sort()) {
-  const files = (await readdir(join(source, 'train', cls))).sort();
-  const parts = [
-    ['train', files.slice(0, trainPerClass)],
-    ['val', files.slice(files.length - tunePerClass)],
-  ];
-  for (const [split, chosen] of parts) {
-    await mkdir(join(work, split, cls), { recursive: true });
-    for (const f of chosen)
-      await copyFile(join(source, 'train', cls, f), join(work, split, cls, f));
-  }
-}
+const work = await tuningSplit(source, trainPerClass, tunePerClass);
 
 // Runs already in --out's sweep.json (same splits) are not run again.
 let rows = [];
@@ -99,7 +84,7 @@ const LR_RETUNE = [0.7, 1.4];
 // The fifth stage, as many trials for each, as factors of a setting of the best trial so far:
 // THOR tunes its damping's base (the reference's 0.03 halved and doubled); SGD, which has no
 // setting of its own left, its weight decay. THOR's refresh interval is not tuned (a shorter one
-// costs training time that the target counts).
+// costs training time that the target counts; `npm run refresh-probe` measures what it changes).
 const OWN_KNOBS = {
   sgd: [{ weightDecay: 0.5 }, { weightDecay: 2 }],
   thor: [{ dampingBase: 0.5 }, { dampingBase: 2 }],

@@ -14,7 +14,7 @@ import { parseArgs } from 'node:util';
 
 import { presets } from '@thor-ts/train';
 
-import { fashionMnist, root, trainRun, tuningSplit } from './runs.mjs';
+import { fashionMnist, root, stats, trainRun, tuningSplit } from './runs.mjs';
 
 const { values } = parseArgs({
   options: {
@@ -86,6 +86,12 @@ for (const { optimizer, frequency, seed } of plan) {
     trainSeconds: last.trainSeconds,
   });
   console.log(`  held-out top-1 ${(last.top1 * 100).toFixed(2)}%`);
+  await save();
+}
+await save();
+console.log(`refresh probe: ${join(out, 'refresh-probe.md')}`);
+
+async function save() {
   await mkdir(out, { recursive: true });
   await writeFile(
     jsonPath,
@@ -93,15 +99,8 @@ for (const { optimizer, frequency, seed } of plan) {
   );
   await writeFile(join(out, 'refresh-probe.md'), markdown());
 }
-console.log(`refresh probe: ${join(out, 'refresh-probe.md')}`);
 
 function markdown() {
-  const meanSd = (xs) => {
-    const mean = xs.reduce((a, b) => a + b, 0) / xs.length;
-    const sd =
-      xs.length > 1 ? Math.sqrt(xs.reduce((a, b) => a + (b - mean) ** 2, 0) / (xs.length - 1)) : 0;
-    return [mean, sd];
-  };
   const groups = [
     { optimizer: 'sgd', frequency: null },
     ...frequencies.map((frequency) => ({ optimizer: 'thor', frequency })),
@@ -112,8 +111,8 @@ function markdown() {
         rows.find((r) => r.optimizer === optimizer && r.frequency === frequency && r.seed === seed),
       )
       .filter((r) => r !== undefined);
-    const [top1, sd] = meanSd(mine.map((r) => r.top1 * 100));
-    const [seconds] = meanSd(mine.map((r) => r.trainSeconds));
+    const { mean: top1, sd } = stats(mine.map((r) => r.top1 * 100));
+    const { mean: seconds } = stats(mine.map((r) => r.trainSeconds));
     const interval =
       frequency === null
         ? '—'

@@ -23,7 +23,7 @@ import { parseArgs } from 'node:util';
 
 import { presets, writeReport } from '@thor-ts/train';
 
-import { fashionMnist, root, trainRun } from './runs.mjs';
+import { fashionMnist, root, stats, trainRun } from './runs.mjs';
 
 const { values } = parseArgs({
   options: {
@@ -247,12 +247,6 @@ async function writeSeeds(out, results) {
   });
   await writeFile(join(out, 'seeds.json'), `${JSON.stringify(rows, null, 2)}\n`);
   const pct = (v) => `${(v * 100).toFixed(2)}%`;
-  const stats = (xs) => {
-    const mean = xs.reduce((a, b) => a + b, 0) / xs.length;
-    const sd =
-      xs.length > 1 ? Math.sqrt(xs.reduce((a, b) => a + (b - mean) ** 2, 0) / (xs.length - 1)) : 0;
-    return { mean, sd };
-  };
   const pm = (xs, f) => {
     const { mean, sd } = stats(xs);
     return `${f(mean)} ± ${f(sd)}`;

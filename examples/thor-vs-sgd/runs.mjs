@@ -78,3 +78,11 @@ export async function trainRun({ optimizer, nproc, runDir, configPath, overrides
     launchSeconds: (performance.now() - t0) / 1e3,
   };
 }
+
+/** The mean and sample standard deviation of `xs` (0 for a single value). */
+export function stats(xs) {
+  const mean = xs.reduce((a, b) => a + b, 0) / xs.length;
+  const sd =
+    xs.length > 1 ? Math.sqrt(xs.reduce((a, b) => a + (b - mean) ** 2, 0) / (xs.length - 1)) : 0;
+  return { mean, sd };
+}

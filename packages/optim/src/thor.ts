@@ -1,4 +1,5 @@
 import {
+  addN,
   all,
   clone,
   concat,
@@ -8,6 +9,7 @@ import {
   mul,
   reshape,
   slice,
+  sum,
   tensor3d,
   tidy,
   transpose,
@@ -45,6 +47,13 @@ export interface ThorOptions {
   refresh?: RefreshPolicy;
   /** 'mean' (the default): the loss averages over the batch, so output gradients are rescaled by N. */
   lossReduction?: 'mean' | 'sum';
+  /**
+   * kfac-pytorch's KL clipping (absent, the reference: none): the preconditioned gradients are
+   * scaled by ν = min(1, √(klClip / |lr²·Σ ĝ·∇W|)) over the preconditioned layers, so that one
+   * step's predicted change of the output distribution stays under `klClip`. `precondition` then
+   * needs the step's learning rate.
+   */
+  klClip?: number;
 }
 
 /** Factor (or inverse) blocks of one layer: [nb, b, b] each. */
@@ -100,6 +109,10 @@ export class Thor {
     this.policy = options.refresh ?? { every: 834 };
     if (this.block !== null && !(Number.isInteger(this.block) && this.block > 0)) {
       throw new Error(`Thor: expected blockSize a positive integer or null, found ${this.block}`);
+    }
+    const clip = options.klClip;
+    if (clip !== undefined && !(typeof clip === 'number' && clip > 0 && Number.isFinite(clip))) {
+      throw new Error(`Thor: expected klClip a finite number > 0 or absent, found ${clip}`);
     }
   }
 
@@ -215,9 +228,16 @@ export class Thor {
   /**
    * Rewrites the gradients of layers with inverses: ĝ = A⁻¹·∇W·G⁻¹·s (s = 1/T for convolutions).
    * Other gradients (batch norm, layers not yet refreshed) pass through unchanged. A gradient with
-   * NaN or Inf becomes zeros and is reported, so none reaches the weights.
+   * NaN or Inf becomes zeros and is reported, so none reaches the weights. With `klClip`, `lr` is
+   * the learning rate this step's update will take.
    */
-  precondition(grads: Map<string, Tensor>, report?: ThorReport): Map<string, Tensor> {
+  precondition(grads: Map<string, Tensor>, report?: ThorReport, lr?: number): Map<string, Tensor> {
+    const clip = this.options.klClip;
+    if (clip !== undefined && !(typeof lr === 'number' && lr >= 0 && Number.isFinite(lr))) {
+      throw new Error(
+        `Thor.precondition: klClip is set, so expected the step's learning rate (a number ≥ 0), found ${lr}`,
+      );
+    }
     const out = new Map(grads);
     for (const [layer, state] of this.layers) {
       const key = `${layer}.weight`;
@@ -247,7 +267,31 @@ export class Thor {
         }),
       );
     }
-    return out;
+    return clip === undefined ? out : this.klClipped(grads, out, clip, lr as number);
+  }
+
+  /** kfac-pytorch's KL clipping of the preconditioned gradients in `pre` (new tensors replace them). */
+  private klClipped(
+    grads: Map<string, Tensor>,
+    pre: Map<string, Tensor>,
+    clip: number,
+    lr: number,
+  ): Map<string, Tensor> {
+    const keys = [...pre.keys()].filter((k) => pre.get(k) !== grads.get(k));
+    if (keys.length === 0) return pre;
+    const terms = keys.map((k) =>
+      tidy(() => sum(mul(pre.get(k) as Tensor, grads.get(k) as Tensor))),
+    );
+    const vg = tidy(() => addN(terms)).dataSync()[0] as number;
+    disposeTensors(terms);
+    const nu = Math.min(1, Math.sqrt(clip / Math.abs(lr * lr * vg)));
+    if (!(nu < 1)) return pre;
+    for (const k of keys) {
+      const t = pre.get(k) as Tensor;
+      pre.set(k, mul(t, nu));
+      t.dispose();
+    }
+    return pre;
   }
 
   /** Layers with inverses, and those the trace criterion stopped. */

@@ -168,6 +168,43 @@ describe('THOR on a dense layer', () => {
     ).toEqual(Array.from(got));
   });
 
+  it("clips the step by kfac-pytorch's KL bound: ĝ·min(1, √(c / |lr²·Σ ĝ·∇W|)), other gradients untouched", () => {
+    const c = denseCase(16, 6, 4, 0.03, null);
+    const src: CurvatureSource = {
+      layer: 'fc',
+      geometry: { kind: 'linear' },
+      input: tf.tensor2d(Float32Array.from(c.x), [16, 6]),
+      outputGrad: tf.tensor2d(Float32Array.from(c.g), [16, 4]),
+    };
+    const run = (klClip: number | undefined, lr?: number) => {
+      const thor = new Thor({ damping: 0.03, blockSize: null, refresh: { every: 1 }, klClip });
+      thor.update([src], 0);
+      const grads = new Map<string, tf.Tensor>([
+        ['fc.weight', tf.tensor2d(Float32Array.from(c.gradW), [6, 4])],
+        ['bn.gamma', tf.tensor1d([0.5, -2])],
+      ]);
+      const out = thor.precondition(grads, undefined, lr);
+      return { w: out.get('fc.weight')!.dataSync(), bn: out.get('bn.gamma')!.dataSync() };
+    };
+    // vg = lr²·Σ ĝ·∇W from the float64 K-FAC step.
+    const lr = 0.5;
+    const vg = lr * lr * c.expected.reduce((a, v, i) => a + v * c.gradW[i]!, 0);
+    expect(vg).toBeGreaterThan(0);
+    const clip = vg / 9; // ν = 1/3
+    const clipped = run(clip, lr);
+    expect(
+      maxRelError(
+        clipped.w,
+        c.expected.map((v) => v / 3),
+      ),
+    ).toBeLessThan(1e-4);
+    expect(Array.from(clipped.bn)).toEqual([0.5, -2]);
+    // A bound the step stays under leaves it as it is.
+    expect(maxRelError(run(vg * 4, lr).w, c.expected)).toBeLessThan(1e-4);
+    expect(() => run(clip)).toThrow(/klClip is set, so expected the step's learning rate/);
+    expect(() => new Thor({ damping: 0.03, klClip: -1 })).toThrow(/klClip a finite number > 0/);
+  });
+
   it('zeroes and reports a non-finite gradient', () => {
     const { thor } = thorUpdate(8, 3, 2, 0.03, null);
     const report = { step: 1, refreshed: [], retried: [], nonFinite: [] as string[], stopped: [] };

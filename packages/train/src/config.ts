@@ -33,7 +33,14 @@ export interface TrainConfig {
   nesterov?: boolean;
   weightDecay: number;
   labelSmoothing: number;
-  thor: { dampingBase: number; dampingDecay: number; frequency: number; blockSize: number | null };
+  thor: {
+    dampingBase: number;
+    dampingDecay: number;
+    frequency: number;
+    blockSize: number | null;
+    /** kfac-pytorch's KL clipping of each step (absent, as the reference: none). */
+    klClip?: number;
+  };
   /** Per-image normalization (ImageNet's by default). */
   normalization?: { mean: [number, number, number]; std: [number, number, number] };
   seed: number;
@@ -103,6 +110,12 @@ export function validateConfig(c: TrainConfig, where = 'config'): TrainConfig {
   if (c.optimizer === 'thor' && !(c.thor?.frequency >= 1 && c.thor.dampingBase > 0)) {
     throw new Error(
       `${where}: field 'thor' expected { dampingBase > 0, dampingDecay, frequency ≥ 1, blockSize }, found ${JSON.stringify(c.thor)}`,
+    );
+  }
+  const clip = c.thor?.klClip;
+  if (clip !== undefined && !(typeof clip === 'number' && clip > 0 && Number.isFinite(clip))) {
+    throw new Error(
+      `${where}: field 'thor.klClip' expected a finite number > 0, or absent, found ${shown(clip)}`,
     );
   }
   return c;

@@ -5,7 +5,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { openImageNet, type Batch } from '@thor-ts/data';
 import type { Ring } from '@thor-ts/distributed';
 import { CurvatureTaps, saveWeights, type ResNet } from '@thor-ts/model';
-import { MomentumSGD, softmaxCrossEntropy, Thor } from '@thor-ts/optim';
+import { MomentumSGD, softmaxCrossEntropy, Thor, valueAt } from '@thor-ts/optim';
 
 import { buildLoader, buildModel, buildSchedules, buildTransforms } from './build.js';
 import type { TrainConfig } from './config.js';
@@ -116,6 +116,7 @@ export async function train(
           damping,
           blockSize: config.thor.blockSize,
           refresh: { every: config.thor.frequency },
+          ...(config.thor.klClip === undefined ? {} : { klClip: config.thor.klClip }),
         })
       : undefined;
   const progress =
@@ -212,7 +213,7 @@ export async function train(
         taps.dispose();
         pos.refreshes += 1;
       }
-      const update = thor ? thor.precondition(mean) : mean;
+      const update = thor ? thor.precondition(mean, undefined, valueAt(lr, opt.stepCount)) : mean;
       opt.step(update);
       tf.dispose([...mean.values(), ...update.values()]);
       // Nothing reads the step's images any more (the curvature taps, which may share the first

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { initBackend } from '@thor-ts/backend';
 import { writeSyntheticImageNet } from '@thor-ts/data';
 import { joinRing, startCoordinator, type Ring } from '@thor-ts/distributed';
-import { readSafetensors } from '@thor-ts/model';
+import { readSafetensors, saveWeights } from '@thor-ts/model';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { buildModel, presets, train, type TrainConfig, type TrainOptions } from '../dist/index.js';
@@ -86,6 +86,16 @@ async function parameters(out: string): Promise<Map<string, Float32Array>> {
   );
 }
 
+/** The weights `config`'s run starts from, as its weights.safetensors holds them (torchvision's layout). */
+async function initialParameters(config: TrainConfig): Promise<Map<string, Float32Array>> {
+  const model = buildModel(config);
+  const out = join(dir, `init-${config.seed}`);
+  await mkdir(out, { recursive: true });
+  await saveWeights(model, join(out, 'weights.safetensors'));
+  model.dispose();
+  return parameters(out);
+}
+
 describe('train', () => {
   it('stops on its signal after the step under way, on every rank, and resumes exactly', async () => {
     const whole = tiny('whole');
@@ -128,11 +138,20 @@ describe('train', () => {
     // The same 4 steps of 8 images, each worker's 4 seen as 2 + 2 (batch norm then sees 2 at a time).
     expect(accumulated!.history[0]!.step).toBe(4);
     expect(plain!.history[0]!.step).toBe(4);
-    // Averaged, not summed: the weights move as far as without accumulation (a sum would move
-    // them about twice as far), and not the same way (batch norm sees 2 images at a time).
-    const model = buildModel(tiny('init'));
-    const init = new Map([...model.parameters()].map(([k, e]) => [k, e.variable!.dataSync()]));
-    model.dispose();
+    // Averaged, not summed: the weights move about as far as without accumulation, and not the
+    // same way (batch norm sees 2 images at a time). A sum would step as twice the learning rate
+    // does, which moves them clearly farther (seen: 0.79× and 1.23× the plain run's distance).
+    const [doubled] = await trainOnRing(
+      2,
+      tiny('doubled', {
+        optimizer: 'sgd',
+        epochs: 1,
+        accumulate: 2,
+        lr: { schedule: 'cosine', base: 0.4 },
+      }),
+    );
+    expect(doubled!.history[0]!.step).toBe(4);
+    const init = await initialParameters(tiny('init'));
     const moved = (w: Map<string, Float32Array>) => {
       let sq = 0;
       for (const [k, v] of init) v.forEach((x, i) => (sq += ((w.get(k)![i] as number) - x) ** 2));
@@ -140,8 +159,10 @@ describe('train', () => {
     };
     const plainMoved = moved(await parameters(join(dir, 'plain')));
     const accumulatedMoved = moved(await parameters(join(dir, 'accumulated')));
-    expect(accumulatedMoved / plainMoved).toBeGreaterThan(0.8);
-    expect(accumulatedMoved / plainMoved).toBeLessThan(1.25);
+    const doubledMoved = moved(await parameters(join(dir, 'doubled')));
+    expect(accumulatedMoved / plainMoved).toBeGreaterThan(0.6);
+    expect(accumulatedMoved / plainMoved).toBeLessThan(1.4);
+    expect(accumulatedMoved / doubledMoved).toBeLessThan(0.8);
     expect(accumulatedMoved).not.toBe(plainMoved);
   });
 
@@ -163,6 +184,35 @@ describe('train', () => {
       [...x].some(([k, v]) => !Buffer.from(v.buffer).equals(Buffer.from(y.get(k)!.buffer)));
     expect(differ(a!, b!)).toBe(true);
     expect(differ(a!, c!)).toBe(true);
+  });
+
+  it("bounds THOR's steps by the config's KL clip", async () => {
+    // No weight decay, which THOR's clip does not bound (it is added after preconditioning).
+    const one = { epochs: 1, weightDecay: 0, thor: { ...tiny('x').thor, frequency: 1 } } as const;
+    const runs: Record<string, Partial<TrainConfig>> = {
+      'kl-none': one,
+      'kl-loose': { ...one, thor: { ...one.thor, klClip: 1e9 } },
+      'kl-tight': { ...one, thor: { ...one.thor, klClip: 1e-9 } },
+    };
+    for (const [out, overrides] of Object.entries(runs)) {
+      const [r] = await trainOnRing(1, tiny(out, overrides));
+      expect(r!.history[0]!.step).toBe(4);
+    }
+    const init = await initialParameters(tiny('init'));
+    const [none, loose, tight] = await Promise.all(
+      Object.keys(runs).map((d) => parameters(join(dir, d))),
+    );
+    const moved = (w: Map<string, Float32Array>, k: string) =>
+      Math.sqrt(w.get(k)!.reduce((a, x, i) => a + (x - init.get(k)![i]!) ** 2, 0));
+    // A bound no step reaches changes nothing; a tiny one holds the preconditioned layers nearly
+    // still, while the batch norms, not preconditioned, move as far as before.
+    for (const [k, v] of none!)
+      expect(Buffer.from(loose!.get(k)!.buffer).equals(Buffer.from(v.buffer)), k).toBe(true);
+    const conv = [...none!.keys()].find((k) => /conv.*weight/.test(k))!;
+    expect(moved(none!, conv)).toBeGreaterThan(0);
+    expect(moved(tight!, conv)).toBeLessThan(moved(none!, conv) / 100);
+    const bn = [...none!.keys()].find((k) => /bn.*weight/.test(k))!;
+    expect(moved(tight!, bn)).toBeGreaterThan(moved(none!, bn) / 10);
   });
 
   it('refuses a batch that does not split over workers and micro-batches', async () => {

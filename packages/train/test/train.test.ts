@@ -59,6 +59,10 @@ describe('configs', () => {
     expect(() => validateConfig({ ...ok, lr: { schedule: 'exp' as never, base: 1 } })).toThrow(
       /field 'lr' expected/,
     );
+    expect(() => validateConfig({ ...ok, thor: { ...ok.thor, klClip: 0 } })).toThrow(
+      "config: field 'thor.klClip' expected a finite number > 0, or absent, found 0",
+    );
+    expect(validateConfig({ ...ok, thor: { ...ok.thor, klClip: 0.001 } }).thor.klClip).toBe(0.001);
   });
 
   it('take a linear warm-up before the schedule, and Nesterov momentum', () => {

@@ -1,10 +1,10 @@
 // npm run refresh-probe [-- --frequencies 1,2,6] [--seeds 1,2,3] [--train-per-class 250]
 //                          [--tune-per-class 100] [--nproc 8] [--out reports/thor-vs-sgd]
 //
-// Whether THOR's refresh interval holds it back: THOR's preset (the sweep's best) trained for the
+// Whether THOR's refresh interval holds it back: THOR's best of `npm run sweep` trained for the
 // reproduction's 5 epochs at each interval of --frequencies, on each seed, on the sweep's tuning
 // split, and scored on its held-out images (the report's val split is not used), beside SGD's
-// preset for its 10 epochs on the same seeds. The intervals count steps of the tuning split (19
+// best of it for its 10 epochs on the same seeds. The intervals count steps of the tuning split (19
 // an epoch): 2 refreshes as often as the reproduction's 10 do on its 78. Writes refresh-probe.md
 // and refresh-probe.json to --out after every run; a second run of the same probe skips the runs
 // already in refresh-probe.json.
@@ -14,7 +14,7 @@ import { parseArgs } from 'node:util';
 
 import { presets } from '@thor-ts/train';
 
-import { fashionMnist, root, stats, trainRun, tuningSplit } from './runs.mjs';
+import { fashionMnist, firstRound, root, stats, trainRun, tuningSplit } from './runs.mjs';
 
 const { values } = parseArgs({
   options: {
@@ -40,7 +40,18 @@ const tunePerClass = Number(values['tune-per-class']);
 const nproc = Number(values.nproc);
 const out = resolve(values.out);
 const work = await tuningSplit(await fashionMnist(1000), trainPerClass, tunePerClass);
-const stepsPerEpoch = Math.floor((trainPerClass * 10) / presets['fashion-mnist-thor'].batchSize);
+// The first round's best settings (sweep.json), at its batch of 128: the presets of that round.
+const sweepPath = join(out, 'sweep.json');
+const firstBest = await readFile(sweepPath, 'utf8').then(
+  (t) => JSON.parse(t).best,
+  () => undefined,
+);
+if (firstBest?.sgd === undefined || firstBest.thor === undefined) {
+  throw new Error(
+    `refresh-probe: expected a finished first-round sweep in ${sweepPath} (npm run sweep writes it)`,
+  );
+}
+const stepsPerEpoch = Math.floor((trainPerClass * 10) / 128);
 
 const jsonPath = join(out, 'refresh-probe.json');
 let rows = [];
@@ -61,7 +72,7 @@ const plan = [
 for (const { optimizer, frequency, seed } of plan) {
   const same = (r) => r.optimizer === optimizer && r.frequency === frequency && r.seed === seed;
   if (rows.some(same)) continue;
-  const preset = presets[`fashion-mnist-${optimizer}`];
+  const settings = firstRound(presets[`fashion-mnist-${optimizer}`], firstBest[optimizer]);
   const name = `${optimizer}${frequency === null ? '' : `-every-${frequency}`}-seed-${seed}`;
   console.log(`refresh probe: ${name}`);
   const runDir = join(work, 'probe', name);
@@ -73,7 +84,8 @@ for (const { optimizer, frequency, seed } of plan) {
     overrides: {
       data: work,
       seed,
-      ...(frequency === null ? {} : { thor: { ...preset.thor, frequency } }),
+      ...settings,
+      ...(frequency === null ? {} : { thor: { ...settings.thor, frequency } }),
     },
   });
   const last = r.metrics[r.metrics.length - 1];
@@ -127,7 +139,8 @@ function markdown() {
   return [
     "# THOR's refresh interval on the held-out split",
     '',
-    "Command: `npm run refresh-probe`. Each optimizer's preset (the sweep's best), trained on the " +
+    "Command: `npm run refresh-probe`. Each optimizer's best of the first round of tuning " +
+      '(sweep.json, batch 128), trained on the ' +
       `first ${trainPerClass} training images of each class and scored on the last ` +
       `${tunePerClass} (the sweep's tuning split; the val split is not used), seeds ` +
       `${seeds.join(', ')}, ${nproc} workers. THOR refreshes its factors and inverses every ` +

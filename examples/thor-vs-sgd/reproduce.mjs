@@ -59,30 +59,42 @@ const data = await fashionMnist(limit, values.data);
 const out = resolve(values.out);
 await mkdir(out, { recursive: true });
 
-/** How the hyperparameters were chosen: the sweep in sweep.json (npm run sweep), when there is one. */
-async function tuning(sgdConfig, thorConfig) {
-  const rest =
-    "Everything else is the same for both: batch 128 and flips (the reference's small " +
-    'experiment in shared/reference/THOR.md); THOR refreshes its factors and inverses every 10 ' +
-    'steps, untuned.';
-  // --out's sweep.json, else the one behind the presets (npm run sweep's default --out).
-  let sweep;
+/** `name` (a sweep's JSON) from --out, else from the one behind the presets (the sweeps' --out). */
+async function sweepFile(name) {
   for (const dir of [out, join(root, 'reports', 'thor-vs-sgd')]) {
     try {
-      sweep ??= JSON.parse(await readFile(join(dir, 'sweep.json'), 'utf8'));
+      return JSON.parse(await readFile(join(dir, name), 'utf8'));
     } catch {
       // Not there.
     }
   }
+  return undefined;
+}
+
+/**
+ * How the hyperparameters were chosen: the sweep in sweep.json (npm run sweep), then the one at
+ * the reproduction's scale in scale-sweep.json (npm run scale-sweep), when they are there.
+ */
+async function tuning(sgdConfig, thorConfig) {
+  const batch =
+    sgdConfig.batchSize === thorConfig.batchSize ? ` at batch ${sgdConfig.batchSize}` : '';
+  const rest =
+    `Everything else is the same for both: flips only${batch} (the reference's small experiment ` +
+    `in shared/reference/THOR.md); THOR refreshes its factors and inverses every ` +
+    `${thorConfig.thor.frequency} steps, untuned.`;
+  const sweep = await sweepFile('sweep.json');
   if (sweep === undefined) {
     return `no hyperparameter sweep was found in ${out} (npm run sweep writes one). ${rest}`;
   }
   if (sweep.best?.sgd === undefined || sweep.best.thor === undefined) {
     return `the sweep in ${out} has not finished (npm run sweep goes on where it stopped). ${rest}`;
   }
+  const scale = await sweepFile('scale-sweep.json');
+  const scaled = scale?.best?.sgd !== undefined && scale.best.thor !== undefined;
   const runs = { sgd: sgdConfig, thor: thorConfig };
-  // Where each of the sweep's settings lies in a config.
+  // Where each of the sweeps' settings lies in a config.
   const field = {
+    batchSize: (c) => c.batchSize,
     lr: (c) => c.lr.base,
     weightDecay: (c) => c.weightDecay,
     nesterov: (c) => c.nesterov ?? false,
@@ -95,11 +107,17 @@ async function tuning(sgdConfig, thorConfig) {
   };
   const settings = (o) => {
     const b = sweep.best[o];
-    return { lr: b.lr, weightDecay: b.weightDecay, ...(b.options ?? {}) };
+    return {
+      lr: b.lr,
+      weightDecay: b.weightDecay,
+      ...(b.options ?? {}),
+      ...(scaled ? scale.best[o].settings : {}),
+    };
   };
+  const names = { weightDecay: 'weight decay', batchSize: 'batch' };
   const shown = (s) =>
     Object.entries(s)
-      .map(([k, v]) => `${k === 'weightDecay' ? 'weight decay' : k} ${v}`)
+      .map(([k, v]) => `${names[k] ?? k} ${v}`)
       .join(', ');
   const used = (o) => {
     const differ = Object.entries(settings(o)).filter(([k, v]) => field[k](runs[o]) !== v);
@@ -107,15 +125,22 @@ async function tuning(sgdConfig, thorConfig) {
       ? ''
       : ` (these runs used ${shown(Object.fromEntries(differ.map(([k]) => [k, field[k](runs[o])])))})`;
   };
-  const trials = (o) => sweep.protocol.filter((r) => r.optimizer === o).length;
+  const trials = (s, o) => s.protocol.filter((r) => (r.row ?? r).optimizer === o).length;
   return (
-    `each optimizer's settings are the best of the same protocol (sweep.md: ${trials('sgd')} ` +
-    `trials for SGD, ${trials('thor')} for THOR, at these budgets, trained on ` +
-    `${sweep.trainPerClass} training images per class and scored on ${sweep.tunePerClass} ` +
-    'held-out training images per class, never on the val split: the base learning rate, the ' +
-    'weight decay, the settings both have, the learning rate again, then two trials of a ' +
-    "setting of the optimizer's own): " +
-    `SGD ${shown(settings('sgd'))}${used('sgd')}; THOR ${shown(settings('thor'))}${used('thor')}. ${rest}` +
+    `each optimizer's settings are the best of the same protocol (sweep.md: ` +
+    `${trials(sweep, 'sgd')} trials for SGD, ${trials(sweep, 'thor')} for THOR, at these ` +
+    `budgets, trained on ${sweep.trainPerClass} training images per class and scored on ` +
+    `${sweep.tunePerClass} held-out training images per class, never on the val split: the base ` +
+    'learning rate, the weight decay, the settings both have, the learning rate again, then two ' +
+    "trials of a setting of the optimizer's own)" +
+    (scaled
+      ? `, then of a second round at the reproduction's scale (scale-sweep.md: ` +
+        `${trials(scale, 'sgd')} trials for SGD, ${trials(scale, 'thor')} for THOR, trained on ` +
+        `${scale.trainPerClass} training images per class and scored on ${scale.tunePerClass} ` +
+        "held-out ones: the first round's best, two larger batches with the learning rate " +
+        "scaled two ways, the learning rate again, then a setting of the optimizer's own)"
+      : '') +
+    `: SGD ${shown(settings('sgd'))}${used('sgd')}; THOR ${shown(settings('thor'))}${used('thor')}. ${rest}` +
     (values.thor === undefined
       ? ''
       : ` Outside the protocol, THOR's runs here also take ${values.thor} (\`--thor\`).`)
@@ -144,6 +169,10 @@ async function run(optimizer, epochs, seed, dir) {
     configPath: join(dir, `config-${optimizer}.json`),
     overrides: {
       ...scaledWarmup(presets[`fashion-mnist-${optimizer}`], epochs),
+      // --quick's 480 training images make only a few steps an epoch even at batch 128.
+      ...(quick
+        ? { batchSize: Math.min(128, presets[`fashion-mnist-${optimizer}`].batchSize) }
+        : {}),
       ...(optimizer === 'thor' ? thorOverrides : {}),
       data,
       epochs,
@@ -159,6 +188,7 @@ async function earlierSgd(seed, dir) {
   for (const k of [
     'seed',
     'epochs',
+    'batchSize',
     'lr',
     'momentum',
     'nesterov',

@@ -86,3 +86,36 @@ export function stats(xs) {
     xs.length > 1 ? Math.sqrt(xs.reduce((a, b) => a + (b - mean) ** 2, 0) / (xs.length - 1)) : 0;
   return { mean, sd };
 }
+
+/**
+ * Where every trial of `npm run sweep` (the first round of tuning) starts: the presets as they
+ * were before any tuning (the reference's small experiment, batch 128), whatever the presets now
+ * hold. A trial's options are changes to these.
+ */
+export const START = {
+  nesterov: false,
+  momentum: 0.9,
+  warmupEpochs: 0,
+  labelSmoothing: 0.1,
+  dampingBase: 0.03,
+  dampingDecay: 0.87,
+  schedule: 'cosine',
+};
+
+/**
+ * The config fields of a first-round trial (or of its best, `sweep.json`'s `best`): `preset` at
+ * batch 128 with this base learning rate, weight decay and options (START's keys) on START.
+ */
+export function firstRound(preset, { lr, weightDecay, options = {} }) {
+  const { nesterov, momentum, warmupEpochs, labelSmoothing, dampingBase, dampingDecay, schedule } =
+    { ...START, ...options };
+  return {
+    batchSize: 128,
+    lr: { ...preset.lr, base: lr, warmupEpochs, schedule },
+    weightDecay,
+    nesterov,
+    momentum,
+    labelSmoothing,
+    thor: { ...preset.thor, dampingBase, dampingDecay },
+  };
+}

@@ -15,7 +15,7 @@ import { parseArgs } from 'node:util';
 
 import { presets } from '@thor-ts/train';
 
-import { fashionMnist, root, trainRun, tuningSplit } from './runs.mjs';
+import { fashionMnist, firstRound, root, START, trainRun, tuningSplit } from './runs.mjs';
 
 const { values } = parseArgs({
   options: {
@@ -42,15 +42,15 @@ if (trainPerClass + tunePerClass > limit) {
   );
 }
 const source = await fashionMnist(limit);
-// THOR refreshes its curvature every `frequency` steps of the reproduction's runs (78 steps an
-// epoch on 1000 images per class). The tuning split has fewer steps an epoch, so its trials
-// refresh as many times an epoch, at a shorter interval: their curvature is as fresh as in the
-// runs they tune for.
-const thorPreset = presets['fashion-mnist-thor'];
-const stepsPerEpoch = (perClass) => Math.floor((perClass * 10) / thorPreset.batchSize);
+// THOR refreshes its curvature every 10 steps of the reproduction's runs at this round's batch
+// (128: 78 steps an epoch on 1000 images per class). The tuning split has fewer steps an epoch, so
+// its trials refresh as many times an epoch, at a shorter interval: their curvature is as fresh
+// as in the runs they tune for.
+const REPRODUCTION_FREQUENCY = 10;
+const stepsPerEpoch = (perClass) => Math.floor((perClass * 10) / 128);
 const thorFrequency = Math.max(
   1,
-  Math.round((thorPreset.thor.frequency * stepsPerEpoch(trainPerClass)) / stepsPerEpoch(limit)),
+  Math.round((REPRODUCTION_FREQUENCY * stepsPerEpoch(trainPerClass)) / stepsPerEpoch(limit)),
 );
 const out = resolve(values.out);
 const work = await tuningSplit(source, trainPerClass, tunePerClass);
@@ -90,43 +90,6 @@ const OWN_KNOBS = {
   thor: [{ dampingBase: 0.5 }, { dampingBase: 2 }],
 };
 
-// Where every trial starts: the presets as they were before any tuning (the reference's small
-// experiment), whatever the presets now hold. A row's settings are changes to these.
-const START = {
-  nesterov: false,
-  momentum: 0.9,
-  warmupEpochs: 0,
-  labelSmoothing: 0.1,
-  dampingBase: 0.03,
-  dampingDecay: 0.87,
-  schedule: 'cosine',
-};
-
-/** The preset's fields that `options` change (START's keys, which the knobs above change). */
-function applyOptions(base, options) {
-  const { nesterov, momentum, warmupEpochs, labelSmoothing, dampingBase, dampingDecay, schedule } =
-    options;
-  return {
-    ...(nesterov === undefined ? {} : { nesterov }),
-    ...(momentum === undefined ? {} : { momentum }),
-    ...(labelSmoothing === undefined ? {} : { labelSmoothing }),
-    lr: {
-      ...base.lr,
-      ...(warmupEpochs === undefined ? {} : { warmupEpochs }),
-      ...(schedule === undefined ? {} : { schedule }),
-    },
-    ...(dampingBase === undefined && dampingDecay === undefined
-      ? {}
-      : {
-          thor: {
-            ...base.thor,
-            ...(dampingBase === undefined ? {} : { dampingBase }),
-            ...(dampingDecay === undefined ? {} : { dampingDecay }),
-          },
-        }),
-  };
-}
-
 const shownOptions = (options) =>
   Object.entries(options)
     .map(([k, v]) => `${k} ${v}`)
@@ -153,9 +116,7 @@ async function trial(optimizer, lr, weightDecay, options = {}) {
     .map(([k, v]) => `-${k}-${v}`)
     .join('');
   const runDir = join(work, 'runs', `${optimizer}-${lr}-${weightDecay}${tag}`);
-  const base = presets[`fashion-mnist-${optimizer}`];
-  const lrConfig = { ...base.lr, base: lr };
-  const applied = applyOptions({ ...base, lr: lrConfig }, { ...START, ...options });
+  const settings = firstRound(presets[`fashion-mnist-${optimizer}`], { lr, weightDecay, options });
   const r = await trainRun({
     optimizer,
     nproc,
@@ -164,11 +125,8 @@ async function trial(optimizer, lr, weightDecay, options = {}) {
     overrides: {
       data: work,
       epochs,
-      lr: lrConfig,
-      weightDecay,
-      ...applied,
-      // START sets THOR's damping, so `applied.thor` is always there.
-      thor: { ...applied.thor, ...(frequency === undefined ? {} : { frequency }) },
+      ...settings,
+      thor: { ...settings.thor, ...(frequency === undefined ? {} : { frequency }) },
     },
   });
   const last = r.metrics[r.metrics.length - 1];
@@ -270,7 +228,7 @@ function markdown() {
       'decay, momentum 0.9 without Nesterov, no warm-up, label smoothing 0.1; THOR: damping ' +
       `0.03·0.87^(e/10), a refresh every ${thorFrequency} steps: as many refreshes an epoch on ` +
       `this split's ${stepsPerEpoch(trainPerClass)} steps an epoch as the reproduction's every ` +
-      `${thorPreset.thor.frequency} steps on its ${stepsPerEpoch(limit)}) and changes only what ` +
+      `${REPRODUCTION_FREQUENCY} steps on its ${stepsPerEpoch(limit)}) and changes only what ` +
       'its row says. With ' +
       `${tunePerClass * 10} held-out images, one trial's score has a standard error of about ` +
       `${(100 * Math.sqrt((0.83 * 0.17) / (tunePerClass * 10))).toFixed(1)} points, so trials ` +

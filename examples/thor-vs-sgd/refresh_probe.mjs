@@ -14,7 +14,16 @@ import { parseArgs } from 'node:util';
 
 import { presets } from '@thor-ts/train';
 
-import { fashionMnist, firstRound, root, stats, trainRun, tuningSplit } from './runs.mjs';
+import {
+  fashionMnist,
+  firstRound,
+  integerList,
+  root,
+  savedRows,
+  stats,
+  trainRun,
+  tuningSplit,
+} from './runs.mjs';
 
 const { values } = parseArgs({
   options: {
@@ -26,13 +35,7 @@ const { values } = parseArgs({
     out: { type: 'string', default: join(root, 'reports', 'thor-vs-sgd') },
   },
 });
-const integers = (flag) => {
-  const xs = values[flag].split(',').map(Number);
-  if (xs.some((x) => !Number.isInteger(x) || x < 1)) {
-    throw new Error(`refresh-probe: --${flag} expected integers ≥ 1, found '${values[flag]}'`);
-  }
-  return xs;
-};
+const integers = (flag) => integerList(values, flag, 'refresh-probe');
 const frequencies = integers('frequencies');
 const seeds = integers('seeds');
 const trainPerClass = Number(values['train-per-class']);
@@ -54,14 +57,7 @@ if (firstBest?.sgd === undefined || firstBest.thor === undefined) {
 const stepsPerEpoch = Math.floor((trainPerClass * 10) / 128);
 
 const jsonPath = join(out, 'refresh-probe.json');
-let rows = [];
-try {
-  const saved = JSON.parse(await readFile(jsonPath, 'utf8'));
-  if (saved.trainPerClass === trainPerClass && saved.tunePerClass === tunePerClass)
-    rows = saved.rows;
-} catch {
-  // No earlier probe.
-}
+const rows = await savedRows(jsonPath, trainPerClass, tunePerClass);
 
 const plan = [
   ...seeds.map((seed) => ({ optimizer: 'sgd', frequency: null, seed })),

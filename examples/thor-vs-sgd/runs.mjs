@@ -1,7 +1,7 @@
 // What reproduce.mjs and sweep.mjs share: the Fashion-MNIST tree and one training run.
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { copyFile, mkdir, readdir, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -118,4 +118,25 @@ export function firstRound(preset, { lr, weightDecay, options = {} }) {
     labelSmoothing,
     thor: { ...preset.thor, dampingBase, dampingDecay },
   };
+}
+
+/** `values[flag]` (parseArgs's) as a comma-separated list of integers ≥ 1; `command` names the error's source. */
+export function integerList(values, flag, command) {
+  const xs = values[flag].split(',').map(Number);
+  if (xs.some((x) => !Number.isInteger(x) || x < 1)) {
+    throw new Error(`${command}: --${flag} expected integers ≥ 1, found '${values[flag]}'`);
+  }
+  return xs;
+}
+
+/** The rows of an earlier run's JSON at `path` made on the same split, else none. */
+export async function savedRows(path, trainPerClass, tunePerClass) {
+  try {
+    const saved = JSON.parse(await readFile(path, 'utf8'));
+    if (saved.trainPerClass === trainPerClass && saved.tunePerClass === tunePerClass)
+      return saved.rows;
+  } catch {
+    // No earlier run.
+  }
+  return [];
 }

@@ -13,13 +13,13 @@
 // scored on the --tune-per-class training images after them (held out; the report's val split is
 // not used). Writes scale-sweep.md and scale-sweep.json to --out after every trial; a second run
 // goes on where the first stopped.
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 
 import { presets } from '@thor-ts/train';
 
-import { fashionMnist, root, trainRun, tuningSplit } from './runs.mjs';
+import { fashionMnist, integerList, root, savedRows, trainRun, tuningSplit } from './runs.mjs';
 
 const { values } = parseArgs({
   options: {
@@ -30,13 +30,7 @@ const { values } = parseArgs({
     out: { type: 'string', default: join(root, 'reports', 'thor-vs-sgd') },
   },
 });
-const positive = (flag) => {
-  const xs = values[flag].split(',').map(Number);
-  if (xs.some((x) => !Number.isInteger(x) || x < 1)) {
-    throw new Error(`scale-sweep: --${flag} expected integers ≥ 1, found '${values[flag]}'`);
-  }
-  return xs;
-};
+const positive = (flag) => integerList(values, flag, 'scale-sweep');
 const batches = positive('batches');
 const [trainPerClass] = positive('train-per-class');
 const [tunePerClass] = positive('tune-per-class');
@@ -59,14 +53,7 @@ function frequencyAt(batch) {
 }
 
 const jsonPath = join(out, 'scale-sweep.json');
-let rows = [];
-try {
-  const saved = JSON.parse(await readFile(jsonPath, 'utf8'));
-  if (saved.trainPerClass === trainPerClass && saved.tunePerClass === tunePerClass)
-    rows = saved.rows;
-} catch {
-  // No earlier sweep.
-}
+const rows = await savedRows(jsonPath, trainPerClass, tunePerClass);
 
 const round = (x) => Number(x.toPrecision(3));
 /** A trial's settings: the preset's, with these changed (batch, lr, weight decay, damping). */

@@ -9,13 +9,21 @@
 // reproduction's training images and scored on a held-out part of them (the last images of each
 // class), so the val split that the report scores never takes part in the choice. Writes
 // sweep.md and sweep.json to --out (after every trial) and prints the best trial of each optimizer.
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 
 import { presets } from '@thor-ts/train';
 
-import { fashionMnist, firstRound, root, START, trainRun, tuningSplit } from './runs.mjs';
+import {
+  fashionMnist,
+  firstRound,
+  root,
+  savedRows,
+  START,
+  trainRun,
+  tuningSplit,
+} from './runs.mjs';
 
 const { values } = parseArgs({
   options: {
@@ -56,14 +64,7 @@ const out = resolve(values.out);
 const work = await tuningSplit(source, trainPerClass, tunePerClass);
 
 // Runs already in --out's sweep.json (same splits) are not run again.
-let rows = [];
-try {
-  const saved = JSON.parse(await readFile(join(out, 'sweep.json'), 'utf8'));
-  if (saved.trainPerClass === trainPerClass && saved.tunePerClass === tunePerClass)
-    rows = saved.rows;
-} catch {
-  // No earlier sweep.
-}
+const rows = await savedRows(join(out, 'sweep.json'), trainPerClass, tunePerClass);
 // A trial's settings beyond lr and weight decay (none in the first two stages); earlier sweeps'
 // rows have none.
 for (const r of rows) r.options ??= {};

@@ -178,17 +178,18 @@ const fashionBase = {
   checkpointEvery: 0,
 } as const;
 
-// Each optimizer's own settings: the best of `npm run sweep`, reports/thor-vs-sgd/sweep.md.
+// Each optimizer's own settings: the best of `npm run sweep` (reports/thor-vs-sgd/sweep.md), then
+// of `npm run scale-sweep` at the reproduction's scale (scale-sweep.md; THOR's stayed as it was).
 presets['fashion-mnist-sgd'] = {
   ...fashionBase,
   model: { ...fashionBase.model, layers: [1, 1, 1], widths: [16, 32, 64] },
-  lr: { ...fashionBase.lr, base: 0.28 },
+  lr: { ...fashionBase.lr, base: 0.392 },
   thor: { ...fashionBase.thor },
   normalization: { mean: [0.286, 0.286, 0.286], std: [0.353, 0.353, 0.353] },
   out: 'runs/fashion-mnist-sgd',
   optimizer: 'sgd',
   epochs: 10,
-  weightDecay: 5e-4,
+  weightDecay: 1e-3,
   nesterov: true,
   labelSmoothing: 0,
 };

@@ -4,8 +4,8 @@
 // The second round of tuning, at the reproduction's own scale: `npm run sweep` tunes on 250
 // images per class (19 steps an epoch at batch 128), where THOR for 5 epochs and SGD for 10 come
 // out even, while the reproduction trains on 1000 (78 steps an epoch). Here each optimizer starts
-// from its preset (the first round's best) and goes through the same stages, each trial changing
-// one setting of the best trial so far: (1) the preset as it is; (2) each batch of --batches, its
+// from the first round's best (its preset then) and goes through the same stages, each trial changing
+// one setting of the best trial so far: (1) that best as it is; (2) each batch of --batches, its
 // base learning rate scaled linearly and by the square root (the two usual rules); (3) the
 // learning rate again at ×0.7 and ×1.4; (4) a setting of its own at ×0.5 and ×2 (THOR: damping;
 // SGD: weight decay). THOR's refresh interval keeps its refreshes an epoch as the batch grows.
@@ -13,13 +13,21 @@
 // scored on the --tune-per-class training images after them (held out; the report's val split is
 // not used). Writes scale-sweep.md and scale-sweep.json to --out after every trial; a second run
 // goes on where the first stopped.
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 
 import { presets } from '@thor-ts/train';
 
-import { fashionMnist, integerList, root, savedRows, trainRun, tuningSplit } from './runs.mjs';
+import {
+  fashionMnist,
+  firstRound,
+  integerList,
+  root,
+  savedRows,
+  trainRun,
+  tuningSplit,
+} from './runs.mjs';
 
 const { values } = parseArgs({
   options: {
@@ -43,27 +51,37 @@ const work = await tuningSplit(
 );
 
 const stepsPerEpoch = (batch) => Math.floor((trainPerClass * 10) / batch);
-/** THOR's refresh interval at `batch`: as many refreshes an epoch as its preset at its batch. */
+/** THOR's refresh interval at `batch`: as many refreshes an epoch as every 10 steps at batch 128. */
 function frequencyAt(batch) {
-  const p = presets['fashion-mnist-thor'];
-  return Math.max(
-    1,
-    Math.round((p.thor.frequency * stepsPerEpoch(batch)) / stepsPerEpoch(p.batchSize)),
-  );
+  return Math.max(1, Math.round((10 * stepsPerEpoch(batch)) / stepsPerEpoch(128)));
 }
 
 const jsonPath = join(out, 'scale-sweep.json');
 const rows = await savedRows(jsonPath, trainPerClass, tunePerClass);
 
 const round = (x) => Number(x.toPrecision(3));
-/** A trial's settings: the preset's, with these changed (batch, lr, weight decay, damping). */
+// Where this round starts: the first round's best (sweep.json), whatever the presets now hold.
+const sweepPath = join(out, 'sweep.json');
+const firstBest = await readFile(sweepPath, 'utf8').then(
+  (t) => JSON.parse(t).best,
+  () => undefined,
+);
+if (firstBest?.sgd === undefined || firstBest.thor === undefined) {
+  throw new Error(
+    `scale-sweep: expected a finished first-round sweep in ${sweepPath} (npm run sweep writes it)`,
+  );
+}
+/** The config fields of `optimizer`'s first-round best. */
+const start = (optimizer) =>
+  firstRound(presets[`fashion-mnist-${optimizer}`], firstBest[optimizer]);
+/** A trial's settings: the first round's best, with these changed (batch, lr, weight decay, damping). */
 const settingsOf = (optimizer, changes = {}) => {
-  const p = presets[`fashion-mnist-${optimizer}`];
+  const c = start(optimizer);
   return {
-    batchSize: p.batchSize,
-    lr: p.lr.base,
-    weightDecay: p.weightDecay,
-    ...(optimizer === 'thor' ? { dampingBase: p.thor.dampingBase } : {}),
+    batchSize: c.batchSize,
+    lr: c.lr.base,
+    weightDecay: c.weightDecay,
+    ...(optimizer === 'thor' ? { dampingBase: c.thor.dampingBase } : {}),
     ...changes,
   };
 };
@@ -72,7 +90,7 @@ const same = (a, b) => JSON.stringify(a) === JSON.stringify(b);
 async function trial(stage, optimizer, settings) {
   let row = rows.find((r) => r.optimizer === optimizer && same(r.settings, settings));
   if (row === undefined) {
-    const p = presets[`fashion-mnist-${optimizer}`];
+    const c = start(optimizer);
     const { batchSize, lr, weightDecay, dampingBase } = settings;
     const frequency = frequencyAt(batchSize);
     console.log(`scale-sweep ${optimizer.toUpperCase()} (${stage}): ${shown(settings)}`);
@@ -83,12 +101,13 @@ async function trial(stage, optimizer, settings) {
       runDir,
       configPath: `${runDir}.json`,
       overrides: {
+        ...c,
         data: work,
         batchSize,
-        lr: { ...p.lr, base: lr },
+        lr: { ...c.lr, base: lr },
         weightDecay,
         thor: {
-          ...p.thor,
+          ...c.thor,
           ...(dampingBase === undefined ? {} : { dampingBase }),
           ...(optimizer === 'thor' ? { frequency } : {}),
         },
@@ -123,7 +142,7 @@ const better = (lead, row) => (lead === undefined || row.top1 > lead.top1 ? row 
 const best = {};
 const protocol = [];
 for (const optimizer of ['sgd', 'thor']) {
-  let lead = await trial('preset', optimizer, settingsOf(optimizer));
+  let lead = await trial('first-round best', optimizer, settingsOf(optimizer));
   const base = lead.settings;
   for (const batchSize of batches) {
     const k = batchSize / base.batchSize;
@@ -171,13 +190,13 @@ function markdown() {
     '',
     'Command: `npm run scale-sweep`. `npm run sweep` tunes on 250 training images per class (19 ' +
       'steps an epoch at batch 128); the reproduction trains on 1000 (78). This round starts ' +
-      "each optimizer from its preset (the first round's best) and runs the same stages for " +
+      "each optimizer from the first round's best and runs the same stages for " +
       'both, each trial changing one setting of the best trial so far (a trial replaces it only ' +
-      `when it scores strictly higher): (1) the preset; (2) batch ${batches.join(' and ')}, the ` +
+      `when it scores strictly higher): (1) that best; (2) batch ${batches.join(' and ')}, the ` +
       'base learning rate scaled linearly and by the square root of the batch; (3) the learning ' +
       'rate again at ×0.7 and ×1.4; (4) a setting of its own at ×0.5 and ×2 (THOR: the damping ' +
-      "base; SGD: the weight decay). THOR's refresh interval keeps its preset's refreshes an epoch " +
-      `(every ${batches.map((b) => `${frequencyAt(b)} steps at ${b}`).join(', ')}). ` +
+      "base; SGD: the weight decay). THOR's refresh interval keeps the reproduction's refreshes " +
+      `an epoch (every 10 steps at 128; ${batches.map((b) => `${frequencyAt(b)} at ${b}`).join(', ')}). ` +
       `${nproc} workers, one seed, the reproduction's budgets (SGD 10 epochs, THOR 5).`,
     `Trained on the first ${trainPerClass} training images of each class (the reproduction's ` +
       `training set), scored on the next ${tunePerClass} of each class (held out; the report's ` +

@@ -8,15 +8,13 @@
 // an epoch): 2 refreshes as often as the reproduction's 10 do on its 78. Writes refresh-probe.md
 // and refresh-probe.json to --out after every run; a second run of the same probe skips the runs
 // already in refresh-probe.json.
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 
-import { presets } from '@thor-ts/train';
-
 import {
   fashionMnist,
-  firstRound,
+  firstRoundBest,
   integerList,
   root,
   savedRows,
@@ -44,16 +42,7 @@ const nproc = Number(values.nproc);
 const out = resolve(values.out);
 const work = await tuningSplit(await fashionMnist(1000), trainPerClass, tunePerClass);
 // The first round's best settings (sweep.json), at its batch of 128: the presets of that round.
-const sweepPath = join(out, 'sweep.json');
-const firstBest = await readFile(sweepPath, 'utf8').then(
-  (t) => JSON.parse(t).best,
-  () => undefined,
-);
-if (firstBest?.sgd === undefined || firstBest.thor === undefined) {
-  throw new Error(
-    `refresh-probe: expected a finished first-round sweep in ${sweepPath} (npm run sweep writes it)`,
-  );
-}
+const first = await firstRoundBest(out, 'refresh-probe');
 const stepsPerEpoch = Math.floor((trainPerClass * 10) / 128);
 
 const jsonPath = join(out, 'refresh-probe.json');
@@ -68,7 +57,7 @@ const plan = [
 for (const { optimizer, frequency, seed } of plan) {
   const same = (r) => r.optimizer === optimizer && r.frequency === frequency && r.seed === seed;
   if (rows.some(same)) continue;
-  const settings = firstRound(presets[`fashion-mnist-${optimizer}`], firstBest[optimizer]);
+  const settings = first[optimizer];
   const name = `${optimizer}${frequency === null ? '' : `-every-${frequency}`}-seed-${seed}`;
   console.log(`refresh probe: ${name}`);
   const runDir = join(work, 'probe', name);

@@ -140,3 +140,24 @@ export async function savedRows(path, trainPerClass, tunePerClass) {
   }
   return [];
 }
+
+/**
+ * Each optimizer's first-round best as config fields (`firstRound` of its preset), from the
+ * finished `npm run sweep` whose sweep.json lies in `dir`; `command` names the error's source.
+ */
+export async function firstRoundBest(dir, command) {
+  const path = join(dir, 'sweep.json');
+  const best = await readFile(path, 'utf8').then(
+    (t) => JSON.parse(t).best,
+    () => undefined,
+  );
+  if (best?.sgd === undefined || best.thor === undefined) {
+    throw new Error(
+      `${command}: expected a finished first-round sweep in ${path} (npm run sweep writes it)`,
+    );
+  }
+  return {
+    sgd: firstRound(presets['fashion-mnist-sgd'], best.sgd),
+    thor: firstRound(presets['fashion-mnist-thor'], best.thor),
+  };
+}

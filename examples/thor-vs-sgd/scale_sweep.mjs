@@ -13,15 +13,13 @@
 // scored on the --tune-per-class training images after them (held out; the report's val split is
 // not used). Writes scale-sweep.md and scale-sweep.json to --out after every trial; a second run
 // goes on where the first stopped.
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 
-import { presets } from '@thor-ts/train';
-
 import {
   fashionMnist,
-  firstRound,
+  firstRoundBest,
   integerList,
   root,
   savedRows,
@@ -61,22 +59,10 @@ const rows = await savedRows(jsonPath, trainPerClass, tunePerClass);
 
 const round = (x) => Number(x.toPrecision(3));
 // Where this round starts: the first round's best (sweep.json), whatever the presets now hold.
-const sweepPath = join(out, 'sweep.json');
-const firstBest = await readFile(sweepPath, 'utf8').then(
-  (t) => JSON.parse(t).best,
-  () => undefined,
-);
-if (firstBest?.sgd === undefined || firstBest.thor === undefined) {
-  throw new Error(
-    `scale-sweep: expected a finished first-round sweep in ${sweepPath} (npm run sweep writes it)`,
-  );
-}
-/** The config fields of `optimizer`'s first-round best. */
-const start = (optimizer) =>
-  firstRound(presets[`fashion-mnist-${optimizer}`], firstBest[optimizer]);
+const first = await firstRoundBest(out, 'scale-sweep');
 /** A trial's settings: the first round's best, with these changed (batch, lr, weight decay, damping). */
 const settingsOf = (optimizer, changes = {}) => {
-  const c = start(optimizer);
+  const c = first[optimizer];
   return {
     batchSize: c.batchSize,
     lr: c.lr.base,
@@ -90,7 +76,7 @@ const same = (a, b) => JSON.stringify(a) === JSON.stringify(b);
 async function trial(stage, optimizer, settings) {
   let row = rows.find((r) => r.optimizer === optimizer && same(r.settings, settings));
   if (row === undefined) {
-    const c = start(optimizer);
+    const c = first[optimizer];
     const { batchSize, lr, weightDecay, dampingBase } = settings;
     const frequency = frequencyAt(batchSize);
     console.log(`scale-sweep ${optimizer.toUpperCase()} (${stage}): ${shown(settings)}`);

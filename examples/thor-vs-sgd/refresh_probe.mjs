@@ -43,7 +43,7 @@ const out = resolve(values.out);
 const work = await tuningSplit(await fashionMnist(1000), trainPerClass, tunePerClass);
 // The first round's best settings (sweep.json), at its batch of 128: the presets of that round.
 const first = await firstRoundBest(out, 'refresh-probe');
-const stepsPerEpoch = Math.floor((trainPerClass * 10) / 128);
+const stepsPerEpoch = Math.floor((trainPerClass * 10) / first.thor.batchSize);
 
 const jsonPath = join(out, 'refresh-probe.json');
 const rows = await savedRows(jsonPath, trainPerClass, tunePerClass);

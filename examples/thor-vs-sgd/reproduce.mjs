@@ -125,7 +125,7 @@ async function tuning(sgdConfig, thorConfig) {
       ? ''
       : ` (these runs used ${shown(Object.fromEntries(differ.map(([k]) => [k, field[k](runs[o])])))})`;
   };
-  const trials = (s, o) => s.protocol.filter((r) => (r.row ?? r).optimizer === o).length;
+  const trials = (s, o) => s.protocol.filter((r) => r.optimizer === o).length;
   return (
     `each optimizer's settings are the best of the same protocol (sweep.md: ` +
     `${trials(sweep, 'sgd')} trials for SGD, ${trials(sweep, 'thor')} for THOR, at these ` +

@@ -49,10 +49,6 @@ const work = await tuningSplit(
 );
 
 const stepsPerEpoch = (batch) => Math.floor((trainPerClass * 10) / batch);
-/** THOR's refresh interval at `batch`: as many refreshes an epoch as every 10 steps at batch 128. */
-function frequencyAt(batch) {
-  return Math.max(1, Math.round((10 * stepsPerEpoch(batch)) / stepsPerEpoch(128)));
-}
 
 const jsonPath = join(out, 'scale-sweep.json');
 const rows = await savedRows(jsonPath, trainPerClass, tunePerClass);
@@ -60,6 +56,14 @@ const rows = await savedRows(jsonPath, trainPerClass, tunePerClass);
 const round = (x) => Number(x.toPrecision(3));
 // Where this round starts: the first round's best (sweep.json), whatever the presets now hold.
 const first = await firstRoundBest(out, 'scale-sweep');
+/** THOR's refresh interval at `batch`: as many refreshes an epoch as its first-round runs. */
+function frequencyAt(batch) {
+  const { batchSize, thor } = first.thor;
+  return Math.max(
+    1,
+    Math.round((thor.frequency * stepsPerEpoch(batch)) / stepsPerEpoch(batchSize)),
+  );
+}
 /** A trial's settings: the first round's best, with these changed (batch, lr, weight decay, damping). */
 const settingsOf = (optimizer, changes = {}) => {
   const c = first[optimizer];
@@ -159,7 +163,14 @@ console.log(
 
 async function save() {
   await mkdir(out, { recursive: true });
-  const json = { trainPerClass, tunePerClass, rows, ...(best.thor ? { best } : {}), protocol };
+  // The protocol's rows flattened with their stage, as sweep.json holds its own.
+  const json = {
+    trainPerClass,
+    tunePerClass,
+    rows,
+    ...(best.thor ? { best } : {}),
+    protocol: protocol.map(({ stage, row }) => ({ stage, ...row })),
+  };
   await writeFile(jsonPath, `${JSON.stringify(json, null, 2)}\n`);
   await writeFile(join(out, 'scale-sweep.md'), markdown());
 }
@@ -182,7 +193,8 @@ function markdown() {
       'base learning rate scaled linearly and by the square root of the batch; (3) the learning ' +
       'rate again at ×0.7 and ×1.4; (4) a setting of its own at ×0.5 and ×2 (THOR: the damping ' +
       "base; SGD: the weight decay). THOR's refresh interval keeps the reproduction's refreshes " +
-      `an epoch (every 10 steps at 128; ${batches.map((b) => `${frequencyAt(b)} at ${b}`).join(', ')}). ` +
+      `an epoch (every ${first.thor.thor.frequency} steps at ${first.thor.batchSize}; ` +
+      `${batches.map((b) => `${frequencyAt(b)} at ${b}`).join(', ')}). ` +
       `${nproc} workers, one seed, the reproduction's budgets (SGD 10 epochs, THOR 5).`,
     `Trained on the first ${trainPerClass} training images of each class (the reproduction's ` +
       `training set), scored on the next ${tunePerClass} of each class (held out; the report's ` +

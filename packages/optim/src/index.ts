@@ -15,6 +15,7 @@ export {
   cosineDecay,
   linearDecay,
   linearWarmup,
+  polynomialDecay,
   stepDecay,
   thorDamping,
   thorLearningRate,

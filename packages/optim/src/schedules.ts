@@ -42,6 +42,19 @@ export function linearDecay(
   return (step) => from + (to - from) * Math.min(1, step / totalSteps);
 }
 
+/**
+ * `from` · (1 − min(step, totalSteps)/totalSteps)^power (PyTorch's PolynomialLR): power 1 is
+ * `linearDecay` to 0; a higher power spends more of the run at a small rate, as THOR's reference
+ * schedule does (its 0.045·(1 − e/70)⁶ over 45 epochs is close to power 3.5 over the run).
+ */
+export function polynomialDecay(
+  from: number,
+  totalSteps: number,
+  power: number,
+): (step: number) => number {
+  return (step) => from * Math.pow(1 - Math.min(step, totalSteps) / totalSteps, power);
+}
+
 /** Cosine from `from` to `to` over `totalSteps` (SGDR without restarts). */
 export function cosineDecay(from: number, totalSteps: number, to = 0): (step: number) => number {
   return (step) =>

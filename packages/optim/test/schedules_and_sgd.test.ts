@@ -8,6 +8,7 @@ import {
   linearDecay,
   linearWarmup,
   MomentumSGD,
+  polynomialDecay,
   softmaxCrossEntropy,
   stepDecay,
   thorDamping,
@@ -52,6 +53,13 @@ describe('schedules', () => {
     expect(cos(0)).toBe(1);
     expect(cos(50)).toBeCloseTo(0.5, 12);
     expect(cos(100)).toBeCloseTo(0, 12);
+    // 0.4·(1 − t/100)^2: 0.4, 0.4·0.75² = 0.225, 0.4·0.25² = 0.025, then 0 from the end on.
+    expect([0, 25, 75, 100, 130].map(polynomialDecay(0.4, 100, 2))).toEqual([
+      0.4, 0.225, 0.025, 0, 0,
+    ]);
+    expect([0, 50, 100].map(polynomialDecay(0.1, 100, 1))).toEqual(
+      [0, 50, 100].map(linearDecay(0.1, 0, 100)),
+    );
     expect([0, 29, 30, 60].map(stepDecay(1, [30, 60]))).toEqual([1, 1, 0.1, 0.1 * 0.1]);
     const warm = linearWarmup(0.4, 4);
     expect([0, 1, 2, 4, 9].map(warm)).toEqual([0, 0.1, 0.2, 0.4, 0.4]);

@@ -20,6 +20,7 @@ import {
   cosineDecay,
   linearDecay,
   linearWarmup,
+  polynomialDecay,
   thorDamping,
   thorLearningRate,
   type Schedule,
@@ -64,15 +65,7 @@ export function buildSchedules(
   c: TrainConfig,
   stepsPerEpoch: number,
 ): { lr: Schedule; damping: Schedule } {
-  const total = c.epochs * stepsPerEpoch;
-  const decay: Schedule =
-    c.lr.schedule === 'cosine'
-      ? cosineDecay(c.lr.base, total)
-      : c.lr.schedule === 'linear'
-        ? linearDecay(c.lr.base, 0, total)
-        : c.lr.schedule === 'thor'
-          ? thorLearningRate(stepsPerEpoch, { base: c.lr.base })
-          : c.lr.base;
+  const decay = decayOf(c, stepsPerEpoch);
   const warmupSteps = Math.round((c.lr.warmupEpochs ?? 0) * stepsPerEpoch);
   const lr = warmupSteps > 0 ? linearWarmup(decay, warmupSteps) : decay;
   const damping = thorDamping(stepsPerEpoch, {
@@ -80,6 +73,23 @@ export function buildSchedules(
     decay: c.thor.dampingDecay,
   });
   return { lr, damping };
+}
+
+/** `c.lr.schedule` from `c.lr.base` over the run's `c.epochs · stepsPerEpoch` steps. */
+function decayOf(c: TrainConfig, stepsPerEpoch: number): Schedule {
+  const total = c.epochs * stepsPerEpoch;
+  switch (c.lr.schedule) {
+    case 'cosine':
+      return cosineDecay(c.lr.base, total);
+    case 'linear':
+      return linearDecay(c.lr.base, 0, total);
+    case 'poly':
+      return polynomialDecay(c.lr.base, total, c.lr.power ?? 1);
+    case 'thor':
+      return thorLearningRate(stepsPerEpoch, { base: c.lr.base });
+    case 'constant':
+      return c.lr.base;
+  }
 }
 
 /** This rank's loader: its shard of each batch (val shards are not shuffled, and not cut). */

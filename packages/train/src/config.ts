@@ -25,9 +25,15 @@ export interface TrainConfig {
   accumulate?: number;
   /**
    * The learning rate by step: `schedule` from `base`, after a linear warm-up from 0 over the
-   * first `warmupEpochs` epochs when that is given (default none).
+   * first `warmupEpochs` epochs when that is given (default none). 'poly' is
+   * base · (1 − step/steps)^`power` over the run (PyTorch's PolynomialLR; `power` only there).
    */
-  lr: { schedule: 'cosine' | 'linear' | 'thor' | 'constant'; base: number; warmupEpochs?: number };
+  lr: {
+    schedule: 'cosine' | 'linear' | 'poly' | 'thor' | 'constant';
+    base: number;
+    power?: number;
+    warmupEpochs?: number;
+  };
   momentum: number;
   /** Nesterov's momentum (PyTorch's `nesterov=True`). Default false. */
   nesterov?: boolean;
@@ -96,10 +102,21 @@ export function validateConfig(c: TrainConfig, where = 'config'): TrainConfig {
       `${where}: field 'model.classes' expected an integer > 1, found ${shown(c.model.classes)}`,
     );
   }
-  if (!['cosine', 'linear', 'thor', 'constant'].includes(c.lr?.schedule) || !(c.lr.base > 0)) {
+  const schedules = ['cosine', 'linear', 'poly', 'thor', 'constant'];
+  if (!schedules.includes(c.lr?.schedule) || !(c.lr.base > 0)) {
     throw new Error(
-      `${where}: field 'lr' expected { schedule: cosine|linear|thor|constant, base > 0 }, found ${JSON.stringify(c.lr)}`,
+      `${where}: field 'lr' expected { schedule: ${schedules.join('|')}, base > 0 }, found ${JSON.stringify(c.lr)}`,
     );
+  }
+  const power = c.lr.power;
+  const powerOk =
+    c.lr.schedule === 'poly'
+      ? typeof power === 'number' && power > 0 && Number.isFinite(power)
+      : power === undefined;
+  if (!powerOk) {
+    const expected =
+      c.lr.schedule === 'poly' ? 'a finite number > 0' : `absent (schedule '${c.lr.schedule}')`;
+    throw new Error(`${where}: field 'lr.power' expected ${expected}, found ${shown(power)}`);
   }
   const warmup = c.lr.warmupEpochs;
   if (warmup !== undefined && !(typeof warmup === 'number' && warmup >= 0 && warmup < c.epochs)) {

@@ -124,7 +124,7 @@ export async function writeReport(
       ? ` after ${k.lr.warmupEpochs} epoch(s) of linear warm-up`
       : '';
     const momentum = `${k.nesterov === true ? 'Nesterov ' : ''}momentum ${k.momentum}`;
-    const base = `${k.epochs} epochs, global batch ${k.batchSize} over ${r.workers} workers, lr ${k.lr.schedule} from ${k.lr.base}${warmup}, ${momentum}, weight decay ${k.weightDecay}, label smoothing ${k.labelSmoothing}`;
+    const base = `${k.epochs} epochs, global batch ${k.batchSize} over ${r.workers} workers, lr ${k.lr.schedule}${k.lr.power === undefined ? '' : ` (power ${k.lr.power})`} from ${k.lr.base}${warmup}, ${momentum}, weight decay ${k.weightDecay}, label smoothing ${k.labelSmoothing}`;
     return k.optimizer === 'thor'
       ? `${base}, damping ${k.thor.dampingBase}·${k.thor.dampingDecay}^(e/10), refresh every ${k.thor.frequency} steps, blocks ${k.thor.blockSize ?? 'none'}`
       : base;

@@ -88,6 +88,15 @@ describe('configs', () => {
     );
     expect(at(39)).toBeCloseTo(0.0003083, 6);
     expect(buildSchedules(ok, 4).lr).not.toBe(lr);
+    // 'poly' with power 2 over 40 steps: 0.2·(1 − 20/40)² = 0.05 halfway.
+    const poly = buildSchedules({ ...ok, lr: { schedule: 'poly', base: 0.2, power: 2 } }, 4).lr;
+    expect((poly as (step: number) => number)(20)).toBeCloseTo(0.05, 12);
+    expect(() => validateConfig({ ...ok, lr: { schedule: 'poly', base: 0.2 } })).toThrow(
+      "config: field 'lr.power' expected a finite number > 0, found undefined",
+    );
+    expect(() => validateConfig({ ...ok, lr: { ...ok.lr, power: 2 } })).toThrow(
+      "config: field 'lr.power' expected absent (schedule 'cosine'), found 2",
+    );
     expect((buildSchedules(ok, 4).lr as (step: number) => number)(0)).toBeCloseTo(0.2, 9);
   });
 

@@ -9,37 +9,28 @@
 // and refresh-probe.json to --out after every run; a second run of the same probe skips the runs
 // already in refresh-probe.json.
 import { mkdir, writeFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
+import { join } from 'node:path';
 
 import {
   fashionMnist,
   firstRoundBest,
-  integerList,
-  root,
+  heldOutFlags,
   savedRows,
   stats,
   trainRun,
   tuningSplit,
 } from './runs.mjs';
 
-const { values } = parseArgs({
-  options: {
+const { integers, trainPerClass, tunePerClass, nproc, out } = heldOutFlags(
+  'refresh-probe',
+  {
     frequencies: { type: 'string', default: '1,2,6' },
     seeds: { type: 'string', default: '1,2,3' },
-    'train-per-class': { type: 'string', default: '250' },
-    'tune-per-class': { type: 'string', default: '100' },
-    nproc: { type: 'string', default: '8' },
-    out: { type: 'string', default: join(root, 'reports', 'thor-vs-sgd') },
   },
-});
-const integers = (flag) => integerList(values, flag, 'refresh-probe');
+  { trainPerClass: 250, tunePerClass: 100 },
+);
 const frequencies = integers('frequencies');
 const seeds = integers('seeds');
-const trainPerClass = Number(values['train-per-class']);
-const tunePerClass = Number(values['tune-per-class']);
-const nproc = Number(values.nproc);
-const out = resolve(values.out);
 const work = await tuningSplit(await fashionMnist(1000), trainPerClass, tunePerClass);
 // The first round's best settings (sweep.json), at its batch of 128: the presets of that round.
 const first = await firstRoundBest(out, 'refresh-probe');

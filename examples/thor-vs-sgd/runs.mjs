@@ -4,7 +4,7 @@ import { existsSync } from 'node:fs';
 import { copyFile, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
+import { parseArgs, promisify } from 'node:util';
 
 import { launch } from '@thor-ts/distributed';
 import { presets, readMetrics, validateConfig } from '@thor-ts/train';
@@ -117,6 +117,34 @@ export function firstRound(preset, { lr, weightDecay, options = {} }) {
     momentum,
     labelSmoothing,
     thor: { ...preset.thor, dampingBase, dampingDecay },
+  };
+}
+
+/**
+ * The command line of a script that trains on part of the training images and scores on a
+ * held-out part: its own `options` (parseArgs's) and the flags they all take, `--train-per-class`
+ * and `--tune-per-class` (defaults `split`), `--nproc` (8) and `--out` (reports/thor-vs-sgd).
+ * Returns parseArgs's values, those flags checked, and `integers(flag)` for a flag of integer
+ * lists; `command` names the errors' source.
+ */
+export function heldOutFlags(command, options, split) {
+  const { values } = parseArgs({
+    options: {
+      ...options,
+      'train-per-class': { type: 'string', default: String(split.trainPerClass) },
+      'tune-per-class': { type: 'string', default: String(split.tunePerClass) },
+      nproc: { type: 'string', default: '8' },
+      out: { type: 'string', default: join(root, 'reports', 'thor-vs-sgd') },
+    },
+  });
+  const integers = (flag) => integerList(values, flag, command);
+  return {
+    values,
+    integers,
+    trainPerClass: integers('train-per-class')[0],
+    tunePerClass: integers('tune-per-class')[0],
+    nproc: integers('nproc')[0],
+    out: resolve(values.out),
   };
 }
 

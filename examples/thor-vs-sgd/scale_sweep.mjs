@@ -14,34 +14,23 @@
 // not used). Writes scale-sweep.md and scale-sweep.json to --out after every trial; a second run
 // goes on where the first stopped.
 import { mkdir, writeFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
+import { join } from 'node:path';
 
 import {
   fashionMnist,
   firstRoundBest,
-  integerList,
-  root,
+  heldOutFlags,
   savedRows,
   trainRun,
   tuningSplit,
 } from './runs.mjs';
 
-const { values } = parseArgs({
-  options: {
-    batches: { type: 'string', default: '256,512' },
-    'train-per-class': { type: 'string', default: '1000' },
-    'tune-per-class': { type: 'string', default: '400' },
-    nproc: { type: 'string', default: '8' },
-    out: { type: 'string', default: join(root, 'reports', 'thor-vs-sgd') },
-  },
-});
-const positive = (flag) => integerList(values, flag, 'scale-sweep');
-const batches = positive('batches');
-const [trainPerClass] = positive('train-per-class');
-const [tunePerClass] = positive('tune-per-class');
-const [nproc] = positive('nproc');
-const out = resolve(values.out);
+const { integers, trainPerClass, tunePerClass, nproc, out } = heldOutFlags(
+  'scale-sweep',
+  { batches: { type: 'string', default: '256,512' } },
+  { trainPerClass: 1000, tunePerClass: 400 },
+);
+const batches = integers('batches');
 const work = await tuningSplit(
   await fashionMnist(trainPerClass + tunePerClass),
   trainPerClass,

@@ -10,40 +10,34 @@
 // class), so the val split that the report scores never takes part in the choice. Writes
 // sweep.md and sweep.json to --out (after every trial) and prints the best trial of each optimizer.
 import { mkdir, writeFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
+import { join } from 'node:path';
 
 import { presets } from '@thor-ts/train';
 
 import {
   fashionMnist,
   firstRound,
-  root,
+  heldOutFlags,
   savedRows,
   START,
   trainRun,
   tuningSplit,
 } from './runs.mjs';
 
-const { values } = parseArgs({
-  options: {
+const { values, integers, trainPerClass, tunePerClass, nproc, out } = heldOutFlags(
+  'sweep',
+  {
     lrs: { type: 'string', default: '0.05,0.1,0.2,0.4' },
     wds: { type: 'string', default: '5e-4,2.5e-4,1e-3' },
-    'train-per-class': { type: 'string', default: '250' },
-    'tune-per-class': { type: 'string', default: '100' },
     'sgd-epochs': { type: 'string', default: '10' },
-    nproc: { type: 'string', default: '8' },
     limit: { type: 'string', default: '1000' },
-    out: { type: 'string', default: join(root, 'reports', 'thor-vs-sgd') },
   },
-});
+  { trainPerClass: 250, tunePerClass: 100 },
+);
 const lrs = values.lrs.split(',').map(Number);
 const wds = values.wds.split(',').map(Number);
-const trainPerClass = Number(values['train-per-class']);
-const tunePerClass = Number(values['tune-per-class']);
-const limit = Number(values.limit);
-const sgdEpochs = Number(values['sgd-epochs']);
-const nproc = Number(values.nproc);
+const [limit] = integers('limit');
+const [sgdEpochs] = integers('sgd-epochs');
 if (trainPerClass + tunePerClass > limit) {
   throw new Error(
     `--train-per-class ${trainPerClass} + --tune-per-class ${tunePerClass} must not exceed the ${limit} training images per class`,
@@ -60,7 +54,6 @@ const thorFrequency = Math.max(
   1,
   Math.round((REPRODUCTION_FREQUENCY * stepsPerEpoch(trainPerClass)) / stepsPerEpoch(limit)),
 );
-const out = resolve(values.out);
 const work = await tuningSplit(source, trainPerClass, tunePerClass);
 
 // Runs already in --out's sweep.json (same splits) are not run again.

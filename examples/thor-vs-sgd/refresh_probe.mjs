@@ -15,9 +15,9 @@ import {
   fashionMnist,
   firstRoundBest,
   heldOutFlags,
+  heldOutRun,
   savedRows,
   stats,
-  trainRun,
   tuningSplit,
 } from './runs.mjs';
 
@@ -52,11 +52,10 @@ for (const { optimizer, frequency, seed } of plan) {
   const name = `${optimizer}${frequency === null ? '' : `-every-${frequency}`}-seed-${seed}`;
   console.log(`refresh probe: ${name}`);
   const runDir = join(work, 'probe', name);
-  const r = await trainRun({
+  const figures = await heldOutRun({
     optimizer,
     nproc,
     runDir,
-    configPath: `${runDir}.json`,
     overrides: {
       data: work,
       seed,
@@ -64,16 +63,7 @@ for (const { optimizer, frequency, seed } of plan) {
       ...(frequency === null ? {} : { thor: { ...settings.thor, frequency } }),
     },
   });
-  const last = r.metrics[r.metrics.length - 1];
-  rows.push({
-    optimizer,
-    frequency,
-    seed,
-    epochs: last.epoch,
-    top1: last.top1,
-    trainSeconds: last.trainSeconds,
-  });
-  console.log(`  held-out top-1 ${(last.top1 * 100).toFixed(2)}%`);
+  rows.push({ optimizer, frequency, seed, ...figures });
   await save();
 }
 await save();

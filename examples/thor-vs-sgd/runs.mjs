@@ -79,6 +79,23 @@ export async function trainRun({ optimizer, nproc, runDir, configPath, overrides
   };
 }
 
+/**
+ * One run of a held-out script: `trainRun` of `optimizer` with `overrides` in `runDir` (its config
+ * in `${runDir}.json`), its score printed. Returns its last epoch's figures: epochs, held-out
+ * top-1, training loss and training seconds.
+ */
+export async function heldOutRun({ optimizer, nproc, runDir, overrides }) {
+  const r = await trainRun({ optimizer, nproc, runDir, configPath: `${runDir}.json`, overrides });
+  const last = r.metrics[r.metrics.length - 1];
+  console.log(`  held-out top-1 ${(last.top1 * 100).toFixed(2)}%`);
+  return {
+    epochs: last.epoch,
+    top1: last.top1,
+    trainLoss: last.trainLoss,
+    trainSeconds: last.trainSeconds,
+  };
+}
+
 /** The mean and sample standard deviation of `xs` (0 for a single value). */
 export function stats(xs) {
   const mean = xs.reduce((a, b) => a + b, 0) / xs.length;

@@ -20,8 +20,8 @@ import {
   fashionMnist,
   firstRoundBest,
   heldOutFlags,
+  heldOutRun,
   savedRows,
-  trainRun,
   tuningSplit,
 } from './runs.mjs';
 
@@ -74,11 +74,10 @@ async function trial(stage, optimizer, settings) {
     const frequency = frequencyAt(batchSize);
     console.log(`scale-sweep ${optimizer.toUpperCase()} (${stage}): ${shown(settings)}`);
     const runDir = join(work, 'runs', `${optimizer}-${Object.values(settings).join('-')}`);
-    const r = await trainRun({
+    const figures = await heldOutRun({
       optimizer,
       nproc,
       runDir,
-      configPath: `${runDir}.json`,
       overrides: {
         ...c,
         data: work,
@@ -92,17 +91,8 @@ async function trial(stage, optimizer, settings) {
         },
       },
     });
-    const last = r.metrics[r.metrics.length - 1];
-    row = {
-      optimizer,
-      settings,
-      ...(optimizer === 'thor' ? { frequency } : {}),
-      epochs: last.epoch,
-      top1: last.top1,
-      trainSeconds: last.trainSeconds,
-    };
+    row = { optimizer, settings, ...(optimizer === 'thor' ? { frequency } : {}), ...figures };
     rows.push(row);
-    console.log(`  held-out top-1 ${(last.top1 * 100).toFixed(2)}%`);
   }
   if (!protocol.some((x) => x.row === row)) protocol.push({ stage, row });
   await save();

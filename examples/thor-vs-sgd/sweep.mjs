@@ -18,9 +18,9 @@ import {
   fashionMnist,
   firstRound,
   heldOutFlags,
+  heldOutRun,
   savedRows,
   START,
-  trainRun,
   tuningSplit,
 } from './runs.mjs';
 
@@ -111,11 +111,10 @@ async function trial(optimizer, lr, weightDecay, options = {}) {
     .join('');
   const runDir = join(work, 'runs', `${optimizer}-${lr}-${weightDecay}${tag}`);
   const settings = firstRound(presets[`fashion-mnist-${optimizer}`], { lr, weightDecay, options });
-  const r = await trainRun({
+  const figures = await heldOutRun({
     optimizer,
     nproc,
     runDir,
-    configPath: join(runDir + '.json'),
     overrides: {
       data: work,
       epochs,
@@ -123,19 +122,15 @@ async function trial(optimizer, lr, weightDecay, options = {}) {
       thor: { ...settings.thor, ...(frequency === undefined ? {} : { frequency }) },
     },
   });
-  const last = r.metrics[r.metrics.length - 1];
   const row = {
     optimizer,
     lr,
     weightDecay,
     options,
-    epochs,
     ...(frequency === undefined ? {} : { frequency }),
-    top1: last.top1,
-    trainSeconds: last.trainSeconds,
+    ...figures,
   };
   rows.push(row);
-  console.log(`  held-out top-1 ${(last.top1 * 100).toFixed(2)}%`);
   await save();
   return row;
 }

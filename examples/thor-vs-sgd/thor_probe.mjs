@@ -13,7 +13,7 @@ import { join } from 'node:path';
 
 import { presets } from '@thor-ts/train';
 
-import { fashionMnist, heldOutFlags, savedRows, stats, trainRun, tuningSplit } from './runs.mjs';
+import { fashionMnist, heldOutFlags, heldOutRun, savedRows, stats, tuningSplit } from './runs.mjs';
 
 const { integers, trainPerClass, tunePerClass, nproc, out } = heldOutFlags(
   'thor-probe',
@@ -80,24 +80,13 @@ for (const { optimizer, probe, seed } of plan) {
   const name = `${optimizer}-${index < 0 ? 'preset' : `probe-${index + 1}`}-seed-${seed}`;
   console.log(`thor probe: ${optimizer.toUpperCase()} ${probe}, seed ${seed}`);
   const runDir = join(work, 'thor-probe', name);
-  const r = await trainRun({
+  const figures = await heldOutRun({
     optimizer,
     nproc,
     runDir,
-    configPath: `${runDir}.json`,
     overrides: { data: work, seed, ...changes },
   });
-  const last = r.metrics[r.metrics.length - 1];
-  rows.push({
-    optimizer,
-    probe,
-    seed,
-    epochs: last.epoch,
-    top1: last.top1,
-    trainLoss: last.trainLoss,
-    trainSeconds: last.trainSeconds,
-  });
-  console.log(`  held-out top-1 ${(last.top1 * 100).toFixed(2)}%`);
+  rows.push({ optimizer, probe, seed, ...figures });
   await save();
 }
 await save();

@@ -30,14 +30,15 @@ const work = await tuningSplit(
 const thor = presets['fashion-mnist-thor'];
 const { lr, thor: factors } = thor;
 const round = (x) => Number(x.toPrecision(3));
+const doubledLr = round(lr.base * 2);
 /** Each probe: its name and the config fields it changes in THOR's preset. */
 const probes = [
   ['label smoothing 0', { labelSmoothing: 0 }],
   ["Nesterov's momentum", { nesterov: true }],
   [`weight decay ${thor.weightDecay * 2}`, { weightDecay: thor.weightDecay * 2 }],
   [
-    `momentum 0.8, lr ${round(lr.base * 2)} (the same lr/(1 − momentum))`,
-    { momentum: 0.8, lr: { ...lr, base: round(lr.base * 2) } },
+    `momentum 0.8, lr ${doubledLr} (the same lr/(1 − momentum))`,
+    { momentum: 0.8, lr: { ...lr, base: doubledLr } },
   ],
   ['lr decayed linearly', { lr: { ...lr, schedule: 'linear' } }],
   ...[0.5, 2, 4].map((power) => [
@@ -59,8 +60,8 @@ const probes = [
     },
   ],
   [
-    `KL clip 0.001, lr ${round(lr.base * 2)} (kfac-pytorch's CIFAR bound)`,
-    { lr: { ...lr, base: round(lr.base * 2) }, thor: { ...factors, klClip: 0.001 } },
+    `KL clip 0.001, lr ${doubledLr} (kfac-pytorch's CIFAR bound)`,
+    { lr: { ...lr, base: doubledLr }, thor: { ...factors, klClip: 0.001 } },
   ],
 ];
 
@@ -68,16 +69,20 @@ const jsonPath = join(out, 'thor-probe.json');
 const rows = await savedRows(jsonPath, trainPerClass, tunePerClass);
 
 const plan = [
-  ...seeds.map((seed) => ({ optimizer: 'sgd', probe: 'preset', seed })),
-  ...seeds.map((seed) => ({ optimizer: 'thor', probe: 'preset', seed })),
-  ...probes.map(([probe]) => ({ optimizer: 'thor', probe, seed: seeds[0] })),
+  ...seeds.map((seed) => ({ optimizer: 'sgd', probe: 'preset', seed, dir: 'preset' })),
+  ...seeds.map((seed) => ({ optimizer: 'thor', probe: 'preset', seed, dir: 'preset' })),
+  ...probes.map(([probe, changes], i) => ({
+    optimizer: 'thor',
+    probe,
+    seed: seeds[0],
+    dir: `probe-${i + 1}`,
+    changes,
+  })),
 ];
-for (const { optimizer, probe, seed } of plan) {
+for (const { optimizer, probe, seed, dir, changes = {} } of plan) {
   const same = (r) => r.optimizer === optimizer && r.probe === probe && r.seed === seed;
   if (rows.some(same)) continue;
-  const changes = probes.find(([name]) => name === probe)?.[1] ?? {};
-  const index = probes.findIndex(([name]) => name === probe);
-  const name = `${optimizer}-${index < 0 ? 'preset' : `probe-${index + 1}`}-seed-${seed}`;
+  const name = `${optimizer}-${dir}-seed-${seed}`;
   console.log(`thor probe: ${optimizer.toUpperCase()} ${probe}, seed ${seed}`);
   const runDir = join(work, 'thor-probe', name);
   const figures = await heldOutRun({

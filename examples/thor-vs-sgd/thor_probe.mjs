@@ -6,8 +6,10 @@
 // full K-FAC blocks, KL clipping), on the scale sweep's split, beside both presets on each of
 // --seeds (how far one seed's score wanders). THOR-only and outside the tuning protocol: a probe
 // that beat THOR's preset by more than the noise would have to go through a round of tuning that
-// gives SGD the same trials before any preset took it. Writes thor-probe.md and thor-probe.json to
-// --out after every run; a second run skips the runs already in thor-probe.json.
+// gives SGD the same trials before any preset took it. Then each preset at other budgets (SGD for
+// 5 and 20 epochs, THOR for 10), for where the two cross. Writes thor-probe.md and
+// thor-probe.json to --out after every run; a second run skips the runs already in
+// thor-probe.json.
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
@@ -65,6 +67,17 @@ const probes = [
   ],
 ];
 
+/**
+ * Each preset at other epoch counts, all else the same: does either gain from more epochs, and
+ * where do they cross? (SGD at THOR's 5 and at twice its own 10; THOR at SGD's 10.)
+ */
+const budgets = [
+  { optimizer: 'sgd', epochs: presets['fashion-mnist-sgd'].epochs / 2 },
+  { optimizer: 'sgd', epochs: presets['fashion-mnist-sgd'].epochs * 2 },
+  { optimizer: 'thor', epochs: thor.epochs * 2 },
+];
+const budgetProbe = (epochs) => `${epochs} epochs`;
+
 const jsonPath = join(out, 'thor-probe.json');
 const rows = await savedRows(jsonPath, trainPerClass, tunePerClass);
 
@@ -77,6 +90,13 @@ const plan = [
     seed: seeds[0],
     dir: `probe-${i + 1}`,
     changes,
+  })),
+  ...budgets.map(({ optimizer, epochs }) => ({
+    optimizer,
+    probe: budgetProbe(epochs),
+    seed: seeds[0],
+    dir: `epochs-${epochs}`,
+    changes: { epochs },
   })),
 ];
 for (const { optimizer, probe, seed, dir, changes = {} } of plan) {
@@ -148,7 +168,41 @@ function markdown() {
     presetLine('thor'),
     ...probes.map(probeLine),
     '',
+    '## Other budgets',
+    '',
+    `Each preset as it is, for another number of epochs (seed ${seeds[0]}; its learning-rate ` +
+      'schedule stretched or squeezed to the budget). The training losses are not comparable ' +
+      "across optimizers: THOR's preset smooths its labels by " +
+      `${thor.labelSmoothing}, SGD's by ${presets['fashion-mnist-sgd'].labelSmoothing}.`,
+    '',
+    `| optimizer | epochs | held-out top-1 (seed ${seeds[0]}) | final training loss | training time |`,
+    '|---|---|---|---|---|',
+    ...budgetLines(),
+    '',
   ].join('\n');
+}
+
+/** Both optimizers' seed-one runs by budget: the presets' own and the other budgets'. */
+function budgetLines() {
+  const runs = ['sgd', 'thor'].flatMap((optimizer) => [
+    { optimizer, epochs: presets[`fashion-mnist-${optimizer}`].epochs, probe: 'preset' },
+    ...budgets
+      .filter((b) => b.optimizer === optimizer)
+      .map(({ epochs }) => ({ optimizer, epochs, probe: budgetProbe(epochs) })),
+  ]);
+  runs.sort((x, y) => x.optimizer.localeCompare(y.optimizer) || x.epochs - y.epochs);
+  return runs.map(({ optimizer, epochs, probe }) => {
+    const name = optimizer.toUpperCase();
+    const r = rows.find(
+      (x) => x.optimizer === optimizer && x.probe === probe && x.seed === seeds[0],
+    );
+    const tag = probe === 'preset' ? ' (the preset)' : '';
+    if (r === undefined) return `| ${name} | ${epochs}${tag} | — | — | — |`;
+    return (
+      `| ${name} | ${epochs}${tag} | ${(r.top1 * 100).toFixed(2)}% | ` +
+      `${r.trainLoss.toFixed(3)} | ${r.trainSeconds.toFixed(0)} s |`
+    );
+  });
 }
 
 function signed(points) {

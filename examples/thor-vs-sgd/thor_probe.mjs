@@ -71,15 +71,17 @@ const probes = [
  * Each preset at other epoch counts, all else the same: does either gain from more epochs, and
  * where do they cross? (SGD at THOR's 5 and at twice its own 10; THOR at SGD's 10.)
  */
+const sgd = presets['fashion-mnist-sgd'];
 const budgets = [
-  { optimizer: 'sgd', epochs: presets['fashion-mnist-sgd'].epochs / 2 },
-  { optimizer: 'sgd', epochs: presets['fashion-mnist-sgd'].epochs * 2 },
-  { optimizer: 'thor', epochs: thor.epochs * 2 },
-];
-const budgetProbe = (epochs) => `${epochs} epochs`;
+  ['sgd', sgd.epochs / 2],
+  ['sgd', sgd.epochs * 2],
+  ['thor', thor.epochs * 2],
+].map(([optimizer, epochs]) => ({ optimizer, epochs, probe: `${epochs} epochs` }));
 
 const jsonPath = join(out, 'thor-probe.json');
 const rows = await savedRows(jsonPath, trainPerClass, tunePerClass);
+const find = (optimizer, probe, seed) =>
+  rows.find((r) => r.optimizer === optimizer && r.probe === probe && r.seed === seed);
 
 const plan = [
   ...seeds.map((seed) => ({ optimizer: 'sgd', probe: 'preset', seed, dir: 'preset' })),
@@ -91,17 +93,16 @@ const plan = [
     dir: `probe-${i + 1}`,
     changes,
   })),
-  ...budgets.map(({ optimizer, epochs }) => ({
+  ...budgets.map(({ optimizer, epochs, probe }) => ({
     optimizer,
-    probe: budgetProbe(epochs),
+    probe,
     seed: seeds[0],
     dir: `epochs-${epochs}`,
     changes: { epochs },
   })),
 ];
 for (const { optimizer, probe, seed, dir, changes = {} } of plan) {
-  const same = (r) => r.optimizer === optimizer && r.probe === probe && r.seed === seed;
-  if (rows.some(same)) continue;
+  if (find(optimizer, probe, seed) !== undefined) continue;
   const name = `${optimizer}-${dir}-seed-${seed}`;
   console.log(`thor probe: ${optimizer.toUpperCase()} ${probe}, seed ${seed}`);
   const runDir = join(work, 'thor-probe', name);
@@ -124,8 +125,6 @@ async function save() {
 }
 
 function markdown() {
-  const find = (optimizer, probe, seed) =>
-    rows.find((r) => r.optimizer === optimizer && r.probe === probe && r.seed === seed);
   const presetLine = (optimizer) => {
     const mine = seeds.map((s) => find(optimizer, 'preset', s)).filter((r) => r !== undefined);
     if (mine.length === 0) return `| ${optimizer.toUpperCase()} preset | — | — | — | — |`;
@@ -173,7 +172,7 @@ function markdown() {
     `Each preset as it is, for another number of epochs (seed ${seeds[0]}; its learning-rate ` +
       'schedule stretched or squeezed to the budget). The training losses are not comparable ' +
       "across optimizers: THOR's preset smooths its labels by " +
-      `${thor.labelSmoothing}, SGD's by ${presets['fashion-mnist-sgd'].labelSmoothing}.`,
+      `${thor.labelSmoothing}, SGD's by ${sgd.labelSmoothing}.`,
     '',
     `| optimizer | epochs | held-out top-1 (seed ${seeds[0]}) | final training loss | training time |`,
     '|---|---|---|---|---|',
@@ -184,18 +183,15 @@ function markdown() {
 
 /** Both optimizers' seed-one runs by budget: the presets' own and the other budgets'. */
 function budgetLines() {
-  const runs = ['sgd', 'thor'].flatMap((optimizer) => [
-    { optimizer, epochs: presets[`fashion-mnist-${optimizer}`].epochs, probe: 'preset' },
-    ...budgets
-      .filter((b) => b.optimizer === optimizer)
-      .map(({ epochs }) => ({ optimizer, epochs, probe: budgetProbe(epochs) })),
-  ]);
+  const runs = [
+    { optimizer: 'sgd', epochs: sgd.epochs, probe: 'preset' },
+    { optimizer: 'thor', epochs: thor.epochs, probe: 'preset' },
+    ...budgets,
+  ];
   runs.sort((x, y) => x.optimizer.localeCompare(y.optimizer) || x.epochs - y.epochs);
   return runs.map(({ optimizer, epochs, probe }) => {
     const name = optimizer.toUpperCase();
-    const r = rows.find(
-      (x) => x.optimizer === optimizer && x.probe === probe && x.seed === seeds[0],
-    );
+    const r = find(optimizer, probe, seeds[0]);
     const tag = probe === 'preset' ? ' (the preset)' : '';
     if (r === undefined) return `| ${name} | ${epochs}${tag} | — | — | — |`;
     return (

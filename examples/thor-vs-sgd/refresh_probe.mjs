@@ -1,5 +1,5 @@
 // npm run refresh-probe [-- --frequencies 1,2,6] [--seeds 1,2,3] [--train-per-class 250]
-//                          [--tune-per-class 100] [--nproc 8] [--out reports/thor-vs-sgd]
+//                          [--tune-per-class 100] [--nproc 8] [--out reports/thor-vs-sgd/small]
 //
 // Whether THOR's refresh interval holds it back: THOR's best of `npm run sweep` trained for the
 // reproduction's 5 epochs at each interval of --frequencies, on each seed, on the sweep's tuning

@@ -27,10 +27,13 @@ export async function fashionMnist(limit, data = join(root, '.data', `fashion-mn
  * The tuning split of a prepared tree (`source`), made afresh in
  * `.data/fashion-mnist-tune-<train>-<tune>`: train/ ← the first `trainPerClass` images of each
  * class of its train/, val/ ← the last `tunePerClass` (held out; `source`'s val/ is not used).
- * Returns its path.
+ * With `keep`, a split already made there from the same source is used as it is. Returns its path.
  */
-export async function tuningSplit(source, trainPerClass, tunePerClass) {
+export async function tuningSplit(source, trainPerClass, tunePerClass, { keep = false } = {}) {
   const work = join(root, '.data', `fashion-mnist-tune-${trainPerClass}-${tunePerClass}`);
+  const made = join(work, 'split.json');
+  const mark = JSON.stringify({ source: resolve(source), trainPerClass, tunePerClass });
+  if (keep && (await readFile(made, 'utf8').catch(() => '')) === mark) return work;
   await rm(work, { recursive: true, force: true });
   for (const cls of (await readdir(join(source, 'train'))).sort()) {
     const files = (await readdir(join(source, 'train', cls))).sort();
@@ -44,6 +47,7 @@ export async function tuningSplit(source, trainPerClass, tunePerClass) {
         await copyFile(join(source, 'train', cls, f), join(work, split, cls, f));
     }
   }
+  await writeFile(made, mark);
   return work;
 }
 
@@ -140,7 +144,8 @@ export function firstRound(preset, { lr, weightDecay, options = {} }) {
 /**
  * The command line of a script that trains on part of the training images and scores on a
  * held-out part: its own `options` (parseArgs's) and the flags they all take, `--train-per-class`
- * and `--tune-per-class` (defaults `split`), `--nproc` (8) and `--out` (reports/thor-vs-sgd).
+ * and `--tune-per-class` (defaults `split`), `--nproc` (8) and `--out` (`split.out`, else the small
+ * regime's reports/thor-vs-sgd/small).
  * Returns parseArgs's values, those flags checked, and `integers(flag)` for a flag of integer
  * lists; `command` names the errors' source.
  */
@@ -151,7 +156,7 @@ export function heldOutFlags(command, options, split) {
       'train-per-class': { type: 'string', default: String(split.trainPerClass) },
       'tune-per-class': { type: 'string', default: String(split.tunePerClass) },
       nproc: { type: 'string', default: '8' },
-      out: { type: 'string', default: join(root, 'reports', 'thor-vs-sgd') },
+      out: { type: 'string', default: split.out ?? join(root, 'reports', 'thor-vs-sgd', 'small') },
     },
   });
   const integers = (flag) => integerList(values, flag, command);
@@ -205,4 +210,49 @@ export async function firstRoundBest(dir, command) {
     sgd: firstRound(presets['fashion-mnist-sgd'], best.sgd),
     thor: firstRound(presets['fashion-mnist-thor'], best.thor),
   };
+}
+
+/** A config as two runs of it compare: without the paths, which differ between machines. */
+function comparable(config) {
+  return JSON.stringify({ ...config, data: undefined, out: undefined });
+}
+
+/**
+ * One run of a study that may stop at any moment: `config` (validated, its `out` the run's
+ * folder) on `nproc` local workers. A run whose folder holds a config.json like this one and a
+ * metrics line for every epoch is done and not trained again; one cut short continues from its
+ * last.ckpt (the trainer resumes); a folder of another config is cleared first. `afterSeconds`,
+ * the study's work after this run, goes to the workers' progress line as the whole ETA.
+ * Returns the run's config and metrics, and whether it was trained now.
+ */
+export async function resumableRun({ config, nproc, afterSeconds }) {
+  const dir = config.out;
+  const want = { ...validateConfig(config), workers: nproc };
+  const saved = await readFile(join(dir, 'config.json'), 'utf8').then(JSON.parse, () => undefined);
+  if (saved !== undefined && comparable(saved) !== comparable(want)) {
+    console.log(`${dir} holds a run of other settings: training it again`);
+    await rm(dir, { recursive: true, force: true });
+  }
+  const done = await readMetrics(dir).catch(() => []);
+  if (saved !== undefined && done.at(-1)?.epoch === config.epochs) {
+    return { config: want, metrics: done, trained: false };
+  }
+  await mkdir(dir, { recursive: true });
+  const configPath = join(dir, 'run.json');
+  await writeFile(configPath, `${JSON.stringify(config, null, 2)}\n`);
+  // The workers inherit this process's environment.
+  if (afterSeconds === undefined) delete process.env.THOR_TS_ETA_AFTER;
+  else process.env.THOR_TS_ETA_AFTER = String(Math.round(afterSeconds));
+  const code = await launch({
+    nproc,
+    command: process.execPath,
+    args: [join(packageDir('@thor-ts/train'), 'worker_main.js'), configPath],
+  });
+  delete process.env.THOR_TS_ETA_AFTER;
+  if (code !== 0) {
+    throw new Error(
+      `the ${config.optimizer} run in ${dir} failed (exit code ${code}); its workers' output is above`,
+    );
+  }
+  return { config: want, metrics: await readMetrics(dir), trained: true };
 }

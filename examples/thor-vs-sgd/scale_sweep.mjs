@@ -1,5 +1,5 @@
 // npm run scale-sweep [-- --batches 256,512] [--train-per-class 1000] [--tune-per-class 400]
-//                        [--nproc 8] [--out reports/thor-vs-sgd]
+//                        [--nproc 8] [--out reports/thor-vs-sgd/small]
 //
 // The second round of tuning, at the reproduction's own scale: `npm run sweep` tunes on 250
 // images per class (19 steps an epoch at batch 128), where THOR for 5 epochs and SGD for 10 come

@@ -1,5 +1,5 @@
 // npm run thor-probe [-- --seeds 1,2,3] [--train-per-class 1000] [--tune-per-class 400]
-//                      [--nproc 8] [--out reports/thor-vs-sgd]
+//                      [--nproc 8] [--out reports/thor-vs-sgd/small]
 //
 // What else might lift THOR at the reproduction's scale: THOR's preset for its 5 epochs with one
 // setting changed per probe (the settings both optimizers have, THOR's schedules and damping,

@@ -5,6 +5,9 @@ import {
   type ImageDataset,
   imagenetTrainTransforms,
   randomHorizontalFlip,
+  randomResizedCrop,
+  centerCrop,
+  resize,
   type Transform,
 } from '@thor-ts/data';
 import type { Ring } from '@thor-ts/distributed';
@@ -57,7 +60,21 @@ export function buildModel(c: TrainConfig): ResNet {
 export function buildTransforms(c: TrainConfig): { train: Transform[]; eval: Transform[] } {
   if (c.augment === 'imagenet')
     return { train: imagenetTrainTransforms(224), eval: imagenetEvalTransforms(224, 256) };
-  return { train: [randomHorizontalFlip(0.5)], eval: [] };
+  if (c.augment === 'small') return { train: [randomHorizontalFlip(0.5)], eval: [] };
+  const { randomResizedCrop: crop, flip = true, evalResize } = c.augment;
+  const train: Transform[] = [];
+  if (crop !== undefined) {
+    train.push(
+      randomResizedCrop(crop.size, {
+        ...(crop.scale ? { scale: crop.scale } : {}),
+        ...(crop.ratio ? { ratio: crop.ratio } : {}),
+      }),
+    );
+  }
+  if (flip) train.push(randomHorizontalFlip(0.5));
+  const evalTransforms =
+    crop === undefined ? [] : [resize(evalResize ?? crop.size), centerCrop(crop.size)];
+  return { train, eval: evalTransforms };
 }
 
 /** The learning rate by optimizer step. THOR's and the damping's epochs are MindSpore's e = (i + 1)/steps. */
@@ -83,8 +100,10 @@ function decayOf(c: TrainConfig, stepsPerEpoch: number): Schedule {
       return cosineDecay(c.lr.base, total);
     case 'linear':
       return linearDecay(c.lr.base, 0, total);
-    case 'poly':
-      return polynomialDecay(c.lr.base, total, c.lr.power ?? 1);
+    case 'poly': {
+      const steps = c.lr.decayEpochs === undefined ? total : c.lr.decayEpochs * stepsPerEpoch;
+      return polynomialDecay(c.lr.base, steps, c.lr.power ?? 1);
+    }
     case 'thor':
       return thorLearningRate(stepsPerEpoch, { base: c.lr.base });
     case 'constant':

@@ -12,8 +12,11 @@ export interface TrainConfig {
     batchNorm?: 'torchvision' | 'mindspore';
     zeroInitResidual?: boolean;
   };
-  /** Images: 'imagenet' (RandomResizedCrop 224 / resize 256 + crop 224) or 'small' (flip only). */
-  augment: 'imagenet' | 'small';
+  /**
+   * Images: 'imagenet' (RandomResizedCrop 224 + flip / resize 256 + crop 224), 'small' (flip
+   * only), or an {@link AugmentSpec} (RandomResizedCrop at any size and scale range).
+   */
+  augment: 'imagenet' | 'small' | AugmentSpec;
   optimizer: 'sgd' | 'thor';
   epochs: number;
   /** Global batch: split evenly over the workers. */
@@ -26,12 +29,15 @@ export interface TrainConfig {
   /**
    * The learning rate by step: `schedule` from `base`, after a linear warm-up from 0 over the
    * first `warmupEpochs` epochs when that is given (default none). 'poly' is
-   * base · (1 − step/steps)^`power` over the run (PyTorch's PolynomialLR; `power` only there).
+   * base · (1 − step/steps)^`power` over the run (PyTorch's PolynomialLR; `power` only there),
+   * or over its first `decayEpochs` epochs when given (PyTorch's `total_iters`; may exceed the
+   * run, as MindSpore's 0.05803·(1 − e/53)^4.0839 over 45 epochs does).
    */
   lr: {
     schedule: 'cosine' | 'linear' | 'poly' | 'thor' | 'constant';
     base: number;
     power?: number;
+    decayEpochs?: number;
     warmupEpochs?: number;
   };
   momentum: number;
@@ -52,13 +58,40 @@ export interface TrainConfig {
   seed: number;
   /** Checkpoint every N steps (0: only at each epoch's end). */
   checkpointEvery: number;
+  /**
+   * Scores on the val split per epoch, evenly spaced, the last at the epoch's end (PyTorch
+   * Lightning's `val_check_interval` as a count). Default 1.
+   */
+  evalsPerEpoch?: number;
+}
+
+/**
+ * A training augmentation given by its parts, torchvision's transforms in this order:
+ * `RandomResizedCrop(size, scale, ratio)` when `randomResizedCrop` is given, then
+ * `RandomHorizontalFlip(0.5)` unless `flip` is false. Evaluation resizes the shorter side to
+ * `evalResize` (default: the crop's size) and center-crops the crop's size; without a crop the
+ * val images are used as they are.
+ */
+export interface AugmentSpec {
+  randomResizedCrop?: {
+    size: number;
+    /** The crop's area as a fraction of the image's. Default [0.08, 1] (ImageNet's). */
+    scale?: [number, number];
+    /** The crop's width / height, drawn log-uniformly. Default [3/4, 4/3]. */
+    ratio?: [number, number];
+  };
+  flip?: boolean;
+  evalResize?: number;
 }
 
 /** Each top-level field: what it must be, and the check. */
 const fields: Record<string, [string, (v: unknown) => boolean]> = {
   data: ['a dataset root (a non-empty string)', (v) => typeof v === 'string' && v.length > 0],
   out: ['an output directory (a non-empty string)', (v) => typeof v === 'string' && v.length > 0],
-  augment: ["'imagenet' or 'small'", (v) => v === 'imagenet' || v === 'small'],
+  augment: [
+    "'imagenet', 'small' or an object",
+    (v) => v === 'imagenet' || v === 'small' || (typeof v === 'object' && v !== null),
+  ],
   optimizer: ["'sgd' or 'thor'", (v) => v === 'sgd' || v === 'thor'],
   epochs: ['a number > 0', (v) => typeof v === 'number' && v > 0],
   batchSize: ['an integer ≥ 1', (v) => Number.isInteger(v) && (v as number) > 0],
@@ -69,6 +102,10 @@ const fields: Record<string, [string, (v: unknown) => boolean]> = {
   checkpointEvery: ['an integer ≥ 0', (v) => Number.isInteger(v) && (v as number) >= 0],
   nesterov: ['true, false or absent', (v) => v === undefined || typeof v === 'boolean'],
   accumulate: [
+    'an integer ≥ 1, or absent',
+    (v) => v === undefined || (Number.isInteger(v) && (v as number) >= 1),
+  ],
+  evalsPerEpoch: [
     'an integer ≥ 1, or absent',
     (v) => v === undefined || (Number.isInteger(v) && (v as number) >= 1),
   ],
@@ -118,6 +155,18 @@ export function validateConfig(c: TrainConfig, where = 'config'): TrainConfig {
       c.lr.schedule === 'poly' ? 'a finite number > 0' : `absent (schedule '${c.lr.schedule}')`;
     throw new Error(`${where}: field 'lr.power' expected ${expected}, found ${shown(power)}`);
   }
+  const decayEpochs = c.lr.decayEpochs;
+  if (
+    decayEpochs !== undefined &&
+    !(c.lr.schedule === 'poly' && typeof decayEpochs === 'number' && decayEpochs > 0)
+  ) {
+    const expected =
+      c.lr.schedule === 'poly' ? 'a number > 0, or absent' : `absent (schedule '${c.lr.schedule}')`;
+    throw new Error(
+      `${where}: field 'lr.decayEpochs' expected ${expected}, found ${shown(decayEpochs)}`,
+    );
+  }
+  if (typeof c.augment === 'object') validateAugment(c.augment, where);
   const warmup = c.lr.warmupEpochs;
   if (warmup !== undefined && !(typeof warmup === 'number' && warmup >= 0 && warmup < c.epochs)) {
     throw new Error(
@@ -136,6 +185,62 @@ export function validateConfig(c: TrainConfig, where = 'config'): TrainConfig {
     );
   }
   return c;
+}
+
+/** An {@link AugmentSpec}'s fields, each named by its path when it is wrong. */
+function validateAugment(a: AugmentSpec, where: string): void {
+  const known = ['randomResizedCrop', 'flip', 'evalResize'];
+  const unknown = Object.keys(a).find((k) => !known.includes(k));
+  if (unknown !== undefined) {
+    throw new Error(
+      `${where}: field 'augment.${unknown}' is not an augmentation; expected ${known.join(', ')}`,
+    );
+  }
+  const positiveInteger = (v: unknown) => Number.isInteger(v) && (v as number) > 0;
+  const range = (v: unknown, max: number) =>
+    Array.isArray(v) &&
+    v.length === 2 &&
+    v.every((x) => typeof x === 'number' && x > 0 && x <= max) &&
+    (v[0] as number) <= (v[1] as number);
+  const crop = a.randomResizedCrop;
+  const checks: [string, unknown, string, boolean][] = [
+    ['flip', a.flip, 'true, false or absent', a.flip === undefined || typeof a.flip === 'boolean'],
+    [
+      'evalResize',
+      a.evalResize,
+      'an integer ≥ 1, or absent',
+      a.evalResize === undefined || positiveInteger(a.evalResize),
+    ],
+    [
+      'randomResizedCrop',
+      crop,
+      '{ size, scale?, ratio? }, or absent',
+      crop === undefined || (typeof crop === 'object' && crop !== null),
+    ],
+  ];
+  if (typeof crop === 'object' && crop !== null) {
+    checks.push(
+      ['randomResizedCrop.size', crop.size, 'an integer ≥ 1', positiveInteger(crop.size)],
+      [
+        'randomResizedCrop.scale',
+        crop.scale,
+        '[min, max] with 0 < min ≤ max ≤ 1, or absent',
+        crop.scale === undefined || range(crop.scale, 1),
+      ],
+      [
+        'randomResizedCrop.ratio',
+        crop.ratio,
+        '[min, max] with 0 < min ≤ max, or absent',
+        crop.ratio === undefined || range(crop.ratio, Infinity),
+      ],
+    );
+  }
+  for (const [path, value, expected, ok] of checks) {
+    if (!ok)
+      throw new Error(
+        `${where}: field 'augment.${path}' expected ${expected}, found ${shown(value)}`,
+      );
+  }
 }
 
 const imagenetBase = {

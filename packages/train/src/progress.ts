@@ -10,6 +10,11 @@ export interface ProgressState {
   imagesPerSecond: number;
   /** Seconds left for the whole run, or undefined before there is a rate to go by. */
   etaSeconds: number | undefined;
+  /**
+   * Seconds of work that come after this run in the command that started it (more runs of a
+   * study): shown as the whole command's ETA beside the run's. Absent: this run is all.
+   */
+  afterSeconds?: number;
 }
 
 export type ProgressMode = 'tty' | 'lines' | 'none';
@@ -31,6 +36,16 @@ export class Progress {
   /** 'tty' on a terminal (or under a launcher that says its own output is one), else 'lines'. */
   static modeFor(stream: { isTTY?: boolean }, env: NodeJS.ProcessEnv = process.env): ProgressMode {
     return stream.isTTY === true || env['THOR_TS_TTY'] === '1' ? 'tty' : 'lines';
+  }
+
+  /**
+   * The seconds of work after this run that a command launching several runs passes its workers
+   * as THOR_TS_ETA_AFTER (see {@link ProgressState.afterSeconds}); undefined when it is not set.
+   */
+  static afterFrom(env: NodeJS.ProcessEnv = process.env): number | undefined {
+    const text = env['THOR_TS_ETA_AFTER'];
+    const seconds = Number(text);
+    return text === undefined || text.trim() === '' || !(seconds >= 0) ? undefined : seconds;
   }
 
   update(s: ProgressState): void {
@@ -63,9 +78,14 @@ export function formatProgress(s: ProgressState, bar: boolean): string {
   const where = bar
     ? `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${s.stepInEpoch}/${s.stepsPerEpoch}`
     : `step ${s.stepInEpoch}/${s.stepsPerEpoch}`;
+  const eta = s.etaSeconds === undefined ? '?' : formatDuration(s.etaSeconds);
+  const all =
+    s.afterSeconds === undefined
+      ? ''
+      : `, all ${s.etaSeconds === undefined ? '?' : formatDuration(s.etaSeconds + s.afterSeconds)}`;
   return (
     `${head} ${where} loss ${s.loss.toFixed(4)} ${s.imagesPerSecond.toFixed(1)} img/s ` +
-    `ETA ${s.etaSeconds === undefined ? '?' : formatDuration(s.etaSeconds)}`
+    `ETA ${eta}${all}`
   );
 }
 

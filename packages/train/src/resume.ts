@@ -17,6 +17,8 @@ export interface RunPosition {
   stepInEpoch: number;
   /** This epoch's summed training loss, over `stepInEpoch` steps. */
   lossSum: number;
+  /** This epoch's summed training top-1 (absent in checkpoints that predate it: 0). */
+  top1Sum?: number;
   trainSeconds: number;
   evalSeconds: number;
   refreshes: number;

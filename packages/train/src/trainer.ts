@@ -19,9 +19,16 @@ import { averageBuffers, saveRun, startFrom, type RunPosition } from './resume.j
 /** One line of metrics.jsonl. */
 export interface EpochMetrics {
   optimizer: 'sgd' | 'thor';
+  /** Epochs trained: whole at an epoch's end, fractional for the evaluations within one. */
   epoch: number;
   step: number;
+  /** The epoch's mean training loss so far. */
   trainLoss: number;
+  /**
+   * Top-1 on the epoch's training batches as they were trained on (augmented, in training mode,
+   * before each step's update: PyTorch's ImageNet example's train Acc@1).
+   */
+  trainTop1: number;
   top1: number;
   top5: number;
   /** Seconds since training started, evaluation excluded. */
@@ -43,7 +50,10 @@ export interface TrainOptions {
   signal?: AbortSignal;
   /** Continue from `<out>/last.ckpt` when there is one. Default true. */
   resume?: boolean;
-  /** Rank 0's progress display. Default: a bar on a terminal, a line every 30 s otherwise. */
+  /**
+   * Rank 0's progress display. Default: a bar on a terminal, a line every 30 s otherwise; with
+   * THOR_TS_ETA_AFTER set (seconds of work after this run), also the whole command's ETA.
+   */
   progress?: Progress;
   /** Called on every rank after each optimizer step. */
   onStep?: (step: number) => void;
@@ -125,6 +135,8 @@ export async function train(
       ? new Progress(Progress.modeFor(process.stderr), (t) => process.stderr.write(t))
       : new Progress('none', () => undefined));
 
+  // The work after this run, when a study's command launched it (its whole ETA on the bar).
+  const afterSeconds = Progress.afterFrom();
   const checkpoint = join(config.out, 'last.ckpt');
   const resumed = await startFrom(
     options.resume === false ? undefined : checkpoint,
@@ -138,6 +150,7 @@ export async function train(
     epoch: 0,
     stepInEpoch: 0,
     lossSum: 0,
+    top1Sum: 0,
     trainSeconds: 0,
     evalSeconds: 0,
     refreshes: 0,
@@ -172,22 +185,75 @@ export async function train(
     await saveRun(checkpoint, model, opt, thor, pos, ring);
   };
 
+  // The steps of an epoch after which the val split is scored besides its end (evalsPerEpoch).
+  const evals = config.evalsPerEpoch ?? 1;
+  const evalSteps = new Set(
+    Array.from({ length: evals - 1 }, (_, j) => Math.round(((j + 1) * stepsPerEpoch) / evals)),
+  );
+  // Where the last evaluation left off, for the img/s of the stretch since.
+  let sinceStep = pos.step;
+  let sinceSeconds = pos.trainSeconds;
+
+  /**
+   * Scores the val split now: a line in metrics.jsonl and the log, the epoch fractional when
+   * within one. Evaluation time is not training time.
+   */
+  const score = async (): Promise<void> => {
+    const trainSeconds = trainedSeconds();
+    const evalStart = performance.now();
+    await averageBuffers(model, ring);
+    const { top1, top5 } = await evaluate(model, valLoader, ring);
+    lastEvalSeconds = (performance.now() - evalStart) / 1e3;
+    const steps = Math.max(pos.stepInEpoch, 1);
+    const m: EpochMetrics = {
+      optimizer: config.optimizer,
+      epoch: pos.epoch + pos.stepInEpoch / stepsPerEpoch,
+      step: pos.step,
+      trainLoss: pos.lossSum / steps,
+      trainTop1: (pos.top1Sum ?? 0) / steps,
+      top1,
+      top5,
+      trainSeconds,
+      wallSeconds: trainSeconds + pos.evalSeconds + lastEvalSeconds,
+      imagesPerSecond: ((pos.step - sinceStep) * config.batchSize) / (trainSeconds - sinceSeconds),
+      lr: typeof lr === 'number' ? lr : lr(Math.max(pos.step - 1, 0)),
+      refreshes: pos.refreshes,
+    };
+    pos.history.push(m);
+    pos.evalSeconds += lastEvalSeconds;
+    pos.trainSeconds = trainSeconds;
+    segmentStart = performance.now();
+    segmentSteps = 0;
+    sinceStep = pos.step;
+    sinceSeconds = trainSeconds;
+    progress.finishLine();
+    if (rank === 0) {
+      await writeFile(metricsFile, `${JSON.stringify(m)}\n`, { flag: 'a' });
+      const epoch = Number.isInteger(m.epoch) ? String(m.epoch) : m.epoch.toFixed(2);
+      log(
+        `${config.optimizer} epoch ${epoch}/${config.epochs}: loss ${m.trainLoss.toFixed(4)}, ` +
+          `train top-1 ${(m.trainTop1 * 100).toFixed(2)}%, top-1 ${(top1 * 100).toFixed(2)}%, ` +
+          `top-5 ${(top5 * 100).toFixed(2)}%, ${m.imagesPerSecond.toFixed(0)} img/s, ` +
+          `${trainSeconds.toFixed(0)} s trained`,
+      );
+    }
+  };
+
   while (pos.epoch < config.epochs) {
-    const epochStart = performance.now();
-    const epochFirstStep = pos.stepInEpoch;
     // A resumed epoch continues with the next batch it would have trained on.
     const batches = loader.epoch(pos.epoch, pos.stepInEpoch * accumulate)[Symbol.asyncIterator]();
     while (pos.stepInEpoch < stepsPerEpoch) {
       const taps = thor?.wantsTaps(pos.step) ? new CurvatureTaps() : undefined;
       let sum: Map<string, tf.Tensor> | undefined;
       let lossSum = 0;
+      let correct = 0;
       const used: Batch[] = [];
       for (let m = 0; m < accumulate; m++) {
         const next = await batches.next();
         if (next.done === true) throw new Error('train: the loader ended an epoch early');
         used.push(next.value);
         // Curvature from the step's first micro-batch, as the reference takes it from one batch.
-        const { loss, grads } = gradients(
+        const { loss, hits, grads } = gradients(
           model,
           next.value,
           config,
@@ -196,18 +262,21 @@ export async function train(
           m === 0 ? taps : undefined,
         );
         lossSum += loss;
+        correct += hits;
         sum = sum === undefined ? grads : addInto(sum, grads);
       }
       const local = accumulate > 1 ? scale(sum!, 1 / accumulate) : sum!;
       const stopHere = options.signal?.aborted === true ? 1 : 0;
-      // Gradients, the loss and the stop flag in one all-reduce (mean over ranks).
+      // Gradients, the loss, the share of images classified right and the stop flag in one
+      // all-reduce (mean over ranks).
       const reduced = await ring.allReduce(
-        flatten(names, local, [lossSum / accumulate, stopHere]),
+        flatten(names, local, [lossSum / accumulate, correct / (micro * accumulate), stopHere]),
         { op: 'mean' },
       );
       tf.dispose([...local.values()]);
       const { tensors: mean, extra } = unflatten(names, params, reduced);
       pos.lossSum += extra[0] as number;
+      pos.top1Sum = (pos.top1Sum ?? 0) + (extra[1] as number);
       if (taps !== undefined && thor !== undefined) {
         await refreshThor(thor, taps, ring, pos.step);
         taps.dispose();
@@ -234,10 +303,11 @@ export async function train(
         imagesPerSecond: config.batchSize / secondsPerStep,
         etaSeconds:
           (config.epochs * stepsPerEpoch - pos.step) * secondsPerStep +
-          (config.epochs - pos.epoch) * lastEvalSeconds,
+          (config.epochs - pos.epoch) * evals * lastEvalSeconds,
+        ...(afterSeconds === undefined ? {} : { afterSeconds }),
       });
       options.onStep?.(pos.step);
-      if ((extra[1] as number) > 0) {
+      if ((extra[2] as number) > 0) {
         await batches.return(undefined);
         await save();
         progress.finishLine();
@@ -249,45 +319,14 @@ export async function train(
         return finish(false);
       }
       if (config.checkpointEvery > 0 && pos.step % config.checkpointEvery === 0) await save();
+      if (pos.stepInEpoch < stepsPerEpoch && evalSteps.has(pos.stepInEpoch)) await score();
     }
     await batches.return(undefined);
-    const trainSeconds = trainedSeconds();
-    const evalStart = performance.now();
-    await averageBuffers(model, ring);
-    const { top1, top5 } = await evaluate(model, valLoader, ring);
-    lastEvalSeconds = (performance.now() - evalStart) / 1e3;
-    const m: EpochMetrics = {
-      optimizer: config.optimizer,
-      epoch: pos.epoch + 1,
-      step: pos.step,
-      trainLoss: pos.lossSum / Math.max(pos.stepInEpoch, 1),
-      top1,
-      top5,
-      trainSeconds,
-      wallSeconds: trainSeconds + pos.evalSeconds + lastEvalSeconds,
-      imagesPerSecond:
-        ((pos.stepInEpoch - epochFirstStep) * config.batchSize) / ((evalStart - epochStart) / 1e3),
-      lr: typeof lr === 'number' ? lr : lr(Math.max(pos.step - 1, 0)),
-      refreshes: pos.refreshes,
-    };
-    pos.history.push(m);
-    pos.evalSeconds += lastEvalSeconds;
+    await score();
     pos.epoch += 1;
     pos.stepInEpoch = 0;
     pos.lossSum = 0;
-    // Evaluation time is not training time.
-    pos.trainSeconds = trainSeconds;
-    segmentStart = performance.now();
-    segmentSteps = 0;
-    progress.finishLine();
-    if (rank === 0) {
-      await writeFile(metricsFile, `${JSON.stringify(m)}\n`, { flag: 'a' });
-      log(
-        `${config.optimizer} epoch ${m.epoch}/${config.epochs}: loss ${m.trainLoss.toFixed(4)}, top-1 ${(top1 * 100).toFixed(2)}%, ` +
-          `top-5 ${(top5 * 100).toFixed(2)}%, ${m.imagesPerSecond.toFixed(0)} img/s, ` +
-          `${trainSeconds.toFixed(0)} s trained`,
-      );
-    }
+    pos.top1Sum = 0;
     await saveRun(checkpoint, model, opt, thor, pos, ring);
   }
   if (rank === 0) await saveWeights(model, join(config.out, 'weights.safetensors'));
@@ -301,7 +340,10 @@ export async function train(
   }
 }
 
-/** The loss and parameter gradients of one micro-batch, recording curvature into `taps`. */
+/**
+ * The loss, the images whose top logit is their label, and the parameter gradients of one
+ * micro-batch, recording curvature into `taps`.
+ */
 function gradients(
   model: ResNet,
   batch: Batch,
@@ -309,17 +351,22 @@ function gradients(
   byVariable: Map<string, string>,
   variables: tf.Variable[],
   taps: CurvatureTaps | undefined,
-): { loss: number; grads: Map<string, tf.Tensor> } {
+): { loss: number; hits: number; grads: Map<string, tf.Tensor> } {
   const x = tf.tensor4d(batch.images, batch.shape as [number, number, number, number]);
   const y = tf.tensor1d(batch.labels, 'int32');
-  const { value, grads } = tf.variableGrads(
-    () => softmaxCrossEntropy(model.forward(x, { training: true, taps }), y, config.labelSmoothing),
-    variables,
-  );
+  let right: tf.Tensor | undefined;
+  const { value, grads } = tf.variableGrads(() => {
+    const logits = model.forward(x, { training: true, taps });
+    // Counted from the same logits the loss uses; argMax has no gradient and adds none.
+    right = tf.keep(tf.sum(tf.cast(tf.equal(tf.argMax(logits, 1), y), 'int32')));
+    return softmaxCrossEntropy(logits, y, config.labelSmoothing);
+  }, variables);
   const loss = value.dataSync()[0] as number;
-  tf.dispose([x, y, value]);
+  const hits = right!.dataSync()[0] as number;
+  tf.dispose([x, y, value, right!]);
   return {
     loss,
+    hits,
     grads: new Map(Object.entries(grads).map(([v, g]) => [byVariable.get(v) as string, g])),
   };
 }

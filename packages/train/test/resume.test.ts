@@ -129,6 +129,36 @@ describe('train', () => {
     expect(second[0]!.history[1]!.top1).toBeCloseTo(a!.history[1]!.top1, 5);
   }, 600_000);
 
+  it('scores the val split evalsPerEpoch times an epoch, and the training batches as trained', async () => {
+    const once = tiny('once', { optimizer: 'sgd' });
+    const often = tiny('often', { optimizer: 'sgd', evalsPerEpoch: 2 });
+    const [a] = await trainOnRing(2, once);
+    const [b] = await trainOnRing(2, often);
+    // 4 steps an epoch: scored after steps 2 and 4 of each, the halves as fractional epochs.
+    expect(b!.history.map((m) => [m.epoch, m.step])).toEqual([
+      [0.5, 2],
+      [1, 4],
+      [1.5, 6],
+      [2, 8],
+    ]);
+    const lines = (await readFile(join(often.out, 'metrics.jsonl'), 'utf8')).trim().split('\n');
+    expect(lines.map((l) => (JSON.parse(l) as { epoch: number }).epoch)).toEqual([0.5, 1, 1.5, 2]);
+    // Scoring changes no weight: the same run, bit for bit, and the same score at each epoch's end.
+    const [wa, wb] = [await parameters(once.out), await parameters(often.out)];
+    for (const [k, v] of wa)
+      expect(Buffer.from(wb.get(k)!.buffer).equals(Buffer.from(v.buffer)), k).toBe(true);
+    expect(b!.history[3]!.top1).toBeCloseTo(a!.history[1]!.top1, 5);
+    // Train top-1 is a share of the 8 images of each step, averaged over the epoch's steps so far:
+    // a multiple of 1/16 after 2 steps and of 1/32 after 4, the same in both runs at the end.
+    for (const m of b!.history) {
+      const images = m.epoch % 1 === 0 ? 32 : 16;
+      expect(m.trainTop1 * images).toBeCloseTo(Math.round(m.trainTop1 * images), 5);
+      expect(m.trainTop1).toBeGreaterThanOrEqual(0);
+      expect(m.trainTop1).toBeLessThanOrEqual(1);
+    }
+    expect(b!.history[3]!.trainTop1).toBeCloseTo(a!.history[1]!.trainTop1, 6);
+  }, 600_000);
+
   it('accumulates micro-batches into one step', async () => {
     const [plain] = await trainOnRing(2, tiny('plain', { optimizer: 'sgd', epochs: 1 }));
     const [accumulated] = await trainOnRing(

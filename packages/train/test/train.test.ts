@@ -1,16 +1,11 @@
-import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
-
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '@thor-ts/backend';
+import { fullView, Random } from '@thor-ts/data';
 import { describe, expect, it } from 'vitest';
 
 import {
   buildSchedules,
+  buildTransforms,
   compare,
   flatten,
   formatDuration,
@@ -23,14 +18,12 @@ import {
   type TrainConfig,
 } from '../dist/index.js';
 
-const run = promisify(execFile);
-const root = fileURLToPath(new URL('../../../', import.meta.url));
-
 const epoch = (e: number, top1: number, seconds: number): EpochMetrics => ({
   optimizer: 'sgd',
   epoch: e,
   step: e * 10,
   trainLoss: 1,
+  trainTop1: top1,
   top1,
   top5: 1,
   trainSeconds: seconds,
@@ -51,7 +44,23 @@ describe('configs', () => {
       "config: field 'epochs' expected a number > 0, found NaN",
     );
     expect(() => validateConfig({ ...ok, augment: undefined as never })).toThrow(
-      "config: field 'augment' expected 'imagenet' or 'small', found undefined",
+      "config: field 'augment' expected 'imagenet', 'small' or an object, found undefined",
+    );
+    const crop = { randomResizedCrop: { size: 28, scale: [0.25, 1] as [number, number] } };
+    expect(validateConfig({ ...ok, augment: crop }).augment).toBe(crop);
+    expect(() =>
+      validateConfig({ ...ok, augment: { randomResizedCrop: { size: 28, scale: [0.5, 0.2] } } }),
+    ).toThrow(
+      "config: field 'augment.randomResizedCrop.scale' expected [min, max] with 0 < min ≤ max ≤ 1, or absent, found [0.5,0.2]",
+    );
+    expect(() => validateConfig({ ...ok, augment: { randomResizedCrop: { size: 0 } } })).toThrow(
+      "config: field 'augment.randomResizedCrop.size' expected an integer ≥ 1, found 0",
+    );
+    expect(() => validateConfig({ ...ok, augment: { flips: true } as never })).toThrow(
+      "config: field 'augment.flips' is not an augmentation; expected randomResizedCrop, flip, evalResize",
+    );
+    expect(() => validateConfig({ ...ok, evalsPerEpoch: 0 })).toThrow(
+      "config: field 'evalsPerEpoch' expected an integer ≥ 1, or absent, found 0",
     );
     expect(() => validateConfig({ ...ok, model: { ...ok.model, arch: 'vgg' as never } })).toThrow(
       /field 'model.arch' expected one of resnetLight, .*found "vgg"/,
@@ -98,6 +107,37 @@ describe('configs', () => {
       "config: field 'lr.power' expected absent (schedule 'cosine'), found 2",
     );
     expect((buildSchedules(ok, 4).lr as (step: number) => number)(0)).toBeCloseTo(0.2, 9);
+    // decayEpochs past the run (MindSpore's (1 − e/53)^p over 45 epochs): 10 epochs of 4 steps,
+    // decaying over 20 epochs, so step 40 (the run's end) is 0.2·(1 − 40/80)² = 0.05, not 0.
+    const longer = {
+      ...ok,
+      lr: { schedule: 'poly' as const, base: 0.2, power: 2, decayEpochs: 20 },
+    };
+    expect(
+      (buildSchedules(validateConfig(longer), 4).lr as (step: number) => number)(40),
+    ).toBeCloseTo(0.05, 12);
+    expect(() => validateConfig({ ...ok, lr: { ...ok.lr, decayEpochs: 20 } })).toThrow(
+      "config: field 'lr.decayEpochs' expected absent (schedule 'cosine'), found 20",
+    );
+  });
+
+  it('build the augmentation a spec names: RandomResizedCrop to its size, a flip, the eval resize', () => {
+    const ok = { ...(presets['fashion-mnist-sgd'] as TrainConfig), data: '/d' };
+    const spec = buildTransforms({
+      ...ok,
+      augment: { randomResizedCrop: { size: 12, scale: [0.25, 1] }, evalResize: 14 },
+    });
+    expect([spec.train.length, spec.eval.length]).toEqual([2, 2]);
+    const image = fullView(30, 20);
+    // Any crop drawn is resized to 12×12; eval resizes the shorter side to 14, then crops 12.
+    const random = Random.forSample(1, 0, 0);
+    const cropped = spec.train[0]!(image, random);
+    expect([cropped.width, cropped.height]).toEqual([12, 12]);
+    const resized = spec.eval[0]!(image, random);
+    expect([resized.width, resized.height]).toEqual([21, 14]);
+    expect(spec.eval[1]!(resized, random)).toMatchObject({ width: 12, height: 12 });
+    const noFlip = buildTransforms({ ...ok, augment: { flip: false } });
+    expect([noFlip.train, noFlip.eval]).toEqual([[], []]);
   });
 
   it("hold the reference's ImageNet runs", () => {
@@ -193,6 +233,15 @@ describe('progress', () => {
     expect(Progress.modeFor({ isTTY: true }, {})).toBe('tty');
     expect(Progress.modeFor({}, { THOR_TS_TTY: '1' })).toBe('tty');
     expect(Progress.modeFor({}, {})).toBe('lines');
+    // A study's command passes the work after this run: the whole ETA comes after the run's.
+    expect(Progress.afterFrom({ THOR_TS_ETA_AFTER: '600' })).toBe(600);
+    expect(Progress.afterFrom({ THOR_TS_ETA_AFTER: 'soon' })).toBeUndefined();
+    expect(Progress.afterFrom({})).toBeUndefined();
+    const all = new Progress('lines', (t) => out.push(t), 0);
+    all.update({ ...state, afterSeconds: 600 });
+    expect(out.at(-1)).toBe(
+      'thor epoch 2/45 step 3/12 loss 1.2346 812.5 img/s ETA 1h02m05s, all 1h12m05s\n',
+    );
     expect([formatDuration(0.4), formatDuration(75), formatDuration(3600)]).toEqual([
       '0s',
       '1m15s',
@@ -215,110 +264,4 @@ describe('flattening for collectives', () => {
     expect(Array.from(tensors.get('a')!.dataSync())).toEqual([1, 2, 3, 4]);
     expect(Array.from(extra)).toEqual([9]);
   });
-});
-
-describe('npm run reproduce -- --quick', () => {
-  it('prepares real images, trains SGD and THOR on 8 workers, and writes the report and plots', async () => {
-    const out = await mkdtemp(join(tmpdir(), 'thor-ts-repro-'));
-    try {
-      const { stdout } = await run(
-        process.execPath,
-        [join(root, 'examples/thor-vs-sgd/reproduce.mjs'), '--quick', '--out', out],
-        { maxBuffer: 1 << 24 },
-      );
-      expect(stdout).toContain('training with SGD for 2 epochs on 8 workers');
-      expect(stdout).toContain('training with THOR for 1 epochs on 8 workers');
-      const files = (await readdir(out)).sort();
-      for (const f of [
-        'report.md',
-        'top1-vs-epoch.svg',
-        'top1-vs-epoch.png',
-        'top1-vs-time.png',
-        'train-loss.png',
-        'metrics-sgd.jsonl',
-        'metrics-thor.jsonl',
-      ]) {
-        expect(files).toContain(f);
-      }
-      const sgd = (await readFile(join(out, 'metrics-sgd.jsonl'), 'utf8'))
-        .trim()
-        .split('\n')
-        .map((l) => JSON.parse(l) as EpochMetrics);
-      expect(sgd.map((m) => m.epoch)).toEqual([1, 2]);
-      // 10 classes: anything learned beats 10% top-1 (seeded runs land near 15–20% after 2 tiny epochs).
-      expect(sgd[1]!.top1).toBeGreaterThan(0.1);
-      const report = await readFile(join(out, 'report.md'), 'utf8');
-      expect(report).toContain('| SGD | 2 |');
-      expect(report).toContain('| THOR | 1 |');
-
-      // thor-ts eval on the saved weights scores what the run's last evaluation scored.
-      const evaluated = await run(
-        process.execPath,
-        [
-          join(root, 'packages/train/dist/cli.js'),
-          'eval',
-          '--config',
-          join(out, 'config-sgd.json'),
-          '--weights',
-          join(out, 'run-sgd', 'weights.safetensors'),
-          '--nproc',
-          '2',
-        ],
-        { maxBuffer: 1 << 24 },
-      );
-      const scored = JSON.parse(evaluated.stdout) as { top1: number; top5: number; images: number };
-      expect(scored.top1).toBeCloseTo(sgd[1]!.top1, 6);
-      expect(scored.top5).toBeCloseTo(sgd[1]!.top5, 6);
-      expect(scored.images).toBe(480);
-    } finally {
-      await rm(out, { recursive: true, force: true });
-    }
-  }, 600_000);
-
-  it('repeats the comparison for each of --seeds and tabulates them in report.md', async () => {
-    const out = await mkdtemp(join(tmpdir(), 'thor-ts-seeds-'));
-    try {
-      const { stdout } = await run(
-        process.execPath,
-        [
-          join(root, 'examples/thor-vs-sgd/reproduce.mjs'),
-          '--quick',
-          '--nproc',
-          '2',
-          '--seeds',
-          '3,4',
-          '--out',
-          out,
-        ],
-        { maxBuffer: 1 << 24 },
-      );
-      expect(stdout).toContain('training with SGD for 2 epochs on 2 workers (seed 3)');
-      expect(stdout).toContain('training with THOR for 1 epochs on 2 workers (seed 4)');
-      // The first seed's runs where a single seed's go, the second's in seed-4/.
-      const config = async (dir: string) =>
-        JSON.parse(await readFile(join(dir, 'config-thor.json'), 'utf8')) as TrainConfig;
-      expect((await config(out)).seed).toBe(3);
-      expect((await config(join(out, 'seed-4'))).seed).toBe(4);
-      expect(await readdir(join(out, 'seed-4'))).toContain('report.md');
-      const seeds = JSON.parse(await readFile(join(out, 'seeds.json'), 'utf8')) as {
-        seed: number;
-        sgdTop1: number;
-        thorTop1: number;
-      }[];
-      expect(seeds.map((r) => r.seed)).toEqual([3, 4]);
-      const sgd4 = (await readFile(join(out, 'seed-4', 'metrics-sgd.jsonl'), 'utf8'))
-        .trim()
-        .split('\n')
-        .map((l) => JSON.parse(l) as EpochMetrics);
-      expect(seeds[1]!.sgdTop1).toBe(sgd4[1]!.top1);
-      const report = await readFile(join(out, 'report.md'), 'utf8');
-      expect(report).toContain('## Every seed (2)');
-      expect(report).toContain('`npm run reproduce -- --seeds 3,4 --out ');
-      // The mean of the two SGD scores, as the table's last row shows it.
-      const mean = (((seeds[0]!.sgdTop1 + seeds[1]!.sgdTop1) / 2) * 100).toFixed(2);
-      expect(report).toMatch(new RegExp(`\\| mean ± sd \\| ${mean.replace('.', '\\.')} ± `));
-    } finally {
-      await rm(out, { recursive: true, force: true });
-    }
-  }, 600_000);
 });

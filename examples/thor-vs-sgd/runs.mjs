@@ -2,7 +2,7 @@
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { copyFile, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
 
@@ -212,9 +212,12 @@ export async function firstRoundBest(dir, command) {
   };
 }
 
-/** A config as two runs of it compare: without the paths, which differ between machines. */
+/**
+ * A config as two runs of it compare: the dataset by its folder's name, the output folder not at
+ * all (whole paths differ between machines).
+ */
 function comparable(config) {
-  return JSON.stringify({ ...config, data: undefined, out: undefined });
+  return JSON.stringify({ ...config, data: basename(config.data), out: undefined });
 }
 
 /**

@@ -10,6 +10,8 @@
 //   - decoupled weight decay (added after preconditioning, as THOR does) at 3× and 10× SGD's
 //     tuned weight decay (Zhang et al., ICLR 2019);
 //   - damping held at its base all run, and damping rising to 4× its base by the end;
+//   - kfac-pytorch's running average of the factors (decay 0.95, factors every step, inverses
+//     every 10 steps);
 //   - the reference's refresh rate (6 an epoch) instead of every 10 steps.
 // A probe that beats the best by more than the seed-to-seed spread is then run on each of
 // --seeds beside THOR's best on the same seeds; it wins only if its mean beats the best's by more
@@ -78,6 +80,10 @@ const PROBES = [
   [
     'damping rising to 4× its base by the end',
     { thor: { ...best.thor, dampingDecay: round(4 ** (10 / epochs)) } },
+  ],
+  [
+    "kfac-pytorch's running average of the factors (decay 0.95, factors every step, inverses every 10)",
+    { thor: { ...best.thor, factorDecay: 0.95, factorEvery: 1, frequency: 10 } },
   ],
   [
     `refresh every ${refreshEvery} steps (6 an epoch, the reference's rate)`,

@@ -159,7 +159,7 @@ export async function writeStudyReport(out, { runs, verdict, chosen, quick, seed
     const lr = `lr ${c.lr.schedule}${c.lr.power === undefined ? '' : ` (power ${c.lr.power}${c.lr.decayEpochs === undefined ? '' : ` over ${c.lr.decayEpochs} epochs`})`} from ${c.lr.base}${c.lr.warmupEpochs ? ` after ${c.lr.warmupEpochs} epoch(s) of warm-up` : ''}`;
     const base = `${c.epochs} epochs, batch ${c.batchSize} over ${c.workers} workers, ${lr}, ${c.nesterov ? 'Nesterov ' : ''}momentum ${c.momentum}, weight decay ${c.weightDecay}, label smoothing ${c.labelSmoothing}`;
     return c.optimizer === 'thor'
-      ? `${base}, damping ${c.thor.dampingBase}·${c.thor.dampingDecay}^(e/10), factors and inverses every ${c.thor.frequency} steps, ${c.thor.blockSize ?? 'whole'}-blocks`
+      ? `${base}, damping ${c.thor.dampingBase}·${c.thor.dampingDecay}^(e/10), ${c.thor.factorDecay === undefined ? `factors and inverses every ${c.thor.frequency} steps` : `factors every ${c.thor.factorEvery ?? c.thor.frequency} steps into a running average (decay ${c.thor.factorDecay}), inverses every ${c.thor.frequency}`}, ${c.thor.blockSize ?? 'whole'}-blocks`
       : base;
   };
   const cpu = cpus();

@@ -54,6 +54,18 @@ export interface ThorOptions {
    * needs the step's learning rate.
    */
   klClip?: number;
+  /**
+   * kfac-pytorch's running average of the factors (`factor_decay`; absent, the reference: each
+   * refresh uses its own step's factors only): on every factor step F ← decay·F + (1 − decay)·F_new
+   * (the first step's F_new as it is), and inverses are made from the averages. Needs a fixed
+   * refresh frequency, which then says how often the inverses are made.
+   */
+  factorDecay?: number;
+  /**
+   * With `factorDecay`: the steps between factor updates (kfac-pytorch's `factor_update_steps`,
+   * e.g. 1 beside inverses every 10). Default: the refresh frequency.
+   */
+  factorEvery?: number;
 }
 
 /** Factor (or inverse) blocks of one layer: [nb, b, b] each. */
@@ -85,6 +97,8 @@ interface LayerState {
   kind: 'conv2d' | 'linear';
   positions: number;
   inverse?: FactorPair;
+  /** The running average of the factors, with `factorDecay`. */
+  average?: FactorPair;
   /** The inverse's blocks cut to the layer's columns, made at the first precondition after it. */
   operators?: { a: BlockOperator; g: BlockOperator };
   lastTrace?: number;
@@ -114,12 +128,43 @@ export class Thor {
     if (clip !== undefined && !(typeof clip === 'number' && clip > 0 && Number.isFinite(clip))) {
       throw new Error(`Thor: expected klClip a finite number > 0 or absent, found ${clip}`);
     }
+    const decay = options.factorDecay;
+    if (decay !== undefined) {
+      if (!(typeof decay === 'number' && decay >= 0 && decay < 1)) {
+        throw new Error(`Thor: expected factorDecay a number in [0, 1) or absent, found ${decay}`);
+      }
+      if (!('every' in this.policy)) {
+        throw new Error(
+          'Thor: factorDecay needs a fixed refresh frequency ({ every }), found the trace criterion',
+        );
+      }
+    }
+    const every = options.factorEvery;
+    if (every !== undefined && !(decay !== undefined && Number.isInteger(every) && every >= 1)) {
+      throw new Error(
+        `Thor: expected factorEvery an integer ≥ 1 beside factorDecay, or absent, found ${every}${decay === undefined ? ' without factorDecay' : ''}`,
+      );
+    }
+  }
+
+  /** Whether the factors are a running average over factor steps (`factorDecay`). */
+  get averaging(): boolean {
+    return this.options.factorDecay !== undefined;
+  }
+
+  /** Whether this step makes new inverses (with `factorDecay`, only some factor steps do). */
+  wantsInverses(step: number): boolean {
+    const p = this.policy;
+    return 'every' in p ? step % p.every === 0 : this.wantsTaps(step);
   }
 
   /** Whether this step's forward/backward pass should capture curvature taps. */
   wantsTaps(step: number): boolean {
     const p = this.policy;
-    if ('every' in p) return step % p.every === 0;
+    if ('every' in p) {
+      const factorEvery = this.options.factorEvery ?? p.every;
+      return step % p.every === 0 || step % factorEvery === 0;
+    }
     return (
       step % p.checkEvery === 0 &&
       (this.layers.size === 0 || [...this.layers.values()].some((l) => !l.stopped))
@@ -173,6 +218,32 @@ export class Thor {
       }
     }
     return chosen;
+  }
+
+  /**
+   * Folds this step's factors (averaged over the ranks) into each layer's running average
+   * (`factorDecay`), and returns the averages: new tensors the caller disposes.
+   */
+  accumulate(factors: Map<string, FactorPair>): Map<string, FactorPair> {
+    const decay = this.options.factorDecay;
+    if (decay === undefined) throw new Error('Thor.accumulate: needs the factorDecay option');
+    const out = new Map<string, FactorPair>();
+    for (const [layer, f] of factors) {
+      const state = this.layers.get(layer);
+      if (state === undefined) throw new Error(`Thor.accumulate: unknown layer '${layer}'`);
+      const old = state.average;
+      const next =
+        old === undefined
+          ? { a: f.a.clone(), g: f.g.clone() }
+          : tidy(() => ({
+              a: addN([mul(old.a, decay), mul(f.a, 1 - decay)]) as Tensor3D,
+              g: addN([mul(old.g, decay), mul(f.g, 1 - decay)]) as Tensor3D,
+            }));
+      if (old !== undefined) disposeTensors([old.a, old.g]);
+      state.average = next;
+      out.set(layer, { a: next.a.clone(), g: next.g.clone() });
+    }
+    return out;
   }
 
   /** Damped float64 Cholesky inverses of the chosen layers' factor blocks. */
@@ -303,7 +374,10 @@ export class Thor {
     }));
   }
 
-  /** Inverses as named tensors (`<layer>/A_inv`, `<layer>/G_inv`) and the rest as JSON. */
+  /**
+   * Inverses (and running averages) as named tensors (`<layer>/A_inv`, `<layer>/G_inv`,
+   * `<layer>/A_avg`, `<layer>/G_avg`) and the rest as JSON.
+   */
   state(): { tensors: Record<string, Tensor>; meta: ThorStateMeta } {
     const tensors: Record<string, Tensor> = {};
     const layers: ThorStateMeta['layers'] = {};
@@ -311,6 +385,10 @@ export class Thor {
       if (st.inverse !== undefined) {
         tensors[`${layer}/A_inv`] = st.inverse.a;
         tensors[`${layer}/G_inv`] = st.inverse.g;
+      }
+      if (st.average !== undefined) {
+        tensors[`${layer}/A_avg`] = st.average.a;
+        tensors[`${layer}/G_avg`] = st.average.g;
       }
       layers[layer] = {
         kind: st.kind,
@@ -331,12 +409,17 @@ export class Thor {
       if ((a === undefined) !== (g === undefined)) {
         throw new Error(`Thor.restore: layer '${layer}' has only one of A_inv and G_inv`);
       }
+      const avgA = tensors[`${layer}/A_avg`];
+      const avgG = tensors[`${layer}/G_avg`];
       this.layers.set(layer, {
         kind: m.kind,
         positions: m.positions,
         stopped: m.stopped,
         lastTrace: m.lastTrace ?? undefined,
         inverse: a === undefined ? undefined : { a: a as Tensor3D, g: g as Tensor3D },
+        ...(avgA === undefined || avgG === undefined
+          ? {}
+          : { average: { a: avgA as Tensor3D, g: avgG as Tensor3D } }),
       });
     }
   }
@@ -345,6 +428,8 @@ export class Thor {
     for (const s of this.layers.values()) {
       s.inverse?.a.dispose();
       s.inverse?.g.dispose();
+      s.average?.a.dispose();
+      s.average?.g.dispose();
       disposeOperators(s);
     }
     this.layers.clear();

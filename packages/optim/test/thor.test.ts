@@ -275,6 +275,72 @@ describe('THOR on a convolution', () => {
 });
 
 describe('refresh and distribution', () => {
+  it("keeps kfac-pytorch's running average of the factors, and checkpoints it", () => {
+    expect(() => new Thor({ damping: 0.03, factorDecay: 1 })).toThrow(
+      /factorDecay a number in \[0, 1\)/,
+    );
+    expect(() => new Thor({ damping: 0.03, factorEvery: 1 })).toThrow(/without factorDecay/);
+    // Factors every step, inverses every 3.
+    const thor = new Thor({
+      damping: 0.03,
+      refresh: { every: 3 },
+      factorDecay: 0.9,
+      factorEvery: 1,
+    });
+    expect([0, 1, 2, 3].map((s) => [thor.wantsTaps(s), thor.wantsInverses(s)])).toEqual([
+      [true, true],
+      [true, false],
+      [true, false],
+      [true, true],
+    ]);
+    const src: CurvatureSource = {
+      layer: 'fc',
+      geometry: { kind: 'linear' },
+      input: tf.tensor2d(Float32Array.from(values(12, 4)), [4, 3]),
+      outputGrad: tf.tensor2d(Float32Array.from(values(8, 5)), [4, 2]),
+    };
+    const f1 = thor.computeFactors([src]);
+    const f2 = new Map([
+      [
+        'fc',
+        {
+          a: tf.mul(f1.get('fc')!.a, 3) as tf.Tensor3D,
+          g: tf.mul(f1.get('fc')!.g, 3) as tf.Tensor3D,
+        },
+      ],
+    ]);
+    // The first update is F1 as it is; the second 0.9·F1 + 0.1·(3·F1) = 1.2·F1.
+    const first = thor.accumulate(f1);
+    expect(Array.from(first.get('fc')!.a.dataSync())).toEqual(
+      Array.from(f1.get('fc')!.a.dataSync()),
+    );
+    const second = thor.accumulate(f2);
+    const expected = Array.from(f1.get('fc')!.g.dataSync()).map((v) => 1.2 * v);
+    Array.from(second.get('fc')!.g.dataSync()).forEach((v, i) =>
+      expect(v).toBeCloseTo(expected[i]!, 5),
+    );
+    // The average goes into the checkpoint and comes back.
+    const { tensors, meta } = thor.state();
+    expect(Object.keys(tensors).sort()).toEqual(['fc/A_avg', 'fc/G_avg']);
+    const copy = new Thor({
+      damping: 0.03,
+      refresh: { every: 3 },
+      factorDecay: 0.9,
+      factorEvery: 1,
+    });
+    copy.restore(Object.fromEntries(Object.entries(tensors).map(([k, t]) => [k, t.clone()])), meta);
+    const third = copy.accumulate(f1);
+    // 0.9·1.2·F1 + 0.1·F1 = 1.18·F1.
+    Array.from(third.get('fc')!.a.dataSync()).forEach((v, i) =>
+      expect(v).toBeCloseTo(1.18 * f1.get('fc')!.a.dataSync()[i]!, 5),
+    );
+    for (const m of [f1, f2, first, second, third])
+      for (const p of m.values()) tf.dispose([p.a, p.g]);
+    tf.dispose([src.input, src.outputGrad]);
+    thor.dispose();
+    copy.dispose();
+  });
+
   it('refreshes at a fixed frequency, or by the trace criterion, and can stop a layer', () => {
     const every = new Thor({ damping: 0.03, refresh: { every: 3 } });
     expect([0, 1, 2, 3, 6].map((s) => every.wantsTaps(s))).toEqual([

@@ -52,6 +52,12 @@ export interface TrainConfig {
     blockSize: number | null;
     /** kfac-pytorch's KL clipping of each step (absent, as the reference: none). */
     klClip?: number;
+    /**
+     * kfac-pytorch's running average of the factors (absent, as the reference: none); then
+     * `frequency` is how often the inverses are made, `factorEvery` how often the factors.
+     */
+    factorDecay?: number;
+    factorEvery?: number;
   };
   /** Per-image normalization (ImageNet's by default). */
   normalization?: { mean: [number, number, number]; std: [number, number, number] };
@@ -182,6 +188,21 @@ export function validateConfig(c: TrainConfig, where = 'config'): TrainConfig {
   if (clip !== undefined && !(typeof clip === 'number' && clip > 0 && Number.isFinite(clip))) {
     throw new Error(
       `${where}: field 'thor.klClip' expected a finite number > 0, or absent, found ${shown(clip)}`,
+    );
+  }
+  const decay = c.thor?.factorDecay;
+  if (decay !== undefined && !(typeof decay === 'number' && decay >= 0 && decay < 1)) {
+    throw new Error(
+      `${where}: field 'thor.factorDecay' expected a number in [0, 1), or absent, found ${shown(decay)}`,
+    );
+  }
+  const factorEvery = c.thor?.factorEvery;
+  if (
+    factorEvery !== undefined &&
+    !(decay !== undefined && Number.isInteger(factorEvery) && factorEvery >= 1)
+  ) {
+    throw new Error(
+      `${where}: field 'thor.factorEvery' expected an integer ≥ 1 beside thor.factorDecay, or absent, found ${shown(factorEvery)}`,
     );
   }
   return c;

@@ -9,7 +9,9 @@ import { flatten, unflatten } from './flat.js';
  * THOR's refresh on every rank: this rank's factors averaged over the ring; the layers to refresh
  * chosen from them (the same choice everywhere, since every rank holds the same bytes); their
  * inversions split over the ranks, largest first to the least loaded (kfac-pytorch's greedy
- * assignment); and the inverses shared, so every rank installs all of them.
+ * assignment); and the inverses shared, so every rank installs all of them. With THOR's
+ * `factorDecay`, the averaged factors first go into its running average, and only inverse steps
+ * go on to invert (the averages).
  */
 export async function refreshThor(
   thor: Thor,
@@ -18,9 +20,20 @@ export async function refreshThor(
   step: number,
 ): Promise<ThorReport> {
   const factors = thor.computeFactors(taps.all());
-  const averaged = await allReducePairs(factors, ring, 'mean');
+  let averaged = await allReducePairs(factors, ring, 'mean');
   disposePairs(factors);
   const report: ThorReport = { step, refreshed: [], retried: [], nonFinite: [], stopped: [] };
+  if (thor.averaging) {
+    // kfac-pytorch's running average: every rank folds in the same bytes; inverses only on
+    // inverse steps, from the averages.
+    const running = thor.accumulate(averaged);
+    disposePairs(averaged);
+    if (!thor.wantsInverses(step)) {
+      disposePairs(running);
+      return report;
+    }
+    averaged = running;
+  }
   const chosen = thor.selectRefresh(step, averaged, report);
   const costs = new Map(chosen.map((l) => [l, cost(averaged.get(l) as FactorPair)]));
   const owner = assignInversions(costs, ring.worldSize);

@@ -127,6 +127,12 @@ export async function train(
           blockSize: config.thor.blockSize,
           refresh: { every: config.thor.frequency },
           ...(config.thor.klClip === undefined ? {} : { klClip: config.thor.klClip }),
+          ...(config.thor.factorDecay === undefined
+            ? {}
+            : { factorDecay: config.thor.factorDecay }),
+          ...(config.thor.factorEvery === undefined
+            ? {}
+            : { factorEvery: config.thor.factorEvery }),
         })
       : undefined;
   const progress =

@@ -159,6 +159,34 @@ describe('train', () => {
     expect(b!.history[3]!.trainTop1).toBeCloseTo(a!.history[1]!.trainTop1, 6);
   }, 600_000);
 
+  it("resumes a run with THOR's running average of the factors exactly", async () => {
+    const averaged = (out: string) =>
+      tiny(out, { epochs: 1, thor: { ...tiny('').thor, factorDecay: 0.95, factorEvery: 1 } });
+    const [whole] = await trainOnRing(2, averaged('avg-whole'));
+    expect(whole!.history[0]!.refreshes).toBe(4); // factors on every one of the 4 steps
+    const controller = new AbortController();
+    await trainOnRing(2, averaged('avg-split'), (rank) => ({
+      ...(rank === 0 ? { signal: controller.signal } : {}),
+      onStep: (step) => step === 2 && rank === 0 && controller.abort(),
+    }));
+    await trainOnRing(2, averaged('avg-split'));
+    const [wa, wb] = [
+      await parameters(averaged('avg-whole').out),
+      await parameters(averaged('avg-split').out),
+    ];
+    for (const [k, v] of wa)
+      expect(Buffer.from(wb.get(k)!.buffer).equals(Buffer.from(v.buffer)), k).toBe(true);
+    // And the average changes the run: not the weights of THOR without it.
+    const [plain] = await trainOnRing(2, tiny('avg-none', { epochs: 1 }));
+    expect(plain!.history[0]!.refreshes).toBe(2); // steps 0 and 3
+    const wc = await parameters(tiny('avg-none').out);
+    expect(
+      Buffer.from(wc.get('conv1.weight')!.buffer).equals(
+        Buffer.from(wa.get('conv1.weight')!.buffer),
+      ),
+    ).toBe(false);
+  }, 600_000);
+
   it('accumulates micro-batches into one step', async () => {
     const [plain] = await trainOnRing(2, tiny('plain', { optimizer: 'sgd', epochs: 1 }));
     const [accumulated] = await trainOnRing(

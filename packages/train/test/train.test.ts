@@ -72,6 +72,12 @@ describe('configs', () => {
       "config: field 'thor.klClip' expected a finite number > 0, or absent, found 0",
     );
     expect(validateConfig({ ...ok, thor: { ...ok.thor, klClip: 0.001 } }).thor.klClip).toBe(0.001);
+    expect(() => validateConfig({ ...ok, thor: { ...ok.thor, factorDecay: 1 } })).toThrow(
+      "config: field 'thor.factorDecay' expected a number in [0, 1), or absent, found 1",
+    );
+    expect(() => validateConfig({ ...ok, thor: { ...ok.thor, factorEvery: 1 } })).toThrow(
+      "config: field 'thor.factorEvery' expected an integer ≥ 1 beside thor.factorDecay, or absent, found 1",
+    );
   });
 
   it('take a linear warm-up before the schedule, and Nesterov momentum', () => {

@@ -1,7 +1,7 @@
 // What reproduce.mjs and sweep.mjs share: the Fashion-MNIST tree and one training run.
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { copyFile, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
@@ -12,13 +12,25 @@ import { presets, readMetrics, validateConfig } from '@thor-ts/train';
 export const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const packageDir = (name) => dirname(fileURLToPath(import.meta.resolve(name)));
 
-/** `.data/fashion-mnist-<limit>` (or `data`), prepared unless it is there. Returns its path. */
+/**
+ * `.data/fashion-mnist-<limit>` (or `data`), prepared unless it is there. Returns its path. The tree
+ * is written beside it and renamed into place, so a run started meanwhile (a concurrent test, a
+ * second study) never reads a half-written tree: whichever finishes first is kept.
+ */
 export async function fashionMnist(limit, data = join(root, '.data', `fashion-mnist-${limit}`)) {
   if (!existsSync(join(data, 'train'))) {
     console.log(`preparing Fashion-MNIST (${limit} images per class and split) in ${data}`);
     const cli = join(packageDir('@thor-ts/data'), 'cli.js');
-    const args = ['prepare', 'fashion-mnist', '--out', data, '--limit', String(limit)];
+    const partial = `${data}.partial-${process.pid}`;
+    await rm(partial, { recursive: true, force: true });
+    const args = ['prepare', 'fashion-mnist', '--out', partial, '--limit', String(limit)];
     await promisify(execFile)(process.execPath, [cli, ...args]);
+    try {
+      await rename(partial, data);
+    } catch (error) {
+      if (!existsSync(join(data, 'train'))) throw error;
+      await rm(partial, { recursive: true, force: true });
+    }
   }
   return data;
 }

@@ -1,6 +1,6 @@
 import { tensor, type Tensor } from '@tensorflow/tfjs-core';
 
-import type { ResNet } from './resnet.js';
+import type { Model } from './model.js';
 import type { RngState } from './rng.js';
 import { readSafetensors, writeSafetensors, type TensorToStore } from './safetensors.js';
 import { loadStateDict, stateDict, type LoadReport } from './state_dict.js';
@@ -31,7 +31,7 @@ export interface LoadedCheckpoint extends Omit<CheckpointState, 'optimizerSlots'
  */
 export async function saveCheckpoint(
   path: string,
-  model: ResNet,
+  model: Model,
   state: CheckpointState,
 ): Promise<void> {
   const tensors = new Map<string, TensorToStore>();
@@ -66,7 +66,7 @@ export async function saveCheckpoint(
  */
 export async function loadCheckpoint(
   path: string,
-  model: ResNet,
+  model: Model,
   options: { strict?: boolean } = {},
 ): Promise<LoadedCheckpoint> {
   const { tensors, metadata } = await readSafetensors(path);

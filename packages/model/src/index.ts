@@ -16,8 +16,24 @@ export { init } from './init.js';
 export { batchNormPresets, BatchNorm2d, type BatchNormConfig } from './layers/batch_norm.js';
 export type { ForwardContext } from './layers/context.js';
 export { Conv2d } from './layers/conv2d.js';
-export { CurvatureTaps, type LayerTap, type TapGeometry } from './layers/curvature_taps.js';
+export {
+  declareCurvature,
+  type CurvatureLayer,
+  type CurvatureSpec,
+  type TapGeometry,
+} from './layers/curvature.js';
+export { CurvatureTaps, type LayerTap } from './layers/curvature_taps.js';
 export { Linear } from './layers/linear.js';
+export { namedParameters, parameterCount, predict, type Model } from './model.js';
+export {
+  archNames,
+  buildArch,
+  hasArch,
+  registerArch,
+  unknownArch,
+  type ArchBuilder,
+  type ArchOptions,
+} from './registry.js';
 export { resnet, ResNet, type ResNetOptions, type ResNetSpec, type StemOptions } from './resnet.js';
 export { Rng, type RngState } from './rng.js';
 export {
@@ -50,4 +66,5 @@ export {
   resnet34,
   resnet50,
   resnetLight,
+  type LightOptions,
 } from './variants.js';

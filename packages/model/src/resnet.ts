@@ -2,7 +2,6 @@ import {
   maxPool,
   mean,
   relu,
-  tidy,
   type Tensor,
   type Tensor2D,
   type Tensor4D,
@@ -13,6 +12,7 @@ import { BatchNorm2d, batchNormPresets, type BatchNormConfig } from './layers/ba
 import type { ForwardContext } from './layers/context.js';
 import { Conv2d } from './layers/conv2d.js';
 import { Linear } from './layers/linear.js';
+import { parameterCount, predict, type Model } from './model.js';
 import { Rng } from './rng.js';
 import { ModelState, type StateEntry } from './state.js';
 
@@ -54,7 +54,7 @@ export interface ResNetSpec {
  * A ResNet v1.5 with torchvision's structure and state_dict names, computed NHWC: `forward`
  * takes [batch, height, width, channels] images and returns [batch, classes] logits.
  */
-export class ResNet {
+export class ResNet implements Model {
   readonly state = new ModelState();
   private readonly conv1: Conv2d;
   private readonly bn1: BatchNorm2d;
@@ -121,7 +121,7 @@ export class ResNet {
 
   /** Logits in eval mode (running statistics), with intermediates freed. */
   predict(images: Tensor): Tensor2D {
-    return tidy(() => this.forward(images, { training: false }));
+    return predict(this, images);
   }
 
   /** Trainable parameters by torchvision name, in torchvision's order. */
@@ -133,9 +133,7 @@ export class ResNet {
 
   /** The number of trainable values (torchvision's `sum(p.numel() for p in model.parameters())`). */
   parameterCount(): number {
-    let n = 0;
-    for (const e of this.parameters().values()) n += e.shape.reduce((a, b) => a * b, 1);
-    return n;
+    return parameterCount(this);
   }
 
   dispose(): void {

@@ -1,5 +1,7 @@
 import { tensor, variable, type Tensor, type Variable } from '@tensorflow/tfjs-core';
 
+import type { CurvatureLayer } from './layers/curvature.js';
+
 /**
  * How a tensor is laid out here versus in a torchvision state_dict: convolution kernels are
  * HWIO here and OIHW there, linear weights [in, out] here and [out, in] there.
@@ -22,10 +24,14 @@ export interface StateEntry {
 
 let models = 0;
 
-/** The named state of one model, in torchvision's state_dict order. */
+/**
+ * The named state of one model, in torchvision's state_dict order, and the layers it declares to
+ * preconditioners (`declareCurvature`).
+ */
 export class ModelState {
   readonly entries: StateEntry[] = [];
   private readonly byName = new Map<string, StateEntry>();
+  private readonly curvatureLayers = new Map<string, CurvatureLayer>();
   /** tfjs variable names are global: each model gets its own prefix. */
   private readonly prefix = `thor-ts.model${models++}.`;
 
@@ -51,6 +57,18 @@ export class ModelState {
 
   get(name: string): StateEntry | undefined {
     return this.byName.get(name);
+  }
+
+  /** Records a layer's declaration (`declareCurvature` checks it and calls this). */
+  declare(layer: CurvatureLayer): void {
+    if (this.curvatureLayers.has(layer.name))
+      throw new Error(`model state: layer '${layer.name}' declares its curvature twice`);
+    this.curvatureLayers.set(layer.name, layer);
+  }
+
+  /** The layers declared to preconditioners, in declaration order. */
+  get curvature(): CurvatureLayer[] {
+    return [...this.curvatureLayers.values()];
   }
 
   private push(entry: StateEntry): void {

@@ -1,6 +1,6 @@
 import { tensor, tidy } from '@tensorflow/tfjs-core';
 
-import type { ResNet } from './resnet.js';
+import type { Model } from './model.js';
 import {
   readSafetensors,
   writeSafetensors,
@@ -67,7 +67,7 @@ function entryToTorch(e: StateEntry): TensorToStore {
 }
 
 /** The model's state as torchvision names it and lays it out (OIHW, [out, in]), in its order. */
-export function stateDict(model: ResNet): Map<string, TensorToStore> {
+export function stateDict(model: Model): Map<string, TensorToStore> {
   return new Map(model.state.entries.map((e) => [e.name, entryToTorch(e)]));
 }
 
@@ -77,7 +77,7 @@ export function stateDict(model: ResNet): Map<string, TensorToStore> {
  * what matches and reports the rest.
  */
 export function loadStateDict(
-  model: ResNet,
+  model: Model,
   tensors: Map<string, StoredTensor>,
   options: { strict?: boolean; where?: string } = {},
 ): LoadReport {
@@ -125,13 +125,13 @@ export function loadStateDict(
 }
 
 /** Writes the model's weights as a torchvision-compatible safetensors file (atomically). */
-export async function saveWeights(model: ResNet, path: string): Promise<void> {
+export async function saveWeights(model: Model, path: string): Promise<void> {
   await writeSafetensors(path, stateDict(model), { format: 'pt' });
 }
 
 /** Reads torchvision-named safetensors weights into the model (see `loadStateDict`). */
 export async function loadWeights(
-  model: ResNet,
+  model: Model,
   path: string,
   options: { strict?: boolean } = {},
 ): Promise<LoadReport> {

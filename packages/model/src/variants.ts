@@ -31,13 +31,17 @@ export const cifarResnet20 = (o?: ResNetOptions): ResNet => cifarResnet(20, o);
 export const cifarResnet32 = (o?: ResNetOptions): ResNet => cifarResnet(32, o);
 export const cifarResnet56 = (o?: ResNetOptions): ResNet => cifarResnet(56, o);
 
+/** resnetLight's own options: blocks per stage, and the block. */
+export interface LightOptions {
+  layers?: number[];
+  block?: 'basic' | 'bottleneck';
+}
+
 /**
  * A ResNet with a light stem (3×3/1 conv, no max-pool) for small images, any depth and width:
  * `resnetLight({ layers: [2, 2, 2], widths: [32, 64, 128] })`.
  */
-export function resnetLight(
-  o: ResNetOptions & { layers?: number[]; block?: 'basic' | 'bottleneck' } = {},
-): ResNet {
+export function resnetLight(o: ResNetOptions & LightOptions = {}): ResNet {
   const { layers = [2, 2, 2, 2], block = 'basic', ...rest } = o;
   const widths = rest.widths ?? [32, 64, 128, 256].slice(0, layers.length);
   return resnet(block === 'basic' ? basicBlock : bottleneck, layers, {

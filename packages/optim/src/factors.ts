@@ -11,26 +11,15 @@ import {
   type Tensor4D,
 } from '@tensorflow/tfjs-core';
 
-import { factorBlocks, type Im2colGeometry } from './factor_kernel.js';
+import type { LayerTap } from '@thor-ts/model';
 
-/** What a layer saw in a step, as `@thor-ts/model`'s curvature taps record it. */
-export interface CurvatureSource {
-  layer: string;
-  geometry: {
-    kind: 'conv2d' | 'linear';
-    kernel?: [number, number];
-    stride?: number;
-    padding?: [number, number, number, number];
-  };
-  input: Tensor;
-  outputGrad?: Tensor;
-}
+import { factorBlocks, type Im2colGeometry } from './factor_kernel.js';
 
 /**
  * Rows of a factor's "X": the im2col of a convolution's input, or a linear layer's input. The
  * columns follow HWIO kernels: (i, j, cin) for tap (i, j); padding reads as zeros.
  */
-export function factorRows(src: CurvatureSource): Tensor2D {
+export function factorRows(src: LayerTap): Tensor2D {
   if (src.geometry.kind === 'linear') return src.input as Tensor2D;
   const x = src.input as Tensor4D;
   const [kh, kw] = src.geometry.kernel ?? [1, 1];
@@ -88,7 +77,7 @@ function rowsGeometry(m: number, k: number): Im2colGeometry {
 }
 
 /** The im2col geometry of a layer's input (a linear layer's rows as a 1×1 convolution). */
-function im2colGeometry(src: CurvatureSource): Im2colGeometry {
+function im2colGeometry(src: LayerTap): Im2colGeometry {
   if (src.geometry.kind === 'linear') {
     const [m, k] = src.input.shape as [number, number];
     return rowsGeometry(m, k);
@@ -111,7 +100,7 @@ function im2colGeometry(src: CurvatureSource): Im2colGeometry {
  * block]. The wasm kernel reads the input as it is (X is never built); without it, the rows are
  * built (`factorRows`) and multiplied by tfjs (`diagonalBlocks`).
  */
-export function inputFactorBlocks(src: CurvatureSource, block: number, divisor: number): Tensor3D {
+export function inputFactorBlocks(src: LayerTap, block: number, divisor: number): Tensor3D {
   const geometry = im2colGeometry(src);
   const [kh, kw] = geometry.kernel;
   const cols = kh * kw * geometry.shape[3];
@@ -133,7 +122,7 @@ export function inputFactorBlocks(src: CurvatureSource, block: number, divisor: 
  * dY, s = `batchScale` ([nb, block, block]): dYᵀdY / (divisor / s²), so the rows are not scaled.
  */
 export function gradientFactorBlocks(
-  src: CurvatureSource,
+  src: LayerTap,
   block: number,
   divisor: number,
   batchScale: number,
@@ -145,26 +134,26 @@ export function gradientFactorBlocks(
 }
 
 /** The columns of a layer's factors: A's kh·kw·Cin (Cin for a linear layer), G's Cout. */
-export function factorColumns(src: CurvatureSource): { a: number; g: number } {
+export function factorColumns(src: LayerTap): { a: number; g: number } {
   const { shape, kernel } = im2colGeometry(src);
   const g = src.outputGrad ?? src.input;
   return { a: kernel[0] * kernel[1] * shape[3], g: g.shape[g.shape.length - 1] as number };
 }
 
 /** Output positions per sample (T): Ho·Wo for a convolution, 1 for a linear layer. */
-export function positionsPerSample(src: CurvatureSource): number {
+export function positionsPerSample(src: LayerTap): number {
   if (src.geometry.kind === 'linear') return 1;
   const g = src.outputGrad ?? src.input;
   return (g.shape[1] as number) * (g.shape[2] as number);
 }
 
 /** The layer's output gradient as rows [N·T, Cout], rescaled per sample (× batch size). */
-export function gradientRows(src: CurvatureSource, batchScale: number): Tensor2D {
+export function gradientRows(src: LayerTap, batchScale: number): Tensor2D {
   return tidy(() => mul(outputGradRows(src), batchScale));
 }
 
 /** The layer's output gradient as rows [N·T, Cout] (a reshape: no copy). */
-function outputGradRows(src: CurvatureSource): Tensor2D {
+function outputGradRows(src: LayerTap): Tensor2D {
   if (src.outputGrad === undefined) {
     throw new Error(
       `THOR: layer '${src.layer}' has no output gradient: run the backward pass with its tap`,

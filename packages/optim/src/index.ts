@@ -1,6 +1,7 @@
 export { assignInversions, inversionCost } from './assign.js';
 export { choleskyInverse } from './cholesky.js';
 export { softmaxCrossEntropy } from './cross_entropy.js';
+export { refreshThor, type Collective } from './distributed.js';
 export {
   diagonalBlocks,
   factorRows,
@@ -8,8 +9,8 @@ export {
   gradientRows,
   inputFactorBlocks,
   positionsPerSample,
-  type CurvatureSource,
 } from './factors.js';
+export { flatten, unflatten } from './flat.js';
 export { MomentumSGD, type MomentumSGDOptions } from './momentum_sgd.js';
 export {
   cosineDecay,
@@ -28,5 +29,6 @@ export {
   type RefreshPolicy,
   type ThorOptions,
   type ThorReport,
+  type ThorLayers,
   type ThorStateMeta,
 } from './thor.js';

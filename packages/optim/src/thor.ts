@@ -19,13 +19,14 @@ import {
   type Tensor3D,
 } from '@tensorflow/tfjs-core';
 
+import type { CurvatureLayer, LayerTap, ModelState } from '@thor-ts/model';
+
 import { choleskyInverse } from './cholesky.js';
 import {
   factorColumns,
   gradientFactorBlocks,
   inputFactorBlocks,
   positionsPerSample,
-  type CurvatureSource,
 } from './factors.js';
 import { valueAt, type Schedule } from './schedules.js';
 
@@ -89,12 +90,28 @@ export interface ThorReport {
 export interface ThorStateMeta {
   layers: Record<
     string,
-    { kind: 'conv2d' | 'linear'; positions: number; stopped: boolean; lastTrace: number | null }
+    {
+      kind: 'conv2d' | 'linear';
+      /** The weight's name (absent in older states: `<layer>.weight`). */
+      weight?: string;
+      positions: number;
+      stopped: boolean;
+      lastTrace: number | null;
+    }
   >;
+}
+
+/** What `Thor.register` found in a model: the layers THOR preconditions, and the rest. */
+export interface ThorLayers {
+  /** Declared layers (`declareCurvature`), in the model's order. */
+  preconditioned: CurvatureLayer[];
+  /** Parameters left to the optimizer alone (batch norm, biases, layers not declared). */
+  passThrough: string[];
 }
 
 interface LayerState {
   kind: 'conv2d' | 'linear';
+  weight: string;
   positions: number;
   inverse?: FactorPair;
   /** The running average of the factors, with `factorDecay`. */
@@ -111,10 +128,14 @@ interface LayerState {
  * each damped by √(λ/T)·I (√λ·I for a linear layer), kept as 128×128 diagonal blocks, inverted
  * by Cholesky in float64; the weight gradient becomes A⁻¹·∇W·G⁻¹/T (HWIO kernels viewed as
  * [kh·kw·Cin, Cout]). It only rewrites gradients; weight decay and momentum are the optimizer's.
- * Layer names are the taps' ('layer1.0.conv1'); their gradients are keyed `<layer>.weight`.
+ * Layers are those a model declares (`declareCurvature` in @thor-ts/model; `register` lists
+ * them), named as their taps are ('layer1.0.conv1'); their gradients are keyed by the declared
+ * weight's name ('layer1.0.conv1.weight'). Every other gradient passes through unchanged.
  */
 export class Thor {
   private readonly layers = new Map<string, LayerState>();
+  /** The model's declared layers, once `register` has run. */
+  private declared?: Map<string, CurvatureLayer>;
   private readonly block: number | null;
   private readonly policy: RefreshPolicy;
 
@@ -152,6 +173,29 @@ export class Thor {
     return this.options.factorDecay !== undefined;
   }
 
+  /**
+   * Takes the layers `model` declares (kfac-pytorch's layer registry): from now on a tap from any
+   * other layer is an error, and a declared layer whose weight gets no gradient is one too.
+   * Returns which layers THOR preconditions and which parameters pass through to the optimizer.
+   */
+  register(model: { state: ModelState }): ThorLayers {
+    const preconditioned = model.state.curvature;
+    const weights = new Set(preconditioned.map((l) => l.weight));
+    for (const layer of preconditioned) {
+      const entry = model.state.get(layer.weight);
+      if (entry?.kind !== 'parameter' || entry.variable?.trainable === false) {
+        throw new Error(
+          `THOR: layer '${layer.name}' declares weight '${layer.weight}', expected a trainable parameter of the model, found ${entry === undefined ? 'none' : entry.kind === 'parameter' ? 'a frozen one' : `a ${entry.kind}`}`,
+        );
+      }
+    }
+    this.declared = new Map(preconditioned.map((l) => [l.name, l]));
+    const passThrough = model.state.entries
+      .filter((e) => e.kind === 'parameter' && !weights.has(e.name))
+      .map((e) => e.name);
+    return { preconditioned, passThrough };
+  }
+
   /** Whether this step makes new inverses (with `factorDecay`, only some factor steps do). */
   wantsInverses(step: number): boolean {
     const p = this.policy;
@@ -172,7 +216,7 @@ export class Thor {
   }
 
   /** Factors of every tapped layer this step (all-reduce them across ranks before inverting). */
-  computeFactors(sources: CurvatureSource[]): Map<string, FactorPair> {
+  computeFactors(sources: LayerTap[]): Map<string, FactorPair> {
     const out = new Map<string, FactorPair>();
     for (const src of sources) {
       const state = this.layerState(src);
@@ -283,7 +327,7 @@ export class Thor {
   }
 
   /** One whole local refresh from this step's taps: factors, selection, inverses. */
-  update(sources: CurvatureSource[], step: number): ThorReport {
+  update(sources: LayerTap[], step: number): ThorReport {
     const report: ThorReport = { step, refreshed: [], retried: [], nonFinite: [], stopped: [] };
     const factors = this.computeFactors(sources);
     const chosen = this.selectRefresh(step, factors, report);
@@ -311,9 +355,14 @@ export class Thor {
     }
     const out = new Map(grads);
     for (const [layer, state] of this.layers) {
-      const key = `${layer}.weight`;
+      if (state.inverse === undefined) continue;
+      const key = state.weight;
       const g = grads.get(key);
-      if (g === undefined || state.inverse === undefined) continue;
+      if (g === undefined) {
+        throw new Error(
+          `THOR: layer '${layer}' was tapped, but its weight '${key}' has no gradient in this step (expected a gradient keyed by the weight's name; is the weight trainable, and used in the forward pass?)`,
+        );
+      }
       const inv = state.inverse;
       const cout = g.shape[g.shape.length - 1] as number;
       const k = g.size / cout;
@@ -392,6 +441,7 @@ export class Thor {
       }
       layers[layer] = {
         kind: st.kind,
+        weight: st.weight,
         positions: st.positions,
         stopped: st.stopped,
         lastTrace: st.lastTrace ?? null,
@@ -413,6 +463,7 @@ export class Thor {
       const avgG = tensors[`${layer}/G_avg`];
       this.layers.set(layer, {
         kind: m.kind,
+        weight: m.weight ?? `${layer}.weight`,
         positions: m.positions,
         stopped: m.stopped,
         lastTrace: m.lastTrace ?? undefined,
@@ -435,10 +486,23 @@ export class Thor {
     this.layers.clear();
   }
 
-  private layerState(src: CurvatureSource): LayerState {
+  private layerState(src: LayerTap): LayerState {
     let s = this.layers.get(src.layer);
     if (s === undefined) {
-      s = { kind: src.geometry.kind, positions: positionsPerSample(src), stopped: false };
+      const declared = this.declared?.get(src.layer);
+      if (this.declared !== undefined && declared?.weight !== src.weight) {
+        throw new Error(
+          declared === undefined
+            ? `THOR: a tap from layer '${src.layer}', which the registered model does not declare (declareCurvature)`
+            : `THOR: layer '${src.layer}' was declared with weight '${declared.weight}', its tap says '${src.weight}'`,
+        );
+      }
+      s = {
+        kind: src.geometry.kind,
+        weight: src.weight,
+        positions: positionsPerSample(src),
+        stopped: false,
+      };
       this.layers.set(src.layer, s);
     }
     return s;
@@ -532,7 +596,11 @@ function blockOperator(inv: Tensor3D, k: number): BlockOperator {
       ? { full: whole === nb ? clone(inv) : slice(inv, [0, 0, 0], [whole, b, b]) }
       : {}),
     ...(rest > 0
-      ? { tail: reshape(slice(inv, [whole, 0, 0], [1, rest, rest]), [rest, rest]) as Tensor2D }
+      ? {
+          tail: tidy(
+            () => reshape(slice(inv, [whole, 0, 0], [1, rest, rest]), [rest, rest]) as Tensor2D,
+          ),
+        }
       : {}),
   };
 }

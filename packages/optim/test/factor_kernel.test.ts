@@ -3,11 +3,12 @@ import { fileURLToPath } from 'node:url';
 
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '@thor-ts/backend';
+import type { LayerTap } from '@thor-ts/model';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 
 import { hasWasmToolchain, rebuildsCommittedWasm } from '../../../wasm_build_check.js';
 import { hasFactorKernel, useFactorKernel } from '../dist/factor_kernel.js';
-import { Thor, inputFactorBlocks, type CurvatureSource } from '../dist/index.js';
+import { Thor, inputFactorBlocks } from '../dist/index.js';
 import { values } from './values.js';
 
 const packageDir = fileURLToPath(new URL('..', import.meta.url));
@@ -70,8 +71,9 @@ describe('the wasm factor kernel', () => {
       const xv = values(n * h * w * c, n + h + w + c);
       const ho = Math.floor((h + 2 * pad - kh) / s) + 1;
       const wo = Math.floor((w + 2 * pad - kh) / s) + 1;
-      const src: CurvatureSource = {
+      const src: LayerTap = {
         layer: 'conv',
+        weight: 'conv.weight',
         geometry: { kind: 'conv2d', kernel: [kh, kh], stride: s, padding: [pad, pad, pad, pad] },
         input: tf.tensor4d(Float32Array.from(xv), [n, h, w, c]),
       };
@@ -99,8 +101,9 @@ describe('the wasm factor kernel', () => {
 
   it('gives THOR the same preconditioned gradient as the tfjs path', () => {
     const [n, h, w, c, cout] = [4, 6, 6, 24, 40];
-    const src: CurvatureSource = {
+    const src: LayerTap = {
       layer: 'conv',
+      weight: 'conv.weight',
       geometry: { kind: 'conv2d', kernel: [3, 3], stride: 1, padding: [1, 1, 1, 1] },
       input: tf.tensor4d(Float32Array.from(values(n * h * w * c, 3)), [n, h, w, c]),
       outputGrad: tf.tensor4d(Float32Array.from(values(n * h * w * cout, 4)), [n, h, w, cout]),

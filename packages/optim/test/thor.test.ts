@@ -1,14 +1,15 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '@thor-ts/backend';
+import {
+  CurvatureTaps,
+  declareCurvature,
+  ModelState,
+  resnetLight,
+  type LayerTap,
+} from '@thor-ts/model';
 import { beforeAll, describe, expect, it } from 'vitest';
 
-import {
-  assignInversions,
-  factorRows,
-  inversionCost,
-  Thor,
-  type CurvatureSource,
-} from '../dist/index.js';
+import { assignInversions, factorRows, inversionCost, Thor } from '../dist/index.js';
 import { values } from './values.js';
 
 beforeAll(async () => {
@@ -100,8 +101,9 @@ function denseCase(n: number, din: number, dout: number, lambda: number, block: 
 
 function thorUpdate(n: number, din: number, dout: number, lambda: number, block: number | null) {
   const c = denseCase(n, din, dout, lambda, block);
-  const src: CurvatureSource = {
+  const src: LayerTap = {
     layer: 'fc',
+    weight: 'fc.weight',
     geometry: { kind: 'linear' },
     input: tf.tensor2d(Float32Array.from(c.x), [n, din]),
     outputGrad: tf.tensor2d(Float32Array.from(c.g), [n, dout]),
@@ -136,7 +138,15 @@ describe('THOR on a dense layer', () => {
     const x = tf.tensor2d([1, 1, 2, 2, 3, 3], [3, 2]);
     const thor = new Thor({ damping: 0, refresh: { every: 1 } });
     const report = thor.update(
-      [{ layer: 'fc', geometry: { kind: 'linear' }, input: x, outputGrad: tf.ones([3, 1]) }],
+      [
+        {
+          layer: 'fc',
+          weight: 'fc.weight',
+          geometry: { kind: 'linear' },
+          input: x,
+          outputGrad: tf.ones([3, 1]),
+        },
+      ],
       0,
     );
     expect(report.retried).toEqual([{ layer: 'fc', factor: 'A', block: 0, damping: 1e-8 }]);
@@ -170,8 +180,9 @@ describe('THOR on a dense layer', () => {
 
   it("clips the step by kfac-pytorch's KL bound: ĝ·min(1, √(c / |lr²·Σ ĝ·∇W|)), other gradients untouched", () => {
     const c = denseCase(16, 6, 4, 0.03, null);
-    const src: CurvatureSource = {
+    const src: LayerTap = {
       layer: 'fc',
+      weight: 'fc.weight',
       geometry: { kind: 'linear' },
       input: tf.tensor2d(Float32Array.from(c.x), [16, 6]),
       outputGrad: tf.tensor2d(Float32Array.from(c.g), [16, 4]),
@@ -223,6 +234,7 @@ describe('THOR on a convolution', () => {
     const x = tf.tensor4d(Float32Array.from(xv), [n, h, w, c]);
     const rows = factorRows({
       layer: 'c',
+      weight: 'c.weight',
       geometry: { kind: 'conv2d', kernel: [3, 3], stride: 2, padding: [1, 1, 1, 1] },
       input: x,
     });
@@ -251,8 +263,9 @@ describe('THOR on a convolution', () => {
     const t = 4;
     const lambda = 0.04;
     const c = denseCase(n * t, 5, 3, lambda / t, null);
-    const src: CurvatureSource = {
+    const src: LayerTap = {
       layer: 'conv',
+      weight: 'conv.weight',
       geometry: { kind: 'conv2d', kernel: [1, 1], stride: 1, padding: [0, 0, 0, 0] },
       input: tf.tensor4d(Float32Array.from(c.x), [n, 2, 2, 5]),
       // Per-sample rescaling multiplies by the batch N = 3, not N·T: undo the dense case's N·T.
@@ -293,8 +306,9 @@ describe('refresh and distribution', () => {
       [true, false],
       [true, true],
     ]);
-    const src: CurvatureSource = {
+    const src: LayerTap = {
       layer: 'fc',
+      weight: 'fc.weight',
       geometry: { kind: 'linear' },
       input: tf.tensor2d(Float32Array.from(values(12, 4)), [4, 3]),
       outputGrad: tf.tensor2d(Float32Array.from(values(8, 5)), [4, 2]),
@@ -351,8 +365,9 @@ describe('refresh and distribution', () => {
       true,
     ]);
     const thor = new Thor({ damping: 0.03, refresh: { trace: [0.01, 0.001], checkEvery: 1 } });
-    const src = (scale: number): CurvatureSource => ({
+    const src = (scale: number): LayerTap => ({
       layer: 'fc',
+      weight: 'fc.weight',
       geometry: { kind: 'linear' },
       input: tf.mul(tf.tensor2d(Float32Array.from(values(12, 4)), [4, 3]), scale),
       outputGrad: tf.tensor2d(Float32Array.from(values(8, 5)), [4, 2]),
@@ -380,5 +395,123 @@ describe('refresh and distribution', () => {
     expect(() => assignInversions(costs, 0)).toThrow(
       /expected a positive number of workers, found 0/,
     );
+  });
+});
+
+describe('THOR for any model', () => {
+  /** A model of one's own: y = x·K + b, with its kernel stored as 'head.kernel'. */
+  function headModel() {
+    const state = new ModelState();
+    const k = state.add(
+      'head.kernel',
+      'parameter',
+      'linear',
+      [4, 3],
+      Float32Array.from(values(12, 5)),
+    );
+    const b = state.add('head.bias', 'parameter', 'plain', [3], new Float32Array(3));
+    const layer = declareCurvature(state, { name: 'head', kind: 'linear', weight: 'head.kernel' });
+    const forward = (x: tf.Tensor2D, taps?: CurvatureTaps) => {
+      const y = tf.add(tf.matMul(x, k as unknown as tf.Tensor2D), b) as tf.Tensor2D;
+      return taps ? (taps.record(layer, x, y) as tf.Tensor2D) : y;
+    };
+    return { state, forward, k, b };
+  }
+
+  it('lists the layers it preconditions and the parameters that pass through', () => {
+    const m = resnetLight({ classes: 4, layers: [1, 1], widths: [8, 16], seed: 1 });
+    const { preconditioned, passThrough } = new Thor({ damping: 0.03 }).register(m);
+    expect(preconditioned.map((l) => l.name)).toEqual([
+      'conv1',
+      'layer1.0.conv1',
+      'layer1.0.conv2',
+      'layer2.0.conv1',
+      'layer2.0.conv2',
+      'layer2.0.downsample.0',
+      'fc',
+    ]);
+    expect(passThrough).toEqual([
+      'bn1.weight',
+      'bn1.bias',
+      'layer1.0.bn1.weight',
+      'layer1.0.bn1.bias',
+      'layer1.0.bn2.weight',
+      'layer1.0.bn2.bias',
+      'layer2.0.bn1.weight',
+      'layer2.0.bn1.bias',
+      'layer2.0.bn2.weight',
+      'layer2.0.bn2.bias',
+      'layer2.0.downsample.1.weight',
+      'layer2.0.downsample.1.bias',
+      'fc.bias',
+    ]);
+    m.dispose();
+  });
+
+  it('preconditions a declared layer’s gradient under its own weight name, as for a built-in layer', () => {
+    const before = tf.memory().numTensors;
+    const m = headModel();
+    const thor = new Thor({ damping: 0.03, refresh: { every: 1 } });
+    thor.register(m);
+    const x = tf.tensor2d(Float32Array.from(values(24, 6)), [6, 4]);
+    const taps = new CurvatureTaps();
+    const { value, grads } = tf.variableGrads(
+      () => tf.mean(tf.square(m.forward(x, taps))),
+      [m.k, m.b],
+    );
+    thor.update(taps.all(), 0);
+    const raw = new Map([
+      ['head.kernel', grads[m.k.name] as tf.Tensor],
+      ['head.bias', grads[m.b.name] as tf.Tensor],
+    ]);
+    const out = thor.precondition(raw);
+    // The same tap as a built-in Linear named 'head' would give, keyed 'head.weight': same update.
+    const builtIn = new Thor({ damping: 0.03, refresh: { every: 1 } });
+    builtIn.update([{ ...taps.get('head')!, weight: 'head.weight' }], 0);
+    const expected = builtIn.precondition(new Map([['head.weight', raw.get('head.kernel')!]]));
+    expect(Array.from(out.get('head.kernel')!.dataSync())).toEqual(
+      Array.from(expected.get('head.weight')!.dataSync()),
+    );
+    expect(
+      maxRelError(out.get('head.kernel')!.dataSync(), raw.get('head.kernel')!.dataSync()),
+    ).toBeGreaterThan(0.01);
+    // The bias is not a declared layer's weight: it passes through as it was.
+    expect(out.get('head.bias')).toBe(raw.get('head.bias'));
+    tf.dispose([x, value, ...raw.values(), out.get('head.kernel')!, expected.get('head.weight')!]);
+    taps.dispose();
+    thor.dispose();
+    builtIn.dispose();
+    m.state.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it('names the layer when a tap is not declared, or a tapped layer’s weight has no gradient', () => {
+    const m = headModel();
+    const thor = new Thor({ damping: 0.03, refresh: { every: 1 } });
+    thor.register(m);
+    const x = tf.tensor2d(Float32Array.from(values(24, 6)), [6, 4]);
+    const g = tf.ones([6, 3]);
+    const stray: LayerTap = {
+      layer: 'other',
+      weight: 'other.weight',
+      geometry: { kind: 'linear' },
+      input: x,
+      outputGrad: g,
+    };
+    expect(() => thor.update([stray], 0)).toThrow(
+      "THOR: a tap from layer 'other', which the registered model does not declare (declareCurvature)",
+    );
+    const renamed: LayerTap = { ...stray, layer: 'head', weight: 'head.weight' };
+    expect(() => thor.update([renamed], 0)).toThrow(
+      "THOR: layer 'head' was declared with weight 'head.kernel', its tap says 'head.weight'",
+    );
+    thor.update([{ ...stray, layer: 'head', weight: 'head.kernel' }], 0);
+    const onlyBias = new Map([['head.bias', tf.ones([3])]]);
+    expect(() => thor.precondition(onlyBias)).toThrow(
+      "THOR: layer 'head' was tapped, but its weight 'head.kernel' has no gradient in this step",
+    );
+    tf.dispose([x, g, ...onlyBias.values()]);
+    thor.dispose();
+    m.state.dispose();
   });
 });

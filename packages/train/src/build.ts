@@ -11,14 +11,7 @@ import {
   type Transform,
 } from '@thor-ts/data';
 import type { Ring } from '@thor-ts/distributed';
-import {
-  cifarResnet20,
-  resnet18,
-  resnet34,
-  resnet50,
-  resnetLight,
-  type ResNet,
-} from '@thor-ts/model';
+import { buildArch, type Model } from '@thor-ts/model';
 import {
   cosineDecay,
   linearDecay,
@@ -31,29 +24,16 @@ import {
 
 import type { TrainConfig } from './config.js';
 
-export function buildModel(c: TrainConfig): ResNet {
-  const m = c.model;
-  const common = {
-    classes: m.classes,
-    seed: c.seed,
-    ...(m.batchNorm ? { batchNorm: m.batchNorm } : {}),
-    ...(m.zeroInitResidual ? { zeroInitResidual: true } : {}),
-  };
-  switch (m.arch) {
-    case 'resnetLight':
-      return resnetLight({
-        ...common,
-        ...(m.layers ? { layers: m.layers } : {}),
-        ...(m.widths ? { widths: m.widths } : {}),
-      });
-    case 'resnet18':
-      return resnet18(common);
-    case 'resnet34':
-      return resnet34(common);
-    case 'resnet50':
-      return resnet50(common);
-    case 'cifarResnet20':
-      return cifarResnet20(common);
+/**
+ * The config's network: the architecture registered as `model.arch`, given the section's other
+ * fields and the run's seed. A builder's complaint names the config field it came from.
+ */
+export function buildModel(c: TrainConfig): Model {
+  const { arch, ...fields } = c.model;
+  try {
+    return buildArch(arch, { ...fields, seed: c.seed });
+  } catch (e) {
+    throw new Error(`config: model '${arch}': ${(e as Error).message}`, { cause: e });
   }
 }
 

@@ -1,16 +1,25 @@
+import { hasArch, unknownArch } from '@thor-ts/model';
+
 /** Everything a training run needs; `thor-ts train` reads it from a preset, a file and overrides. */
 export interface TrainConfig {
   /** Dataset root holding `train/` and `val/` class folders (ImageNet layout). */
   data: string;
   /** Where metrics (metrics.jsonl), checkpoints and the final weights go. */
   out: string;
+  /**
+   * The network: `arch` names a registered architecture (@thor-ts/model's `registerArch`; built
+   * in: every ResNet, the CIFAR ResNets and `resnetLight`), built with `classes`, the run's seed
+   * and this section's other fields (the built-in ones take `layers`, `widths`, `batchNorm`,
+   * `zeroInitResidual`; a registered builder checks its own).
+   */
   model: {
-    arch: 'resnetLight' | 'resnet18' | 'resnet34' | 'resnet50' | 'cifarResnet20';
+    arch: string;
     classes: number;
     layers?: number[];
     widths?: number[];
     batchNorm?: 'torchvision' | 'mindspore';
     zeroInitResidual?: boolean;
+    [field: string]: unknown;
   };
   /**
    * Images: 'imagenet' (RandomResizedCrop 224 + flip / resize 256 + crop 224), 'small' (flip
@@ -134,11 +143,8 @@ export function validateConfig(c: TrainConfig, where = 'config'): TrainConfig {
     if (!ok(value))
       throw new Error(`${where}: field '${name}' expected ${expected}, found ${shown(value)}`);
   }
-  const archs = ['resnetLight', 'resnet18', 'resnet34', 'resnet50', 'cifarResnet20'];
-  if (!archs.includes(c.model?.arch)) {
-    throw new Error(
-      `${where}: field 'model.arch' expected one of ${archs.join(', ')}, found ${shown(c.model?.arch)}`,
-    );
+  if (typeof c.model !== 'object' || c.model === null || !hasArch(c.model.arch)) {
+    throw new Error(`${where}: field 'model.arch' ${unknownArch(c.model?.arch)}`);
   }
   if (!(Number.isInteger(c.model.classes) && c.model.classes > 1)) {
     throw new Error(

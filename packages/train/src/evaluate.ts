@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { openImageNet, type Batch } from '@thor-ts/data';
 import type { Ring } from '@thor-ts/distributed';
-import { loadCheckpoint, loadWeights, type ResNet } from '@thor-ts/model';
+import { loadCheckpoint, loadWeights, predict, type Model } from '@thor-ts/model';
 
 import { buildLoader, buildModel, buildTransforms } from './build.js';
 import type { TrainConfig } from './config.js';
@@ -20,7 +20,7 @@ export interface Accuracy {
  * as a miss.
  */
 export async function evaluate(
-  model: ResNet,
+  model: Model,
   loader: EvalSource,
   ring: Ring,
   onBatch?: (done: number, total: number) => void,
@@ -53,9 +53,10 @@ export async function evaluate(
 }
 
 /** [index, top-1 hit, top-5 hit] per image. */
-function scoreBatch(model: ResNet, batch: Batch): number[] {
+function scoreBatch(model: Model, batch: Batch): number[] {
   return tf.tidy(() => {
-    const logits = model.predict(
+    const logits = predict(
+      model,
       tf.tensor4d(batch.images, batch.shape as [number, number, number, number]),
     );
     const k = Math.min(5, logits.shape[1]);

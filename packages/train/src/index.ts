@@ -2,7 +2,6 @@ export { buildLoader, buildModel, buildSchedules, buildTransforms } from './buil
 export { presets, validateConfig, type TrainConfig } from './config.js';
 export { EvalBatches, type EvalSource } from './eval_batches.js';
 export { evaluate, evaluateWeights, type Accuracy } from './evaluate.js';
-export { flatten, unflatten } from './flat.js';
 export {
   formatDuration,
   formatProgress,
@@ -10,7 +9,6 @@ export {
   type ProgressMode,
   type ProgressState,
 } from './progress.js';
-export { refreshThor } from './refresh.js';
 export { train, type EpochMetrics, type TrainOptions, type TrainResult } from './trainer.js';
 export { compare, readMetrics, writeReport, type Comparison, type RunResult } from './report.js';
 export { lineChart, type Series } from './svg_plot.js';

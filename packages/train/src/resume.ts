@@ -2,10 +2,15 @@ import { existsSync } from 'node:fs';
 
 import * as tf from '@tensorflow/tfjs-core';
 import type { Ring } from '@thor-ts/distributed';
-import { loadCheckpoint, saveCheckpoint, type ResNet } from '@thor-ts/model';
-import type { MomentumSGD, Thor, ThorStateMeta } from '@thor-ts/optim';
+import { loadCheckpoint, saveCheckpoint, type Model } from '@thor-ts/model';
+import {
+  flatten,
+  unflatten,
+  type MomentumSGD,
+  type Thor,
+  type ThorStateMeta,
+} from '@thor-ts/optim';
 
-import { flatten, unflatten } from './flat.js';
 import type { EpochMetrics } from './trainer.js';
 
 /** Where a run stands, beyond its tensors: enough to continue it exactly. */
@@ -38,7 +43,7 @@ interface Header {
  */
 export async function saveRun(
   path: string,
-  model: ResNet,
+  model: Model,
   opt: MomentumSGD,
   thor: Thor | undefined,
   position: RunPosition,
@@ -64,7 +69,7 @@ export async function saveRun(
  */
 export async function startFrom(
   path: string | undefined,
-  model: ResNet,
+  model: Model,
   opt: MomentumSGD,
   thor: Thor | undefined,
   ring: Ring,
@@ -117,7 +122,7 @@ export async function startFrom(
 }
 
 /** Rank 0's parameters and buffers on every rank. */
-async function broadcastTensors(model: ResNet, ring: Ring): Promise<void> {
+async function broadcastTensors(model: Model, ring: Ring): Promise<void> {
   const entries = model.state.entries.filter((e) => e.variable !== undefined);
   const names = entries.map((e) => e.name);
   const tensors = new Map(entries.map((e) => [e.name, e.variable as tf.Tensor]));
@@ -130,14 +135,14 @@ async function broadcastTensors(model: ResNet, ring: Ring): Promise<void> {
  * running average is linear, so averaging mid-epoch (for a checkpoint) and again at the epoch's
  * end gives the same statistics as averaging once.
  */
-export async function averageBuffers(model: ResNet, ring: Ring): Promise<void> {
+export async function averageBuffers(model: Model, ring: Ring): Promise<void> {
   const entries = model.state.entries.filter((e) => e.kind === 'buffer');
   const names = entries.map((e) => e.name);
   const tensors = new Map(entries.map((e) => [e.name, e.variable as tf.Tensor]));
   assign(entries, await ring.allReduce(flatten(names, tensors), { op: 'mean' }));
 }
 
-function assign(entries: ResNet['state']['entries'], buf: Float32Array): void {
+function assign(entries: Model['state']['entries'], buf: Float32Array): void {
   const names = entries.map((e) => e.name);
   const { tensors } = unflatten(names, new Map(entries.map((e) => [e.name, e])), buf);
   for (const e of entries) {

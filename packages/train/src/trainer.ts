@@ -4,16 +4,22 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { openImageNet, type Batch } from '@thor-ts/data';
 import type { Ring } from '@thor-ts/distributed';
-import { CurvatureTaps, saveWeights, type ResNet } from '@thor-ts/model';
-import { MomentumSGD, softmaxCrossEntropy, Thor, valueAt } from '@thor-ts/optim';
+import { CurvatureTaps, namedParameters, saveWeights, type Model } from '@thor-ts/model';
+import {
+  flatten,
+  MomentumSGD,
+  refreshThor,
+  softmaxCrossEntropy,
+  Thor,
+  unflatten,
+  valueAt,
+} from '@thor-ts/optim';
 
 import { buildLoader, buildModel, buildSchedules, buildTransforms } from './build.js';
 import type { TrainConfig } from './config.js';
 import { EvalBatches } from './eval_batches.js';
 import { evaluate } from './evaluate.js';
-import { flatten, unflatten } from './flat.js';
 import { Progress } from './progress.js';
-import { refreshThor } from './refresh.js';
 import { averageBuffers, saveRun, startFrom, type RunPosition } from './resume.js';
 
 /** One line of metrics.jsonl. */
@@ -108,9 +114,7 @@ export async function train(
   const { lr, damping } = buildSchedules(config, stepsPerEpoch);
 
   const model = buildModel(config);
-  const params = new Map(
-    [...model.parameters()].map(([name, e]) => [name, e.variable as tf.Variable]),
-  );
+  const params = namedParameters(model);
   const names = [...params.keys()];
   const byVariable = new Map([...params].map(([name, v]) => [v.name, name]));
   const variables = [...params.values()];
@@ -135,6 +139,15 @@ export async function train(
             : { factorEvery: config.thor.factorEvery }),
         })
       : undefined;
+  if (thor !== undefined) {
+    const { preconditioned, passThrough } = thor.register(model);
+    if (rank === 0) {
+      log(
+        `THOR preconditions ${listed(preconditioned.map((l) => l.name), 'layer')}; ` +
+          `momentum SGD alone trains ${listed(passThrough, 'parameter')}`,
+      );
+    }
+  }
   const progress =
     options.progress ??
     (rank === 0
@@ -351,7 +364,7 @@ export async function train(
  * micro-batch, recording curvature into `taps`.
  */
 function gradients(
-  model: ResNet,
+  model: Model,
   batch: Batch,
   config: TrainConfig,
   byVariable: Map<string, string>,
@@ -395,4 +408,12 @@ function scale(grads: Map<string, tf.Tensor>, s: number): Map<string, tf.Tensor>
   const out = new Map([...grads].map(([k, g]) => [k, tf.mul(g, s)]));
   tf.dispose([...grads.values()]);
   return out;
+}
+
+/** 'n names (a, b, c, …, z)': a count and the names, elided in the middle past eight. */
+function listed(names: string[], noun: string): string {
+  if (names.length === 0) return `no ${noun}s`;
+  const shown =
+    names.length <= 8 ? names : [...names.slice(0, 4), '…', ...names.slice(-2)];
+  return `${names.length} ${noun}${names.length === 1 ? '' : 's'} (${shown.join(', ')})`;
 }

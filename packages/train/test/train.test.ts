@@ -7,12 +7,10 @@ import {
   buildSchedules,
   buildTransforms,
   compare,
-  flatten,
   formatDuration,
   Progress,
   lineChart,
   presets,
-  unflatten,
   validateConfig,
   type EpochMetrics,
   type TrainConfig,
@@ -253,21 +251,5 @@ describe('progress', () => {
       '1m15s',
       '1h00m00s',
     ]);
-  });
-});
-
-describe('flattening for collectives', () => {
-  it('round-trips named tensors with extra values', async () => {
-    await initBackend({ backend: 'cpu' });
-    const t = new Map<string, tf.Tensor>([
-      ['a', tf.tensor2d([1, 2, 3, 4], [2, 2])],
-      ['b', tf.tensor1d([5])],
-    ]);
-    const flat = flatten(['b', 'a'], t, [9]);
-    expect(Array.from(flat)).toEqual([5, 1, 2, 3, 4, 9]);
-    const { tensors, extra } = unflatten(['b', 'a'], t, flat);
-    expect(tensors.get('a')?.shape).toEqual([2, 2]);
-    expect(Array.from(tensors.get('a')!.dataSync())).toEqual([1, 2, 3, 4]);
-    expect(Array.from(extra)).toEqual([9]);
   });
 });

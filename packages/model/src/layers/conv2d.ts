@@ -4,10 +4,12 @@ import { init } from '../init.js';
 import type { Rng } from '../rng.js';
 import type { ModelState } from '../state.js';
 import type { ForwardContext } from './context.js';
+import { declareCurvature, type CurvatureLayer } from './curvature.js';
 
 /** A bias-free 2-D convolution with PyTorch's symmetric padding, NHWC in and out. */
 export class Conv2d {
   readonly weight: Variable;
+  readonly curvature: CurvatureLayer;
   private readonly pad: [[0, 0], [number, number], [number, number], [0, 0]];
 
   constructor(
@@ -22,6 +24,13 @@ export class Conv2d {
   ) {
     const shape: [number, number, number, number] = [kernel, kernel, inChannels, outChannels];
     this.weight = state.add(`${name}.weight`, 'parameter', 'conv', shape, init.conv(rng, shape));
+    this.curvature = declareCurvature(state, {
+      name,
+      kind: 'conv2d',
+      kernel: [kernel, kernel],
+      stride,
+      padding: [padding, padding, padding, padding],
+    });
     this.pad = [
       [0, 0],
       [padding, padding],
@@ -38,17 +47,6 @@ export class Conv2d {
     }
     const y = conv2d(x, this.weight as unknown as Tensor4D, this.stride, this.pad);
     if (ctx.taps === undefined || !ctx.taps.wants(this.name)) return y;
-    const p = this.padding;
-    return ctx.taps.record(
-      this.name,
-      {
-        kind: 'conv2d',
-        kernel: [this.kernel, this.kernel],
-        stride: this.stride,
-        padding: [p, p, p, p],
-      },
-      x,
-      y,
-    ) as Tensor4D;
+    return ctx.taps.record(this.curvature, x, y) as Tensor4D;
   }
 }

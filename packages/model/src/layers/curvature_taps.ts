@@ -1,18 +1,14 @@
 import { clone, customGrad, keep, type Tensor } from '@tensorflow/tfjs-core';
 
-/** How a tapped layer maps its input to its output, for building curvature factors from it. */
-export interface TapGeometry {
-  kind: 'conv2d' | 'linear';
-  /** conv2d only: kernel size, stride and padding (top, bottom, left, right). */
-  kernel?: [number, number];
-  stride?: number;
-  padding?: [number, number, number, number];
-}
+import type { CurvatureLayer, TapGeometry } from './curvature.js';
 
 /** What one tapped layer saw in one forward/backward pass. */
 export interface LayerTap {
+  /** The layer's name. */
   layer: string;
   geometry: TapGeometry;
+  /** The state entry of its weight, which its gradient is keyed by. */
+  weight: string;
   /** The layer's input: [N, H, W, Cin] for a convolution, [N, in] for a linear layer. */
   input: Tensor;
   /** The gradient of the loss with respect to the layer's output (same shape as the output). */
@@ -20,7 +16,7 @@ export interface LayerTap {
 }
 
 /**
- * Captures, for each convolution and linear layer, its input during the forward pass and the
+ * Captures, for each declared layer (`declareCurvature`), its input during the forward pass and the
  * gradient with respect to its output during the backward pass of the same step — what K-FAC and
  * THOR build their factors from. Pass one to `model.forward(x, { training, taps })`; layers
  * without taps do no extra work. The captured tensors belong to this object: `dispose()` them.
@@ -35,12 +31,16 @@ export class CurvatureTaps {
     return this.layers === undefined || this.layers.has(layer);
   }
 
-  /** Records `input` and returns `output` unchanged, wired so its gradient is recorded too. */
-  record(layer: string, geometry: TapGeometry, input: Tensor, output: Tensor): Tensor {
-    const previous = this.captured.get(layer);
+  /**
+   * Records `input` of a declared layer and returns `output` unchanged, wired so its gradient is
+   * recorded too.
+   */
+  record(layer: CurvatureLayer, input: Tensor, output: Tensor): Tensor {
+    const { name, weight, ...geometry } = layer;
+    const previous = this.captured.get(name);
     if (previous !== undefined) disposeTap(previous);
-    const tap: LayerTap = { layer, geometry, input: keep(clone(input)) };
-    this.captured.set(layer, tap);
+    const tap: LayerTap = { layer: name, geometry, weight, input: keep(clone(input)) };
+    this.captured.set(name, tap);
     const passThrough = customGrad((...args) => ({
       value: clone(args[0] as Tensor),
       gradFunc: (dy: Tensor) => {

@@ -4,11 +4,13 @@ import { init } from '../init.js';
 import type { Rng } from '../rng.js';
 import type { ModelState } from '../state.js';
 import type { ForwardContext } from './context.js';
+import { declareCurvature, type CurvatureLayer } from './curvature.js';
 
 /** y = x·W + b with W stored [in, out] (torchvision's fc.weight is its transpose). */
 export class Linear {
   readonly weight: Variable;
   readonly bias: Variable;
+  readonly curvature: CurvatureLayer;
 
   constructor(
     state: ModelState,
@@ -31,6 +33,7 @@ export class Linear {
       [outFeatures],
       init.linearBias(rng, inFeatures, outFeatures),
     );
+    this.curvature = declareCurvature(state, { name, kind: 'linear' });
   }
 
   apply(x: Tensor2D, ctx: ForwardContext): Tensor2D {
@@ -39,6 +42,6 @@ export class Linear {
       this.bias as unknown as Tensor1D,
     ) as Tensor2D;
     if (ctx.taps === undefined || !ctx.taps.wants(this.name)) return y;
-    return ctx.taps.record(this.name, { kind: 'linear' }, x, y) as Tensor2D;
+    return ctx.taps.record(this.curvature, x, y) as Tensor2D;
   }
 }

@@ -1,12 +1,24 @@
 import * as tf from '@tensorflow/tfjs-core';
-import type { Ring } from '@thor-ts/distributed';
-import type { CurvatureTaps } from '@thor-ts/model';
-import { assignInversions, type FactorPair, type Thor, type ThorReport } from '@thor-ts/optim';
+import type { LayerTap } from '@thor-ts/model';
 
+import { assignInversions } from './assign.js';
 import { flatten, unflatten } from './flat.js';
+import type { FactorPair, Thor, ThorReport } from './thor.js';
 
 /**
- * THOR's refresh on every rank: this rank's factors averaged over the ring; the layers to refresh
+ * What THOR's distributed refresh needs of a process group (torch.distributed's, in miniature):
+ * this process's rank among `worldSize`, and an all-reduce of a float32 buffer that returns the
+ * element-wise sum or mean over the ranks, the same bytes on every rank. @thor-ts/distributed's
+ * `Ring` is one; a single process is `{ rank: 0, worldSize: 1, allReduce: async (b) => b }`.
+ */
+export interface Collective {
+  readonly rank: number;
+  readonly worldSize: number;
+  allReduce(buf: Float32Array, options: { op: 'sum' | 'mean' }): Promise<Float32Array>;
+}
+
+/**
+ * THOR's refresh on every rank (call it on every rank, at the same steps, with this step's taps): this rank's factors averaged over the ring; the layers to refresh
  * chosen from them (the same choice everywhere, since every rank holds the same bytes); their
  * inversions split over the ranks, largest first to the least loaded (kfac-pytorch's greedy
  * assignment); and the inverses shared, so every rank installs all of them. With THOR's
@@ -15,8 +27,8 @@ import { flatten, unflatten } from './flat.js';
  */
 export async function refreshThor(
   thor: Thor,
-  taps: CurvatureTaps,
-  ring: Ring,
+  taps: { all(): LayerTap[] },
+  ring: Collective,
   step: number,
 ): Promise<ThorReport> {
   const factors = thor.computeFactors(taps.all());
@@ -61,7 +73,7 @@ export async function refreshThor(
 /** Every layer's pair of factors all-reduced in one collective: new tensors, same shapes. */
 async function allReducePairs(
   pairs: Map<string, FactorPair>,
-  ring: Ring,
+  ring: Collective,
   op: 'sum' | 'mean',
 ): Promise<Map<string, FactorPair>> {
   const layers = [...pairs.keys()];

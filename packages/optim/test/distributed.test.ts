@@ -2,10 +2,16 @@ import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '@thor-ts/backend';
 import { joinRing, startCoordinator } from '@thor-ts/distributed';
 import { CurvatureTaps, resnetLight } from '@thor-ts/model';
-import { assignInversions, softmaxCrossEntropy, Thor } from '@thor-ts/optim';
 import { describe, expect, it } from 'vitest';
 
-import { refreshThor } from '../dist/index.js';
+import {
+  assignInversions,
+  flatten,
+  refreshThor,
+  softmaxCrossEntropy,
+  Thor,
+  unflatten,
+} from '../dist/index.js';
 
 /** A seeded tiny ResNet's curvature taps after one forward/backward pass on a fixed batch. */
 function tapsOfOneStep(): { taps: CurvatureTaps; dispose: () => void } {
@@ -70,5 +76,21 @@ describe("THOR's refresh over the ring", () => {
       for (const s of [one, ...steps]) s.dispose();
       for (const t of [local, ...thors]) t.dispose();
     }
+  });
+});
+
+describe('flattening for collectives', () => {
+  it('round-trips named tensors with extra values', async () => {
+    await initBackend({ backend: 'cpu' });
+    const t = new Map<string, tf.Tensor>([
+      ['a', tf.tensor2d([1, 2, 3, 4], [2, 2])],
+      ['b', tf.tensor1d([5])],
+    ]);
+    const flat = flatten(['b', 'a'], t, [9]);
+    expect(Array.from(flat)).toEqual([5, 1, 2, 3, 4, 9]);
+    const { tensors, extra } = unflatten(['b', 'a'], t, flat);
+    expect(tensors.get('a')?.shape).toEqual([2, 2]);
+    expect(Array.from(tensors.get('a')!.dataSync())).toEqual([1, 2, 3, 4]);
+    expect(Array.from(extra)).toEqual([9]);
   });
 });

@@ -4,7 +4,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
-import { presets } from '@thor-ts/train';
+import { presets } from './presets.mjs';
 
 import { root } from './runs.mjs';
 

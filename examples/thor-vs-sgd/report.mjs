@@ -4,7 +4,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 
-import { lineChart } from '@thor-ts/train';
+import { lineChart } from './svg_plot.mjs';
 import sharp from 'sharp';
 
 import { EPOCH_SHARE, GAP_POINTS, TARGET_AT } from './criteria.mjs';

@@ -24,9 +24,9 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 
-import { presets, writeReport } from '@thor-ts/train';
-
+import { presets } from './presets.mjs';
 import { fashionMnist, root, stats, trainRun } from './runs.mjs';
+import { writeReport } from './small_report.mjs';
 
 const { values } = parseArgs({
   options: {

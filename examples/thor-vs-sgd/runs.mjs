@@ -7,7 +7,9 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
 
 import { launch } from '@thor-ts/distributed';
-import { presets, readMetrics, validateConfig } from '@thor-ts/train';
+import { readMetrics, validateConfig } from '@thor-ts/train';
+
+import { presets } from './presets.mjs';
 
 export const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const packageDir = (name) => dirname(fileURLToPath(import.meta.resolve(name)));

@@ -12,7 +12,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
-import { presets } from '@thor-ts/train';
+import { presets } from './presets.mjs';
 
 import {
   fashionMnist,

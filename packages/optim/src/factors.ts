@@ -5,7 +5,6 @@ import {
   tensor2d,
   tensor3d,
   tidy,
-  type Tensor,
   type Tensor2D,
   type Tensor3D,
   type Tensor4D,

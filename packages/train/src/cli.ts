@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// thor-ts config | train | eval | report | data | launch — see USAGE.
+// thor-ts config | train | eval | data | launch — see USAGE.
 import { spawn } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -10,7 +10,6 @@ import { parseArgs } from 'node:util';
 import { launch } from '@thor-ts/distributed';
 
 import { presets, validateConfig, type TrainConfig } from './config.js';
-import { readMetrics, writeReport } from './report.js';
 
 const USAGE = `Usage:
   thor-ts config --preset <name> [--data <dir>] [--out <dir>]   (prints the config JSON)
@@ -20,7 +19,6 @@ const USAGE = `Usage:
       (continues from <out>/last.ckpt when there is one, unless --fresh)
   thor-ts eval (--preset <name> | --config <file.json>) --weights <file> [--data <dir>]
                [--split val] [--nproc <n>]   (prints {"top1", "top5", "images"} as JSON)
-  thor-ts report --sgd <run dir> --thor <run dir> --out <dir>
   thor-ts data prepare fashion-mnist --out <dir> [--limit <n>]
   thor-ts launch --nproc <n> [--max-restarts <k>] -- <command…>
 Presets: ${Object.keys(presets).join(', ')}.`;
@@ -176,33 +174,6 @@ if (command === 'config') {
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
-} else if (command === 'report') {
-  const { values } = parseArgs({
-    args: rest,
-    options: { sgd: { type: 'string' }, thor: { type: 'string' }, out: { type: 'string' } },
-  });
-  if (!values.sgd || !values.thor || !values.out)
-    fail('thor-ts report: expected --sgd, --thor and --out');
-  const load = async (dir: string) => {
-    const saved = JSON.parse(await readFile(join(dir, 'config.json'), 'utf8')) as TrainConfig & {
-      workers: number;
-    };
-    const metrics = await readMetrics(dir);
-    return {
-      config: saved,
-      metrics,
-      workers: saved.workers,
-      launchSeconds: metrics[metrics.length - 1]?.wallSeconds ?? 0,
-    };
-  };
-  await mkdir(values.out, { recursive: true });
-  const c = await writeReport(
-    values.out,
-    await load(values.sgd),
-    await load(values.thor),
-    'as configured in each run directory',
-  );
-  console.log(`${join(values.out, 'report.md')}: target ${c.met ? 'met' : 'not met'}`);
 } else if (command === 'data') {
   await delegate(
     fileURLToPath(import.meta.resolve('@thor-ts/data').replace(/index\.js$/, 'cli.js')),

@@ -1,5 +1,6 @@
 export { buildLoader, buildModel, buildSchedules, buildTransforms } from './build.js';
 export { presets, validateConfig, type TrainConfig } from './config.js';
+export { readMetrics } from './metrics.js';
 export { EvalBatches, type EvalSource } from './eval_batches.js';
 export { evaluate, evaluateWeights, type Accuracy } from './evaluate.js';
 export {
@@ -10,5 +11,3 @@ export {
   type ProgressState,
 } from './progress.js';
 export { train, type EpochMetrics, type TrainOptions, type TrainResult } from './trainer.js';
-export { compare, readMetrics, writeReport, type Comparison, type RunResult } from './report.js';
-export { lineChart, type Series } from './svg_plot.js';

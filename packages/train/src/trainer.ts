@@ -143,8 +143,10 @@ export async function train(
     const { preconditioned, passThrough } = thor.register(model);
     if (rank === 0) {
       log(
-        `THOR preconditions ${listed(preconditioned.map((l) => l.name), 'layer')}; ` +
-          `momentum SGD alone trains ${listed(passThrough, 'parameter')}`,
+        `THOR preconditions ${listed(
+          preconditioned.map((l) => l.name),
+          'layer',
+        )}; ` + `momentum SGD alone trains ${listed(passThrough, 'parameter')}`,
       );
     }
   }
@@ -413,7 +415,6 @@ function scale(grads: Map<string, tf.Tensor>, s: number): Map<string, tf.Tensor>
 /** 'n names (a, b, c, …, z)': a count and the names, elided in the middle past eight. */
 function listed(names: string[], noun: string): string {
   if (names.length === 0) return `no ${noun}s`;
-  const shown =
-    names.length <= 8 ? names : [...names.slice(0, 4), '…', ...names.slice(-2)];
+  const shown = names.length <= 8 ? names : [...names.slice(0, 4), '…', ...names.slice(-2)];
   return `${names.length} ${noun}${names.length === 1 ? '' : 's'} (${shown.join(', ')})`;
 }

@@ -5,13 +5,8 @@ import { join } from 'node:path';
 import { openImageNet, writeSyntheticImageNet, type Batch } from '@thor-ts/data';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import {
-  buildLoader,
-  buildTransforms,
-  EvalBatches,
-  presets,
-  type TrainConfig,
-} from '../dist/index.js';
+import { buildLoader, buildTransforms, EvalBatches } from '../dist/index.js';
+import { smallSgd } from './configs.js';
 
 let dir: string;
 const synthetic = { classes: 3, trainPerClass: 1, valPerClass: 5, width: 12, height: 12 };
@@ -23,7 +18,7 @@ afterAll(() => rm(dir, { recursive: true, force: true }));
 
 /** Rank 1 of 2's val loader, batches of 4 (15 images: 8 on this rank, two batches). */
 async function valLoader() {
-  const config = { ...(presets['fashion-mnist-sgd'] as TrainConfig), data: dir };
+  const config = { ...smallSgd(), data: dir };
   const set = await openImageNet(dir, { split: 'val' });
   return buildLoader(
     config,

@@ -10,7 +10,8 @@ import { joinRing, startCoordinator, type Ring } from '@thor-ts/distributed';
 import { readSafetensors, saveWeights } from '@thor-ts/model';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { buildModel, presets, train, type TrainConfig, type TrainOptions } from '../dist/index.js';
+import { buildModel, train, type TrainConfig, type TrainOptions } from '../dist/index.js';
+import { smallThor } from './configs.js';
 
 let dir: string;
 let data: string;
@@ -31,7 +32,7 @@ afterAll(() => rm(dir, { recursive: true, force: true }));
 
 /** A tiny THOR run: 32 images, batch 8 over the ring, 4 steps an epoch, a refresh every 3 steps. */
 function tiny(out: string, overrides: Partial<TrainConfig> = {}): TrainConfig {
-  const base = presets['fashion-mnist-thor'] as TrainConfig;
+  const base = smallThor();
   return {
     ...base,
     data,

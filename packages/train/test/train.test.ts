@@ -1,39 +1,20 @@
-import * as tf from '@tensorflow/tfjs-core';
-import { initBackend } from '@thor-ts/backend';
 import { fullView, Random } from '@thor-ts/data';
 import { describe, expect, it } from 'vitest';
 
 import {
   buildSchedules,
   buildTransforms,
-  compare,
   formatDuration,
   Progress,
-  lineChart,
   presets,
   validateConfig,
-  type EpochMetrics,
   type TrainConfig,
 } from '../dist/index.js';
-
-const epoch = (e: number, top1: number, seconds: number): EpochMetrics => ({
-  optimizer: 'sgd',
-  epoch: e,
-  step: e * 10,
-  trainLoss: 1,
-  trainTop1: top1,
-  top1,
-  top5: 1,
-  trainSeconds: seconds,
-  wallSeconds: seconds,
-  imagesPerSecond: 1,
-  lr: 0.1,
-  refreshes: 0,
-});
+import { smallSgd, smallThor } from './configs.js';
 
 describe('configs', () => {
   it('name the bad field, what it needs and what was found', () => {
-    const ok = { ...(presets['fashion-mnist-thor'] as TrainConfig), data: '/d' };
+    const ok = { ...smallThor(), data: '/d' };
     expect(validateConfig(ok)).toBe(ok);
     expect(() => validateConfig({ ...ok, batchSize: 0 }, 'my.json')).toThrow(
       "my.json: field 'batchSize' expected an integer ≥ 1, found 0",
@@ -80,7 +61,7 @@ describe('configs', () => {
 
   it('take a linear warm-up before the schedule, and Nesterov momentum', () => {
     const ok: TrainConfig = {
-      ...(presets['fashion-mnist-sgd'] as TrainConfig),
+      ...smallSgd(),
       data: '/d',
       lr: { schedule: 'cosine', base: 0.2 },
     };
@@ -126,7 +107,7 @@ describe('configs', () => {
   });
 
   it('build the augmentation a spec names: RandomResizedCrop to its size, a flip, the eval resize', () => {
-    const ok = { ...(presets['fashion-mnist-sgd'] as TrainConfig), data: '/d' };
+    const ok = { ...smallSgd(), data: '/d' };
     const spec = buildTransforms({
       ...ok,
       augment: { randomResizedCrop: { size: 12, scale: [0.25, 1] }, evalResize: 14 },
@@ -165,40 +146,6 @@ describe('configs', () => {
       0.1,
       'mindspore',
     ]);
-  });
-});
-
-describe('the comparison', () => {
-  it('finds the first THOR epoch at SGD’s final top-1 and checks ≤ 0.55× epochs and less time', () => {
-    const sgd = [1, 2, 3, 4].map((e) => epoch(e, 0.5 + e / 10, e * 100));
-    expect(compare(sgd, [epoch(1, 0.7, 90), epoch(2, 0.95, 180)])).toMatchObject({
-      target: 0.9,
-      thorEpochs: 2,
-      met: true,
-    });
-    // 3 of 4 epochs is more than 0.55×.
-    expect(compare(sgd, [epoch(1, 0.7, 90), epoch(2, 0.8, 180), epoch(3, 0.91, 270)]).met).toBe(
-      false,
-    );
-    // Reached in time by epochs but slower in seconds.
-    expect(compare(sgd, [epoch(1, 0.7, 300), epoch(2, 0.95, 420)]).met).toBe(false);
-    expect(compare(sgd, [epoch(1, 0.7, 90)])).toMatchObject({ thorEpochs: undefined, met: false });
-  });
-
-  it('plots series as SVG', () => {
-    const svg = lineChart('t', 'x', 'y', [
-      {
-        name: 'a<b',
-        color: 'red',
-        points: [
-          [0, 1],
-          [1, 2],
-        ],
-      },
-    ]);
-    expect(svg).toMatch(/^<svg /);
-    expect(svg).toContain('a&lt;b');
-    expect(svg).toContain('<path d="M');
   });
 });
 

@@ -1,43 +1,13 @@
-import { readFile, writeFile } from 'node:fs/promises';
+// The small-data reproduction's report (npm run reproduce -- --regime small): THOR's first epoch at
+// SGD's final top-1, checked against ≤ 0.55× SGD's epochs and less training time; report.md and
+// three plots (SVG and PNG).
+import { Buffer } from 'node:buffer';
+import { writeFile } from 'node:fs/promises';
 import { cpus, totalmem } from 'node:os';
 import { join, relative } from 'node:path';
-
 import sharp from 'sharp';
-
-import type { TrainConfig } from './config.js';
-import { lineChart, type Series } from './svg_plot.js';
-import type { EpochMetrics } from './trainer.js';
-
-export interface RunResult {
-  config: TrainConfig;
-  metrics: EpochMetrics[];
-  workers: number;
-  /** Wall time of the whole run as launched, seconds (start-up and evaluation included); NaN: not known. */
-  launchSeconds: number;
-}
-
-export interface Comparison {
-  /** SGD's final top-1, the target THOR must reach. */
-  target: number;
-  sgdEpochs: number;
-  sgdSeconds: number;
-  /** First epoch (and its training wall time) at which THOR reached the target, if it did. */
-  thorEpochs: number | undefined;
-  thorSeconds: number | undefined;
-  /** THOR's epochs to the target ≤ 0.55 × SGD's, and less wall time. */
-  met: boolean;
-}
-
-export async function readMetrics(dir: string): Promise<EpochMetrics[]> {
-  const text = await readFile(join(dir, 'metrics.jsonl'), 'utf8');
-  return text
-    .trim()
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => JSON.parse(l) as EpochMetrics);
-}
-
-export function compare(sgd: EpochMetrics[], thor: EpochMetrics[]): Comparison {
+import { lineChart } from './svg_plot.mjs';
+export function compare(sgd, thor) {
   const last = sgd[sgd.length - 1];
   if (last === undefined || thor.length === 0)
     throw new Error('compare: expected metrics for both runs, found none for one');
@@ -56,19 +26,12 @@ export function compare(sgd: EpochMetrics[], thor: EpochMetrics[]): Comparison {
     met,
   };
 }
-
-const pct = (v: number) => `${(v * 100).toFixed(2)}%`;
-
+const pct = (v) => `${(v * 100).toFixed(2)}%`;
 /** report.md, three plots (SVG and PNG) and a copy of the metrics, under `out`. */
-export async function writeReport(
-  out: string,
-  sgd: RunResult,
-  thor: RunResult,
-  tuning: string,
-): Promise<Comparison> {
+export async function writeReport(out, sgd, thor, tuning) {
   const c = compare(sgd.metrics, thor.metrics);
-  const thorAt = (epoch: number) => thor.metrics.find((m) => m.epoch === epoch)?.top1 ?? 0;
-  const series = (key: (m: EpochMetrics) => [number, number]): Series[] => [
+  const thorAt = (epoch) => thor.metrics.find((m) => m.epoch === epoch)?.top1 ?? 0;
+  const series = (key) => [
     { name: `SGD (${sgd.config.epochs} epochs)`, color: '#1f77b4', points: sgd.metrics.map(key) },
     {
       name: `THOR (${thor.config.epochs} epochs)`,
@@ -76,7 +39,7 @@ export async function writeReport(
       points: thor.metrics.map(key),
     },
   ];
-  const plots: [string, string][] = [
+  const plots = [
     [
       'top1-vs-epoch',
       lineChart(
@@ -118,7 +81,7 @@ export async function writeReport(
       r.metrics.map((m) => JSON.stringify(m)).join('\n') + '\n',
     );
   }
-  const cfg = (r: RunResult) => {
+  const cfg = (r) => {
     const k = r.config;
     const warmup = k.lr.warmupEpochs
       ? ` after ${k.lr.warmupEpochs} epoch(s) of linear warm-up`
@@ -129,8 +92,8 @@ export async function writeReport(
       ? `${base}, damping ${k.thor.dampingBase}·${k.thor.dampingDecay}^(e/10), refresh every ${k.thor.frequency} steps, blocks ${k.thor.blockSize ?? 'none'}`
       : base;
   };
-  const row = (name: string, r: RunResult) => {
-    const last = r.metrics[r.metrics.length - 1] as EpochMetrics;
+  const row = (name, r) => {
+    const last = r.metrics[r.metrics.length - 1];
     return `| ${name} | ${r.config.epochs} | ${pct(last.top1)} | ${pct(last.top5)} | ${last.trainSeconds.toFixed(0)} s | ${Number.isFinite(r.launchSeconds) ? `${r.launchSeconds.toFixed(0)} s` : '—'} |`;
   };
   const cpu = cpus();

@@ -1,27 +1,19 @@
-/** A line chart as SVG: one series per optimizer, axes with ticks, a legend. No dependencies. */
-export interface Series {
-  name: string;
-  color: string;
-  points: [number, number][];
-}
-
+// A line chart as SVG: series of { name, color, points: [x, y][] }, axes with ticks, a legend.
+// No dependencies.
 const W = 640;
 const H = 400;
 const M = { left: 64, right: 24, top: 40, bottom: 56 };
-
-function ticks(lo: number, hi: number, n = 5): number[] {
+function ticks(lo, hi, n = 5) {
   const span = hi - lo || 1;
   const step0 = span / n;
   const mag = 10 ** Math.floor(Math.log10(step0));
   const step = [1, 2, 2.5, 5, 10].map((f) => f * mag).find((s) => span / s <= n) ?? 10 * mag;
-  const out: number[] = [];
+  const out = [];
   for (let v = Math.ceil(lo / step) * step; v <= hi + 1e-9; v += step) out.push(+v.toFixed(10));
   return out;
 }
-
-const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;');
-
-export function lineChart(title: string, xLabel: string, yLabel: string, series: Series[]): string {
+const esc = (s) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;');
+export function lineChart(title, xLabel, yLabel, series) {
   const xs = series.flatMap((s) => s.points.map((p) => p[0]));
   const ys = series.flatMap((s) => s.points.map((p) => p[1]));
   const x0 = Math.min(0, ...xs);
@@ -30,8 +22,8 @@ export function lineChart(title: string, xLabel: string, yLabel: string, series:
   const y1 = Math.max(...ys, y0 + 1e-6);
   const pad = (y1 - y0) * 0.05;
   const [ylo, yhi] = [y0 - pad, y1 + pad];
-  const px = (x: number) => M.left + ((x - x0) / (x1 - x0)) * (W - M.left - M.right);
-  const py = (y: number) => H - M.bottom - ((y - ylo) / (yhi - ylo)) * (H - M.top - M.bottom);
+  const px = (x) => M.left + ((x - x0) / (x1 - x0)) * (W - M.left - M.right);
+  const py = (y) => H - M.bottom - ((y - ylo) / (yhi - ylo)) * (H - M.top - M.bottom);
   const parts = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`,
     `<rect width="${W}" height="${H}" fill="white"/>`,

@@ -3,8 +3,8 @@
 import { spawn } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 
 import { launch } from '@thor-ts/distributed';
@@ -15,10 +15,12 @@ const USAGE = `Usage:
   thor-ts config --preset <name> [--data <dir>] [--out <dir>]   (prints the config JSON)
   thor-ts train (--preset <name> | --config <file.json>) [--data <dir>] [--out <dir>] [--nproc <n>]
                 [--optimizer thor|sgd] [--epochs <n>] [--batch-size <n>] [--accumulate <k>]
-                [--lr <base>] [--max-restarts <k>] [--fresh]
+                [--lr <base>] [--max-restarts <k>] [--fresh] [--import <module>]…
       (continues from <out>/last.ckpt when there is one, unless --fresh)
   thor-ts eval (--preset <name> | --config <file.json>) --weights <file> [--data <dir>]
-               [--split val] [--nproc <n>]   (prints {"top1", "top5", "images"} as JSON)
+               [--split val] [--nproc <n>] [--import <module>]…
+      (prints {"top1", "top5", "images"} as JSON)
+  --import loads a module (e.g. one that calls registerArch) here and in every worker first.
   thor-ts data prepare fashion-mnist --out <dir> [--limit <n>]
   thor-ts launch --nproc <n> [--max-restarts <k>] -- <command…>
 Presets: ${Object.keys(presets).join(', ')}.`;
@@ -81,6 +83,28 @@ async function loadConfig(
   return config;
 }
 
+/**
+ * Loads each `--import` module here (so the config can name what it registers) and returns the
+ * flags that load it in every worker first (node's own --import).
+ */
+async function importModules(cmd: string, modules: string[] | undefined): Promise<string[]> {
+  const flags: string[] = [];
+  for (const m of modules ?? []) {
+    const url = m.startsWith('.') || isAbsolute(m) ? pathToFileURL(resolve(m)).href : m;
+    try {
+      await import(url);
+    } catch (e) {
+      const err = e as NodeJS.ErrnoException;
+      if (err.code !== 'ERR_MODULE_NOT_FOUND' && err.code !== 'ERR_UNSUPPORTED_DIR_IMPORT') throw e;
+      fail(
+        `thor-ts ${cmd}: --import expected a module to load, found none at '${m}' (${err.message})`,
+      );
+    }
+    flags.push('--import', url);
+  }
+  return flags;
+}
+
 async function delegate(entry: string, args: string[]): Promise<void> {
   const child = spawn(process.execPath, [entry, ...args], { stdio: 'inherit' });
   process.exitCode = await new Promise<number>((done) =>
@@ -119,8 +143,10 @@ if (command === 'config') {
       lr: { type: 'string' },
       'max-restarts': { type: 'string', default: '0' },
       fresh: { type: 'boolean', default: false },
+      import: { type: 'string', multiple: true },
     },
   });
+  const imports = await importModules('train', values.import);
   const config = await loadConfig('train', values);
   if (values.out !== undefined) config.out = resolve(values.out);
   if (values.optimizer !== undefined)
@@ -138,7 +164,12 @@ if (command === 'config') {
     nproc: count('nproc', values.nproc),
     maxRestarts: count('max-restarts', values['max-restarts'], 0),
     command: process.execPath,
-    args: [join(here, 'worker_main.js'), configPath, ...(values.fresh ? ['--fresh'] : [])],
+    args: [
+      ...imports,
+      join(here, 'worker_main.js'),
+      configPath,
+      ...(values.fresh ? ['--fresh'] : []),
+    ],
   });
 } else if (command === 'eval') {
   const { values } = parseArgs({
@@ -150,8 +181,10 @@ if (command === 'config') {
       data: { type: 'string' },
       split: { type: 'string', default: 'val' },
       nproc: { type: 'string', default: '1' },
+      import: { type: 'string', multiple: true },
     },
   });
+  const imports = await importModules('eval', values.import);
   const config = validateConfig(
     await loadConfig('eval', values),
     values.config ?? `preset ${values.preset}`,
@@ -162,7 +195,13 @@ if (command === 'config') {
     const configPath = join(dir, 'config.json');
     const resultPath = join(dir, 'result.json');
     await writeFile(configPath, JSON.stringify(config, null, 2));
-    const args = [join(here, 'worker_main.js'), configPath, '--eval', resolve(values.weights)];
+    const args = [
+      ...imports,
+      join(here, 'worker_main.js'),
+      configPath,
+      '--eval',
+      resolve(values.weights),
+    ];
     args.push('--split', values.split, '--eval-out', resultPath);
     process.exitCode = await launch({
       nproc: count('nproc', values.nproc),

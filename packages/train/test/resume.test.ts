@@ -320,4 +320,28 @@ describe('thor-ts train', () => {
     const metrics = (await readFile(join(config.out, 'metrics.jsonl'), 'utf8')).trim().split('\n');
     expect(metrics.map((l) => (JSON.parse(l) as { epoch: number }).epoch)).toEqual([1, 2, 3]);
   }, 600_000);
+
+  it('trains an architecture a module registers (--import), and names the flag when it is missing', async () => {
+    const config = tiny('cli-import', { model: { arch: 'pooled-linear', classes: 4 }, epochs: 1 });
+    const path = join(dir, 'cli-import.json');
+    await writeFile(path, JSON.stringify(config));
+    const fixture = fileURLToPath(new URL('fixtures/register_arch.mjs', import.meta.url));
+    const missing = await start(['train', '--config', path]);
+    expect(missing.code).toBe(2);
+    expect(missing.output).toContain(
+      `field 'model.arch' expected a registered architecture, found "pooled-linear"`,
+    );
+    const run = await start(['train', '--config', path, '--nproc', '2', '--import', fixture]);
+    expect(run.code, run.output).toBe(0);
+    expect(run.output).toContain(
+      '[rank 0] THOR preconditions 1 layer (fc); momentum SGD alone trains 1 parameter (fc.bias)',
+    );
+    const metrics = (await readFile(join(config.out, 'metrics.jsonl'), 'utf8')).trim().split('\n');
+    expect(metrics).toHaveLength(1);
+    const bad = await start(['train', '--config', path, '--import', './no/such/module.mjs']);
+    expect(bad.code).toBe(2);
+    expect(bad.output).toContain(
+      "--import expected a module to load, found none at './no/such/module.mjs'",
+    );
+  }, 600_000);
 });

@@ -1,9 +1,10 @@
 #!/usr/bin/env node
 // thor-ts config | train | eval | data | launch — see USAGE.
 import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, isAbsolute, join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 
@@ -90,7 +91,8 @@ async function loadConfig(
 async function importModules(cmd: string, modules: string[] | undefined): Promise<string[]> {
   const flags: string[] = [];
   for (const m of modules ?? []) {
-    const url = m.startsWith('.') || isAbsolute(m) ? pathToFileURL(resolve(m)).href : m;
+    // A path (relative to here) when there is such a file, else a package name.
+    const url = existsSync(resolve(m)) ? pathToFileURL(resolve(m)).href : m;
     try {
       await import(url);
     } catch (e) {

@@ -9,7 +9,7 @@ const fashionBase = {
   model: { arch: 'resnetLight', classes: 10, layers: [1, 1, 1], widths: [16, 32, 64] },
   augment: 'small',
   batchSize: 128,
-  // Where `npm run sweep` starts; each preset below holds its optimizer's best trial.
+  // Where `npm run sweep -w thor-vs-sgd` starts; each preset below holds its optimizer's best trial.
   lr: { schedule: 'cosine', base: 0.2 },
   momentum: 0.9,
   labelSmoothing: 0.1,
@@ -19,8 +19,8 @@ const fashionBase = {
   checkpointEvery: 0,
 };
 
-// Each optimizer's own settings: the best of `npm run sweep` (reports/thor-vs-sgd/small/sweep.md), then
-// of `npm run scale-sweep` at the reproduction's scale (scale-sweep.md; THOR's stayed as it was).
+// Each optimizer's own settings: the best of `npm run sweep -w thor-vs-sgd` (reports/thor-vs-sgd/small/sweep.md), then
+// of `npm run scale-sweep -w thor-vs-sgd` at the reproduction's scale (scale-sweep.md; THOR's stayed as it was).
 export const fashionMnistSgd = {
   ...fashionBase,
   model: { ...fashionBase.model, layers: [1, 1, 1], widths: [16, 32, 64] },

@@ -1,8 +1,8 @@
-// npm run probe [-- --seeds 1,2,3] [--train-per-class 5000 --tune-per-class 1000] [--nproc 8]
+// npm run probe -w thor-vs-sgd [-- --seeds 1,2,3] [--train-per-class 5000 --tune-per-class 1000] [--nproc 8]
 //               [--out reports/thor-vs-sgd]
 //
 // Bounded THOR probes from the literature for the reproduction in ImageNet's regime, each scored
-// as `npm run tune` scores its trials (THOR's budget, trained on the first 5000 training images
+// as `npm run tune -w thor-vs-sgd` scores its trials (THOR's budget, trained on the first 5000 training images
 // of each class, scored on the last 1000 held out; the val split never used), each one change to
 // THOR's tuned best (tuning.json, which must be finished):
 //   - MindSpore's later ResNet-50 THOR schedules (Ascend: lr ∝ (1 − e/53)^4.0839 over 45 epochs,
@@ -40,7 +40,7 @@ const seeds = integers('seeds');
 const tuning = await readTuning(out);
 if (tuning?.finished !== true) {
   throw new Error(
-    `probe: expected a finished tuning in ${join(out, 'tuning.json')} (npm run tune writes it), found ${tuning === undefined ? 'none' : 'one not finished'}`,
+    `probe: expected a finished tuning in ${join(out, 'tuning.json')} (npm run tune -w thor-vs-sgd writes it), found ${tuning === undefined ? 'none' : 'one not finished'}`,
   );
 }
 const split = await tuningSplit(await fashionMnist(TRAIN_PER_CLASS), trainPerClass, tunePerClass, {
@@ -162,8 +162,8 @@ async function save() {
   const md = [
     "# THOR probes for the reproduction in ImageNet's regime",
     '',
-    "Command: `npm run probe` (probe.mjs). Each probe changes one thing in THOR's tuned best and is " +
-      `scored as \`npm run tune\` scores its trials: THOR's ${epochs} epochs on the first ${trainPerClass} ` +
+    "Command: `npm run probe -w thor-vs-sgd` (probe.mjs). Each probe changes one thing in THOR's tuned best and is " +
+      `scored as \`npm run tune -w thor-vs-sgd\` scores its trials: THOR's ${epochs} epochs on the first ${trainPerClass} ` +
       `training images of each class, held-out top-1 on the last ${tunePerClass}. A probe that beats the ` +
       "best on the first seed by more than the best's seed-to-seed standard deviation runs on every " +
       "seed, and wins only if its mean beats the best's by more than that deviation.",

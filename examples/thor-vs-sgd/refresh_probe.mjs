@@ -1,7 +1,7 @@
-// npm run refresh-probe [-- --frequencies 1,2,6] [--seeds 1,2,3] [--train-per-class 250]
+// npm run refresh-probe -w thor-vs-sgd [-- --frequencies 1,2,6] [--seeds 1,2,3] [--train-per-class 250]
 //                          [--tune-per-class 100] [--nproc 8] [--out reports/thor-vs-sgd/small]
 //
-// Whether THOR's refresh interval holds it back: THOR's best of `npm run sweep` trained for the
+// Whether THOR's refresh interval holds it back: THOR's best of `npm run sweep -w thor-vs-sgd` trained for the
 // reproduction's 5 epochs at each interval of --frequencies, on each seed, on the sweep's tuning
 // split, and scored on its held-out images (the report's val split is not used), beside SGD's
 // best of it for its 10 epochs on the same seeds. The intervals count steps of the tuning split (19
@@ -105,7 +105,7 @@ function markdown() {
   return [
     "# THOR's refresh interval on the held-out split",
     '',
-    "Command: `npm run refresh-probe`. Each optimizer's best of the first round of tuning " +
+    "Command: `npm run refresh-probe -w thor-vs-sgd`. Each optimizer's best of the first round of tuning " +
       '(sweep.json, batch 128), trained on the ' +
       `first ${trainPerClass} training images of each class and scored on the last ` +
       `${tunePerClass} (the sweep's tuning split; the val split is not used), seeds ` +

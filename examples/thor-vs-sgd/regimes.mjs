@@ -1,6 +1,6 @@
 // The reproduction in ImageNet's regime: all of Fashion-MNIST's training images, ImageNet's
 // augmentation scaled to 28², and each optimizer's settings (the starting points here, the
-// tuned ones from tuning.json once `npm run tune` has finished).
+// tuned ones from tuning.json once `npm run tune -w thor-vs-sgd` has finished).
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
@@ -43,13 +43,13 @@ export const START = {
   thor: { ...presets['fashion-mnist-thor'], ...REGIME, epochs: SGD_EPOCHS / 2 },
 };
 
-/** tuning.json of `npm run tune` in `dir`, or undefined before it has been run. */
+/** tuning.json of `npm run tune -w thor-vs-sgd` in `dir`, or undefined before it has been run. */
 export async function readTuning(dir = REPORTS) {
   return readFile(join(dir, 'tuning.json'), 'utf8').then(JSON.parse, () => undefined);
 }
 
 /**
- * Each optimizer's config fields for the reproduction: its tuned best when `npm run tune` has
+ * Each optimizer's config fields for the reproduction: its tuned best when `npm run tune -w thor-vs-sgd` has
  * finished (tuning.json's `best`), else its starting point. `tuned` says which.
  */
 export async function settings(dir = REPORTS) {

@@ -201,7 +201,7 @@ ${await regimes()}
 ## Hyperparameters
 - SGD: ${cfg(sgdC)}.
 - THOR: ${cfg(thorC)}.
-- ${chosen.tuned ? `Tuned by \`npm run tune\` (tuning.md): each optimizer through the same protocol on held-out training images.` : "Untuned starting points (the small regime's presets with this regime's augmentation and budget): `npm run tune` has not finished."}
+- ${chosen.tuned ? `Tuned by \`npm run tune -w thor-vs-sgd\` (tuning.md): each optimizer through the same protocol on held-out training images.` : "Untuned starting points (the small regime's presets with this regime's augmentation and budget): `npm run tune -w thor-vs-sgd` has not finished."}
 
 ## Machine
 ${cpu.length} × ${cpu[0]?.model ?? 'unknown CPU'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node.js ${process.version}, tfjs wasm backend

@@ -91,8 +91,8 @@ async function sweepFile(name) {
 }
 
 /**
- * How the hyperparameters were chosen: the sweep in sweep.json (npm run sweep), then the one at
- * the reproduction's scale in scale-sweep.json (npm run scale-sweep), when they are there.
+ * How the hyperparameters were chosen: the sweep in sweep.json (npm run sweep -w thor-vs-sgd), then the one at
+ * the reproduction's scale in scale-sweep.json (npm run scale-sweep -w thor-vs-sgd), when they are there.
  */
 async function tuning(sgdConfig, thorConfig) {
   const batch =
@@ -103,10 +103,10 @@ async function tuning(sgdConfig, thorConfig) {
     `${thorConfig.thor.frequency} steps, untuned.`;
   const sweep = await sweepFile('sweep.json');
   if (sweep === undefined) {
-    return `no hyperparameter sweep was found in ${out} (npm run sweep writes one). ${rest}`;
+    return `no hyperparameter sweep was found in ${out} (npm run sweep -w thor-vs-sgd writes one). ${rest}`;
   }
   if (sweep.best?.sgd === undefined || sweep.best.thor === undefined) {
-    return `the sweep in ${out} has not finished (npm run sweep goes on where it stopped). ${rest}`;
+    return `the sweep in ${out} has not finished (npm run sweep -w thor-vs-sgd goes on where it stopped). ${rest}`;
   }
   const scale = await sweepFile('scale-sweep.json');
   const scaled = scale?.best?.sgd !== undefined && scale.best.thor !== undefined;

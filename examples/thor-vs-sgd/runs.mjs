@@ -123,7 +123,7 @@ export function stats(xs) {
 }
 
 /**
- * Where every trial of `npm run sweep` (the first round of tuning) starts: the presets as they
+ * Where every trial of `npm run sweep -w thor-vs-sgd` (the first round of tuning) starts: the presets as they
  * were before any tuning (the reference's small experiment, batch 128), whatever the presets now
  * hold. A trial's options are changes to these.
  */
@@ -207,7 +207,7 @@ export async function savedRows(path, trainPerClass, tunePerClass) {
 
 /**
  * Each optimizer's first-round best as config fields (`firstRound` of its preset), from the
- * finished `npm run sweep` whose sweep.json lies in `dir`; `command` names the error's source.
+ * finished `npm run sweep -w thor-vs-sgd` whose sweep.json lies in `dir`; `command` names the error's source.
  */
 export async function firstRoundBest(dir, command) {
   const path = join(dir, 'sweep.json');
@@ -217,7 +217,7 @@ export async function firstRoundBest(dir, command) {
   );
   if (best?.sgd === undefined || best.thor === undefined) {
     throw new Error(
-      `${command}: expected a finished first-round sweep in ${path} (npm run sweep writes it)`,
+      `${command}: expected a finished first-round sweep in ${path} (npm run sweep -w thor-vs-sgd writes it)`,
     );
   }
   return {

@@ -1,7 +1,7 @@
-// npm run scale-sweep [-- --batches 256,512] [--train-per-class 1000] [--tune-per-class 400]
+// npm run scale-sweep -w thor-vs-sgd [-- --batches 256,512] [--train-per-class 1000] [--tune-per-class 400]
 //                        [--nproc 8] [--out reports/thor-vs-sgd/small]
 //
-// The second round of tuning, at the reproduction's own scale: `npm run sweep` tunes on 250
+// The second round of tuning, at the reproduction's own scale: `npm run sweep -w thor-vs-sgd` tunes on 250
 // images per class (19 steps an epoch at batch 128), where THOR for 5 epochs and SGD for 10 come
 // out even, while the reproduction trains on 1000 (78 steps an epoch). Here each optimizer starts
 // from the first round's best (its preset then) and goes through the same stages, each trial changing
@@ -164,7 +164,7 @@ function markdown() {
   return [
     "# The second round of tuning, at the reproduction's scale",
     '',
-    'Command: `npm run scale-sweep`. `npm run sweep` tunes on 250 training images per class (19 ' +
+    'Command: `npm run scale-sweep -w thor-vs-sgd`. `npm run sweep -w thor-vs-sgd` tunes on 250 training images per class (19 ' +
       'steps an epoch at batch 128); the reproduction trains on 1000 (78). This round starts ' +
       "each optimizer from the first round's best and runs the same stages for " +
       'both, each trial changing one setting of the best trial so far (a trial replaces it only ' +

@@ -1,4 +1,4 @@
-// npm run sweep [-- --lrs 0.05,0.1,0.2,0.4] [--wds 5e-4,2.5e-4,1e-3] [--train-per-class 250]
+// npm run sweep -w thor-vs-sgd [-- --lrs 0.05,0.1,0.2,0.4] [--wds 5e-4,2.5e-4,1e-3] [--train-per-class 250]
 //                   [--tune-per-class 100] [--nproc 8]
 //
 // The tuning behind the reproduction's presets, the same five stages for both optimizers, each
@@ -78,7 +78,7 @@ const LR_RETUNE = [0.7, 1.4];
 // The fifth stage, as many trials for each, as factors of a setting of the best trial so far:
 // THOR tunes its damping's base (the reference's 0.03 halved and doubled); SGD, which has no
 // setting of its own left, its weight decay. THOR's refresh interval is not tuned (a shorter one
-// costs training time that the target counts; `npm run refresh-probe` measures what it changes).
+// costs training time that the target counts; `npm run refresh-probe -w thor-vs-sgd` measures what it changes).
 const OWN_KNOBS = {
   sgd: [{ weightDecay: 0.5 }, { weightDecay: 2 }],
   thor: [{ dampingBase: 0.5 }, { dampingBase: 2 }],
@@ -155,7 +155,7 @@ async function save() {
 }
 
 // The five stages, each on top of the best trial so far. The lead is carried through the sequence
-// (not taken from all of sweep.json's rows), so a second `npm run sweep` finds every trial done.
+// (not taken from all of sweep.json's rows), so a second `npm run sweep -w thor-vs-sgd` finds every trial done.
 const better = (lead, row) => (lead === undefined || row.top1 > lead.top1 ? row : lead);
 const round = (x) => Number(x.toPrecision(3));
 const best = {};
@@ -203,7 +203,7 @@ function markdown() {
   return [
     '# The hyperparameter sweep behind the reproduction',
     '',
-    `Command: \`npm run sweep\`. The same five stages for each optimizer, each trial changing one ` +
+    `Command: \`npm run sweep -w thor-vs-sgd\`. The same five stages for each optimizer, each trial changing one ` +
       'setting of the best trial so far (a trial replaces the best only when it scores strictly ' +
       `higher): (1) ${lrs.length} base learning rates at weight decay ${wds[0]}; (2) weight decay ` +
       `${wds.slice(1).join(' and ')}; (3) the settings both optimizers have, one at a time: ` +

@@ -1,4 +1,4 @@
-// npm run thor-probe [-- --seeds 1,2,3] [--train-per-class 1000] [--tune-per-class 400]
+// npm run thor-probe -w thor-vs-sgd [-- --seeds 1,2,3] [--train-per-class 1000] [--tune-per-class 400]
 //                      [--nproc 8] [--out reports/thor-vs-sgd/small]
 //
 // What else might lift THOR at the reproduction's scale: THOR's preset for its 5 epochs with one
@@ -150,14 +150,14 @@ function markdown() {
   return [
     '# What else might lift THOR: one-setting probes at the reproduction scale',
     '',
-    "Command: `npm run thor-probe`. THOR's preset (`fashion-mnist-thor`, 5 epochs) with one " +
+    "Command: `npm run thor-probe -w thor-vs-sgd`. THOR's preset (`fashion-mnist-thor`, 5 epochs) with one " +
       "setting changed per row, on the scale sweep's split: trained on the first " +
       `${trainPerClass} training images of each class, scored on the next ${tunePerClass} ` +
       "(held out; the report's val split is not used), seed " +
       `${seeds[0]}, ${nproc} workers. Both presets also run on seeds ${seeds.join(', ')}, ` +
       "for how far one seed's score wanders. One score's standard error is about " +
       `${se.toFixed(1)} points. These probes are THOR's alone, outside the tuning protocol ` +
-      '(`npm run sweep`, `npm run scale-sweep`): a probe that beat the preset by more than the ' +
+      '(`npm run sweep -w thor-vs-sgd`, `npm run scale-sweep -w thor-vs-sgd`): a probe that beat the preset by more than the ' +
       'noise would go through a round that gives SGD the same trials before a preset took it. ' +
       "In brackets: the change from THOR's preset on the same seed.",
     '',

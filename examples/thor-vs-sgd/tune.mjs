@@ -1,4 +1,4 @@
-// npm run tune [-- --train-per-class 5000 --tune-per-class 1000] [--nproc 8] [--out reports/thor-vs-sgd]
+// npm run tune -w thor-vs-sgd [-- --train-per-class 5000 --tune-per-class 1000] [--nproc 8] [--out reports/thor-vs-sgd]
 //
 // Tunes both optimizers for the reproduction in ImageNet's regime by one protocol: each trains
 // at its own budget (SGD 8 epochs, THOR 4) with the regime's augmentation on the first 5000
@@ -188,7 +188,7 @@ async function save(finished) {
   const md = [
     "# Tuning for the reproduction in ImageNet's regime",
     '',
-    `Command: \`npm run tune\`. Both optimizers by one protocol (tune.mjs): each at its own budget ` +
+    `Command: \`npm run tune -w thor-vs-sgd\`. Both optimizers by one protocol (tune.mjs): each at its own budget ` +
       `(SGD ${SGD_EPOCHS} epochs, THOR ${SGD_EPOCHS / 2}) with the regime's augmentation, trained on the first ` +
       `${trainPerClass} training images of each class and scored on the last ${tunePerClass} of them ` +
       '(held out; the val split is never used). Stage by stage, each trial changes one setting of the ' +
@@ -197,7 +197,7 @@ async function save(finished) {
     '',
     finished
       ? `**Finished.** SGD's best: ${shown(best.sgd.changes)} (${pct(best.sgd.top1)}); THOR's best: ${shown(best.thor.changes)} (${pct(best.thor.top1)}). \`npm run reproduce\` uses these.`
-      : '**Not finished**: `npm run tune` goes on where it stopped; `npm run reproduce` uses the starting points until it has.',
+      : '**Not finished**: `npm run tune -w thor-vs-sgd` goes on where it stopped; `npm run reproduce` uses the starting points until it has.',
     '',
     '## SGD',
     '',

@@ -1,15 +1,12 @@
 // report.md, results.json and plots of the reproduction in ImageNet's regime.
-import { Buffer } from 'node:buffer';
 import { readFile, writeFile } from 'node:fs/promises';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 
-import { lineChart } from './svg_plot.mjs';
-import sharp from 'sharp';
-
 import { EPOCH_SHARE, GAP_POINTS, TARGET_AT } from './criteria.mjs';
 import { REPORTS } from './regimes.mjs';
 import { stats } from './runs.mjs';
+import { lineChart, writePlots } from './svg_plot.mjs';
 
 /**
  * One paragraph on how this regime differs from the small one and what each shows, with the
@@ -108,12 +105,7 @@ export async function writeStudyReport(out, { runs, verdict, chosen, quick, seed
       ),
     ],
   ];
-  for (const [name, svg] of plots) {
-    await writeFile(join(out, `${name}.svg`), svg);
-    await sharp(Buffer.from(svg))
-      .png()
-      .toFile(join(out, `${name}.png`));
-  }
+  await writePlots(out, plots);
 
   const rows = v.rows;
   const reach = (r) =>

@@ -1,12 +1,11 @@
 // The small-data reproduction's report (npm run reproduce -- --regime small): THOR's first epoch at
 // SGD's final top-1, checked against ≤ 0.55× SGD's epochs and less training time; report.md and
 // three plots (SVG and PNG).
-import { Buffer } from 'node:buffer';
 import { writeFile } from 'node:fs/promises';
 import { cpus, totalmem } from 'node:os';
 import { join, relative } from 'node:path';
-import sharp from 'sharp';
-import { lineChart } from './svg_plot.mjs';
+
+import { lineChart, writePlots } from './svg_plot.mjs';
 export function compare(sgd, thor) {
   const last = sgd[sgd.length - 1];
   if (last === undefined || thor.length === 0)
@@ -68,12 +67,7 @@ export async function writeReport(out, sgd, thor, tuning) {
       ),
     ],
   ];
-  for (const [name, svg] of plots) {
-    await writeFile(join(out, `${name}.svg`), svg);
-    await sharp(Buffer.from(svg))
-      .png()
-      .toFile(join(out, `${name}.png`));
-  }
+  await writePlots(out, plots);
   const runs = [sgd, thor];
   for (const r of runs) {
     await writeFile(

@@ -1,5 +1,11 @@
 // A line chart as SVG: series of { name, color, points: [x, y][] }, axes with ticks, a legend.
-// No dependencies.
+// writePlots saves charts as SVG and PNG (sharp).
+import { Buffer } from 'node:buffer';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+
+import sharp from 'sharp';
+
 const W = 640;
 const H = 400;
 const M = { left: 64, right: 24, top: 40, bottom: 56 };
@@ -67,4 +73,14 @@ export function lineChart(title, xLabel, yLabel, series) {
   });
   parts.push('</svg>');
   return parts.join('\n');
+}
+
+/** Each `[name, svg]` as `<out>/<name>.svg` and `<out>/<name>.png`. */
+export async function writePlots(out, plots) {
+  for (const [name, svg] of plots) {
+    await writeFile(join(out, `${name}.svg`), svg);
+    await sharp(Buffer.from(svg))
+      .png()
+      .toFile(join(out, `${name}.png`));
+  }
 }

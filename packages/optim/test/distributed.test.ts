@@ -1,6 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '@thor-ts/backend';
-import { joinRing, startCoordinator } from '@thor-ts/distributed';
 import { CurvatureTaps, resnetLight } from '@thor-ts/model';
 import { describe, expect, it } from 'vitest';
 
@@ -11,6 +10,7 @@ import {
   softmaxCrossEntropy,
   Thor,
   unflatten,
+  type Collective,
 } from '../dist/index.js';
 
 /** A seeded tiny ResNet's curvature taps after one forward/backward pass on a fixed batch. */
@@ -27,7 +27,31 @@ function tapsOfOneStep(): { taps: CurvatureTaps; dispose: () => void } {
   return { taps, dispose: () => (taps.dispose(), model.dispose()) };
 }
 
-describe("THOR's refresh over the ring", () => {
+/**
+ * `n` ranks of a process group in this process: each `allReduce` waits for every rank's buffer,
+ * then gives each the element-wise sum (or mean) taken in rank order.
+ */
+function localGroup(n: number): Collective[] {
+  let round: { bufs: Float32Array[]; done: ((b: Float32Array) => void)[] } = { bufs: [], done: [] };
+  return Array.from({ length: n }, (_, rank) => ({
+    rank,
+    worldSize: n,
+    allReduce: (buf: Float32Array, { op }: { op: 'sum' | 'mean' }) =>
+      new Promise<Float32Array>((resolve) => {
+        round.bufs[rank] = buf;
+        round.done[rank] = resolve;
+        if (round.done.filter(Boolean).length < n) return;
+        const out = new Float32Array(buf.length);
+        for (const b of round.bufs) for (let i = 0; i < out.length; i++) out[i] = out[i]! + b[i]!;
+        if (op === 'mean') for (let i = 0; i < out.length; i++) out[i] = out[i]! / n;
+        const { done } = round;
+        round = { bufs: [], done: [] };
+        for (const d of done) d(out.slice());
+      }),
+  }));
+}
+
+describe("THOR's refresh over a process group", () => {
   it('splits the inversions over the ranks and installs the same inverses as a local refresh', async () => {
     await initBackend({ backend: 'cpu' });
     const options = { damping: 0.03, blockSize: 8, refresh: { every: 1 } };
@@ -36,25 +60,13 @@ describe("THOR's refresh over the ring", () => {
     local.update(one.taps.all(), 0);
     const expected = local.state().tensors;
 
-    const token = 'refresh-test-token';
-    const coordinator = await startCoordinator({ worldSize: 2, token, log: () => undefined });
-    const rings = await Promise.all(
-      [0, 1].map((rank) =>
-        joinRing({
-          rank,
-          worldSize: 2,
-          coordinator: coordinator.address,
-          token,
-          log: () => undefined,
-        }),
-      ),
-    );
+    const group = localGroup(2);
     const thors = [new Thor(options), new Thor(options)];
     const steps = [tapsOfOneStep(), tapsOfOneStep()];
     try {
       // Both ranks saw the same batch, so the averaged factors are the local ones, bit for bit.
       const reports = await Promise.all(
-        rings.map((ring, r) => refreshThor(thors[r]!, steps[r]!.taps, ring, 0)),
+        group.map((rank, r) => refreshThor(thors[r]!, steps[r]!.taps, rank, 0)),
       );
       expect(reports[0]!.refreshed.length).toBeGreaterThan(2);
       const factors = local.computeFactors(one.taps.all());
@@ -71,8 +83,6 @@ describe("THOR's refresh over the ring", () => {
         }
       }
     } finally {
-      await Promise.all(rings.map((r) => r.close()));
-      await coordinator.close();
       for (const s of [one, ...steps]) s.dispose();
       for (const t of [local, ...thors]) t.dispose();
     }

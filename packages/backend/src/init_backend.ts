@@ -47,6 +47,10 @@ export async function initBackend(options: InitBackendOptions = {}): Promise<Ini
       `initBackend: expected backend to be one of ${backendNames.join(', ')}, found '${String(backend)}'`,
     );
   }
+  // The wasm backend's emscripten glue installs process-wide handlers that rethrow every uncaught
+  // exception and unhandled rejection (so a process's own handlers never see them and it exits 7
+  // with a stack trace): they are taken off again below.
+  const before = processErrorListeners();
   if (backend === 'wasm') {
     const wasm = await import('@tensorflow/tfjs-backend-wasm');
     // setWasmPaths may only run before the backend first initializes.
@@ -61,6 +65,9 @@ export async function initBackend(options: InitBackendOptions = {}): Promise<Ini
     throw new Error(`initBackend: tfjs could not initialize the '${backend}' backend`);
   }
   await ready();
+  for (const [event, listeners] of processErrorListeners()) {
+    for (const l of listeners) if (!before.get(event)?.includes(l)) process.off(event, l);
+  }
   if (getBackend() !== backend) {
     throw new Error(`initBackend: expected '${backend}' to be active, found '${getBackend()}'`);
   }
@@ -88,3 +95,14 @@ async function importTfjsNode(): Promise<void> {
     throw cause;
   }
 }
+
+/** The process's current 'uncaughtException' and 'unhandledRejection' listeners. */
+function processErrorListeners(): Map<'uncaughtException' | 'unhandledRejection', Listener[]> {
+  return new Map([
+    ['uncaughtException', process.listeners('uncaughtException') as Listener[]],
+    ['unhandledRejection', process.listeners('unhandledRejection') as Listener[]],
+  ]);
+}
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Listener = (...args: any[]) => void;

@@ -70,6 +70,21 @@ describe('initBackend', () => {
     }
   });
 
+  it("leaves the process's own error handling alone: an uncaught error reaches its handler", async () => {
+    // tfjs-backend-wasm's emscripten glue adds handlers that rethrow, so without their removal the
+    // process dies with exit code 7 and a stack trace before its own handler runs.
+    const out = await runNode(
+      `import { initBackend } from '${entry}';
+       const before = process.listeners('uncaughtException').length;
+       await initBackend();
+       const after = process.listeners('uncaughtException').length;
+       process.on('uncaughtException', (e) => { console.log(JSON.stringify({ before, after, caught: e.message })); process.exit(0); });
+       setTimeout(() => { throw new Error('boom'); }, 0);`,
+      packageDir,
+    );
+    expect(JSON.parse(out)).toEqual({ before: 0, after: 0, caught: 'boom' });
+  });
+
   it('trains on cpu when asked', async () => {
     const out = JSON.parse(await runNode(probe(entry, "{ backend: 'cpu' }"), packageDir));
     expect(out).toMatchObject({ backend: 'cpu', simd: false, kernels: [], dx: [16, 16, 24] });

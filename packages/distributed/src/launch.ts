@@ -8,6 +8,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { constants } from 'node:os';
 import { createInterface } from 'node:readline';
 
 import { startCoordinator } from './coordinator.js';
@@ -69,7 +70,7 @@ const forwarded = ['SIGINT', 'SIGTERM'] as const;
 async function attempt(
   o: LaunchOptions,
   restart: number,
-  interrupted: { signal?: NodeJS.Signals },
+  interrupted: { signal?: NodeJS.Signals; at?: number },
 ): Promise<number> {
   const out = o.out ?? ((l: string) => process.stdout.write(`${l}\n`));
   const err = o.err ?? ((l: string) => process.stderr.write(`${l}\n`));
@@ -85,6 +86,10 @@ async function attempt(
   let failed: number | undefined;
   // The first signal goes on to the workers (they checkpoint and exit); a second kills them.
   const onSignal = (signal: NodeJS.Signals): void => {
+    // Ctrl-C reaches the launcher twice when a command that delegates to it passes it on too: the
+    // same signal again within a second counts once.
+    if (interrupted.signal === signal && performance.now() - interrupted.at! < 1000) return;
+    interrupted.at ??= performance.now();
     const again = interrupted.signal !== undefined;
     interrupted.signal ??= signal;
     err(`[launch] ${signal}: ${again ? 'killing' : 'passing it on to'} the workers`);
@@ -125,17 +130,29 @@ async function attempt(
       else prefix(child.stdout, tag, out);
       if (o.err === undefined) prefixRaw(child.stderr, tag, process.stderr);
       else prefix(child.stderr, tag, err);
+      // The worker's last line on stderr: what a failing one said last (its error).
+      let said = '';
+      if (child.stderr) createInterface({ input: child.stderr }).on('line', (l) => (said = l));
+      let killedBy: NodeJS.Signals | null = null;
       return new Promise<number>((resolve) => {
         child.on('error', (e) => {
           err(`[launch] rank ${rank}: cannot start ${o.command}: ${e.message}`);
           resolve(127);
         });
-        child.on('exit', (code, signal) => resolve(code ?? (signal ? 128 : 1)));
+        child.on('exit', (code, signal) => {
+          killedBy = signal;
+          resolve(code ?? (signal === null ? 1 : 128 + signalNumber(signal)));
+        });
       }).then((code) => {
         if (code !== 0 && failed === undefined) {
           failed = code;
           if (interrupted.signal === undefined) {
-            err(`[launch] rank ${rank} exited with ${code}; stopping the other workers`);
+            const how =
+              killedBy === null
+                ? `exited with ${code}`
+                : `was killed by ${killedBy} (exit code ${code})`;
+            const last = said.trim() === '' ? '' : ` (its last line: ${said.trim()})`;
+            err(`[launch] rank ${rank} ${how}${last}; stopping the other workers`);
             stopAll();
           }
         }
@@ -157,7 +174,7 @@ export async function launch(o: LaunchOptions): Promise<number> {
     throw new Error(`launch: expected --nproc ≥ 1, got ${o.nproc}`);
   }
   const max = o.maxRestarts ?? 0;
-  const interrupted: { signal?: NodeJS.Signals } = {};
+  const interrupted: { signal?: NodeJS.Signals; at?: number } = {};
   for (let restart = 0; ; restart++) {
     const code = await attempt(o, restart, interrupted);
     if (interrupted.signal !== undefined)
@@ -169,6 +186,7 @@ export async function launch(o: LaunchOptions): Promise<number> {
   }
 }
 
+/** The signal's number on this system (SIGINT 2, SIGKILL 9, SIGTERM 15…), for 128 + n exit codes. */
 function signalNumber(signal: NodeJS.Signals): number {
-  return signal === 'SIGINT' ? 2 : 15;
+  return constants.signals[signal] ?? 0;
 }

@@ -39,7 +39,9 @@ describe('thor-ts-launch', () => {
   it('stops every worker when one fails, and restarts them up to --max-restarts', async () => {
     const once = await run(['--nproc', '3', '--', process.execPath, WORKER], { FAIL_RANK: '1' });
     expect(once.code).toBe(3);
-    expect(once.err).toMatch(/\[launch\] rank 1 exited with 3; stopping the other workers/);
+    expect(once.err).toContain(
+      '[launch] rank 1 exited with 3 (its last line: failing on purpose); stopping the other workers',
+    );
     const again = await run(
       ['--nproc', '3', '--max-restarts', '1', '--', process.execPath, WORKER],
       {
@@ -49,6 +51,15 @@ describe('thor-ts-launch', () => {
     expect(again.code).toBe(0);
     expect(again.err).toMatch(/restarting all 3 workers \(restart 1 of 1\)/);
     expect(again.out).toContain('[rank 1] sum 6 attempt 1');
+  });
+
+  it('names the signal that killed a worker, and exits 128 + its number', async () => {
+    const script = "console.error('about to go'); process.kill(process.pid, 'SIGKILL')";
+    const { code, err } = await run(['--nproc', '1', '--', process.execPath, '-e', script]);
+    expect(code).toBe(137);
+    expect(err).toContain(
+      '[launch] rank 0 was killed by SIGKILL (exit code 137) (its last line: about to go); stopping the other workers',
+    );
   });
 
   it('explains its usage', async () => {

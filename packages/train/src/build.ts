@@ -23,6 +23,7 @@ import {
 } from '@thor-ts/optim';
 
 import type { TrainConfig } from './config.js';
+import { ConfigError } from './config_error.js';
 
 /**
  * The config's network: the architecture registered as `model.arch`, given the section's other
@@ -33,7 +34,7 @@ export function buildModel(c: TrainConfig): Model {
   try {
     return buildArch(arch, { ...fields, seed: c.seed });
   } catch (e) {
-    throw new Error(`config: model '${arch}': ${(e as Error).message}`, { cause: e });
+    throw new ConfigError(`config: model '${arch}': ${(e as Error).message}`, { cause: e });
   }
 }
 

@@ -3,7 +3,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { constants, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -11,6 +11,7 @@ import { parseArgs } from 'node:util';
 import { launch } from '@thor-ts/distributed';
 
 import { presets, validateConfig, type TrainConfig } from './config.js';
+import { ConfigError } from './config_error.js';
 
 const USAGE = `Usage:
   thor-ts config --preset <name> [--data <dir>] [--out <dir>]   (prints the config JSON)
@@ -29,10 +30,11 @@ Presets: ${Object.keys(presets).join(', ')}.`;
 const here = dirname(fileURLToPath(import.meta.url));
 const [command, ...rest] = process.argv.slice(2);
 
-// A bad config, flag or file ends the command with its message, not a stack trace.
+// An error ends the command with its message, not a stack trace: exit 2 for a bad config, flag
+// or file (usage), 1 for a failure while running.
 process.on('uncaughtException', (e) => {
   console.error(`thor-ts ${command ?? ''}: ${e.message}`);
-  process.exit(2);
+  process.exit(e instanceof ConfigError ? 2 : 1);
 });
 
 function fail(message: string): never {
@@ -107,11 +109,18 @@ async function importModules(cmd: string, modules: string[] | undefined): Promis
   return flags;
 }
 
+/** Runs another package's command in a child process, passing on the signals it gets. */
 async function delegate(entry: string, args: string[]): Promise<void> {
   const child = spawn(process.execPath, [entry, ...args], { stdio: 'inherit' });
+  const forward = (signal: NodeJS.Signals) => child.kill(signal);
+  const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+  for (const s of signals) process.on(s, forward);
   process.exitCode = await new Promise<number>((done) =>
-    child.on('exit', (code) => done(code ?? 1)),
+    child.on('exit', (code, signal) =>
+      done(code ?? (signal === null ? 1 : 128 + (constants.signals[signal] ?? 0))),
+    ),
   );
+  for (const s of signals) process.off(s, forward);
 }
 
 if (command === 'config') {
@@ -159,12 +168,21 @@ if (command === 'config') {
   if (values.accumulate !== undefined) config.accumulate = number('accumulate', values.accumulate);
   if (values.lr !== undefined) config.lr = { ...config.lr, base: number('lr', values.lr) };
   validateConfig(config, values.config ?? `preset ${values.preset}`);
+  // Checked before anything is written.
+  const nproc = count('nproc', values.nproc);
+  const maxRestarts = count('max-restarts', values['max-restarts'], 0);
+  const shares = nproc * (config.accumulate ?? 1);
+  if (config.batchSize % shares !== 0) {
+    fail(
+      `thor-ts train: expected a batch size that divides by the ${nproc} workers × ${config.accumulate ?? 1} accumulated micro-batches, found ${config.batchSize}`,
+    );
+  }
   await mkdir(config.out, { recursive: true });
   const configPath = join(config.out, 'config.json');
   await writeFile(configPath, JSON.stringify(config, null, 2));
   process.exitCode = await launch({
-    nproc: count('nproc', values.nproc),
-    maxRestarts: count('max-restarts', values['max-restarts'], 0),
+    nproc,
+    maxRestarts,
     command: process.execPath,
     args: [
       ...imports,
@@ -192,6 +210,9 @@ if (command === 'config') {
     values.config ?? `preset ${values.preset}`,
   );
   if (values.weights === undefined) fail('thor-ts eval: expected --weights <file>');
+  if (values.split !== 'train' && values.split !== 'val')
+    fail(`thor-ts eval: --split expected 'train' or 'val', found '${values.split}'`);
+  const evalProcs = count('nproc', values.nproc);
   const dir = await mkdtemp(join(tmpdir(), 'thor-ts-eval-'));
   try {
     const configPath = join(dir, 'config.json');
@@ -206,7 +227,7 @@ if (command === 'config') {
     ];
     args.push('--split', values.split, '--eval-out', resultPath);
     process.exitCode = await launch({
-      nproc: count('nproc', values.nproc),
+      nproc: evalProcs,
       command: process.execPath,
       args,
       out: () => undefined,

@@ -1,5 +1,7 @@
 import { hasArch, unknownArch } from '@thor-ts/model';
 
+import { ConfigError } from './config_error.js';
+
 /** Everything a training run needs; `thor-ts train` reads it from a preset, a file and overrides. */
 export interface TrainConfig {
   /** Dataset root holding `train/` and `val/` class folders (ImageNet layout). */
@@ -136,24 +138,26 @@ function shown(v: unknown): string {
 /** Checks a config, naming the first bad field, what it expected and what it found. */
 export function validateConfig(c: TrainConfig, where = 'config'): TrainConfig {
   if (typeof c !== 'object' || c === null || Array.isArray(c)) {
-    throw new Error(`${where}: expected a config object, found ${shown(c)}`);
+    throw new ConfigError(`${where}: expected a config object, found ${shown(c)}`);
   }
   for (const [name, [expected, ok]] of Object.entries(fields)) {
     const value = (c as unknown as Record<string, unknown>)[name];
     if (!ok(value))
-      throw new Error(`${where}: field '${name}' expected ${expected}, found ${shown(value)}`);
+      throw new ConfigError(
+        `${where}: field '${name}' expected ${expected}, found ${shown(value)}`,
+      );
   }
   if (typeof c.model !== 'object' || c.model === null || !hasArch(c.model.arch)) {
-    throw new Error(`${where}: field 'model.arch' ${unknownArch(c.model?.arch)}`);
+    throw new ConfigError(`${where}: field 'model.arch' ${unknownArch(c.model?.arch)}`);
   }
   if (!(Number.isInteger(c.model.classes) && c.model.classes > 1)) {
-    throw new Error(
+    throw new ConfigError(
       `${where}: field 'model.classes' expected an integer > 1, found ${shown(c.model.classes)}`,
     );
   }
   const schedules = ['cosine', 'linear', 'poly', 'thor', 'constant'];
   if (!schedules.includes(c.lr?.schedule) || !(c.lr.base > 0)) {
-    throw new Error(
+    throw new ConfigError(
       `${where}: field 'lr' expected { schedule: ${schedules.join('|')}, base > 0 }, found ${JSON.stringify(c.lr)}`,
     );
   }
@@ -165,7 +169,7 @@ export function validateConfig(c: TrainConfig, where = 'config'): TrainConfig {
   if (!powerOk) {
     const expected =
       c.lr.schedule === 'poly' ? 'a finite number > 0' : `absent (schedule '${c.lr.schedule}')`;
-    throw new Error(`${where}: field 'lr.power' expected ${expected}, found ${shown(power)}`);
+    throw new ConfigError(`${where}: field 'lr.power' expected ${expected}, found ${shown(power)}`);
   }
   const decayEpochs = c.lr.decayEpochs;
   if (
@@ -174,31 +178,31 @@ export function validateConfig(c: TrainConfig, where = 'config'): TrainConfig {
   ) {
     const expected =
       c.lr.schedule === 'poly' ? 'a number > 0, or absent' : `absent (schedule '${c.lr.schedule}')`;
-    throw new Error(
+    throw new ConfigError(
       `${where}: field 'lr.decayEpochs' expected ${expected}, found ${shown(decayEpochs)}`,
     );
   }
   if (typeof c.augment === 'object') validateAugment(c.augment, where);
   const warmup = c.lr.warmupEpochs;
   if (warmup !== undefined && !(typeof warmup === 'number' && warmup >= 0 && warmup < c.epochs)) {
-    throw new Error(
+    throw new ConfigError(
       `${where}: field 'lr.warmupEpochs' expected a number in [0, epochs = ${c.epochs}), or absent, found ${shown(warmup)}`,
     );
   }
   if (c.optimizer === 'thor' && !(c.thor?.frequency >= 1 && c.thor.dampingBase > 0)) {
-    throw new Error(
+    throw new ConfigError(
       `${where}: field 'thor' expected { dampingBase > 0, dampingDecay, frequency ≥ 1, blockSize }, found ${JSON.stringify(c.thor)}`,
     );
   }
   const clip = c.thor?.klClip;
   if (clip !== undefined && !(typeof clip === 'number' && clip > 0 && Number.isFinite(clip))) {
-    throw new Error(
+    throw new ConfigError(
       `${where}: field 'thor.klClip' expected a finite number > 0, or absent, found ${shown(clip)}`,
     );
   }
   const decay = c.thor?.factorDecay;
   if (decay !== undefined && !(typeof decay === 'number' && decay >= 0 && decay < 1)) {
-    throw new Error(
+    throw new ConfigError(
       `${where}: field 'thor.factorDecay' expected a number in [0, 1), or absent, found ${shown(decay)}`,
     );
   }
@@ -207,7 +211,7 @@ export function validateConfig(c: TrainConfig, where = 'config'): TrainConfig {
     factorEvery !== undefined &&
     !(decay !== undefined && Number.isInteger(factorEvery) && factorEvery >= 1)
   ) {
-    throw new Error(
+    throw new ConfigError(
       `${where}: field 'thor.factorEvery' expected an integer ≥ 1 beside thor.factorDecay, or absent, found ${shown(factorEvery)}`,
     );
   }
@@ -219,7 +223,7 @@ function validateAugment(a: AugmentSpec, where: string): void {
   const known = ['randomResizedCrop', 'flip', 'evalResize'];
   const unknown = Object.keys(a).find((k) => !known.includes(k));
   if (unknown !== undefined) {
-    throw new Error(
+    throw new ConfigError(
       `${where}: field 'augment.${unknown}' is not an augmentation; expected ${known.join(', ')}`,
     );
   }
@@ -264,7 +268,7 @@ function validateAugment(a: AugmentSpec, where: string): void {
   }
   for (const [path, value, expected, ok] of checks) {
     if (!ok)
-      throw new Error(
+      throw new ConfigError(
         `${where}: field 'augment.${path}' expected ${expected}, found ${shown(value)}`,
       );
   }

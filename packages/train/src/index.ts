@@ -1,5 +1,6 @@
 export { buildLoader, buildModel, buildSchedules, buildTransforms } from './build.js';
 export { presets, validateConfig, type TrainConfig } from './config.js';
+export { ConfigError } from './config_error.js';
 export { readMetrics } from './metrics.js';
 export { EvalBatches, type EvalSource } from './eval_batches.js';
 export { evaluate, evaluateWeights, type Accuracy } from './evaluate.js';

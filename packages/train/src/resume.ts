@@ -11,6 +11,7 @@ import {
   type ThorStateMeta,
 } from '@thor-ts/optim';
 
+import { ConfigError } from './config_error.js';
 import type { EpochMetrics } from './trainer.js';
 
 /** Where a run stands, beyond its tensors: enough to continue it exactly. */
@@ -96,7 +97,7 @@ export async function startFrom(
   await broadcastTensors(model, ring);
   if (header === undefined) return undefined;
   if ((header.thor === null) !== (thor === undefined)) {
-    throw new Error(
+    throw new ConfigError(
       `${path}: the checkpoint was written by a ${header.thor === null ? 'SGD' : 'THOR'} run, ` +
         `this run uses ${thor === undefined ? 'SGD' : 'THOR'}; use another output directory`,
     );

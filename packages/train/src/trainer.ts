@@ -17,6 +17,7 @@ import {
 
 import { buildLoader, buildModel, buildSchedules, buildTransforms } from './build.js';
 import type { TrainConfig } from './config.js';
+import { ConfigError } from './config_error.js';
 import { EvalBatches } from './eval_batches.js';
 import { evaluate } from './evaluate.js';
 import { Progress } from './progress.js';
@@ -92,7 +93,7 @@ export async function train(
   const accumulate = config.accumulate ?? 1;
   const micro = config.batchSize / worldSize / accumulate;
   if (!Number.isInteger(micro)) {
-    throw new Error(
+    throw new ConfigError(
       `config: field 'batchSize' (${config.batchSize}) must divide by the ${worldSize} workers × ` +
         `${accumulate} accumulated micro-batches`,
     );

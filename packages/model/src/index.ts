@@ -29,6 +29,7 @@ export {
   archNames,
   buildArch,
   hasArch,
+  nearestName,
   registerArch,
   unknownArch,
   type ArchBuilder,

@@ -35,14 +35,17 @@ function builtIn(make: (o: ResNetOptions & LightOptions) => Model, fields: strin
   return (o) => {
     const unknown = Object.keys(o).filter((k) => o[k] !== undefined && !known.includes(k));
     if (unknown.length > 0) {
+      const near = nearestName(unknown[0] as string, known);
       throw new Error(
-        `expected the model's fields among ${known.join(', ')}, found ${unknown.map((k) => `'${k}'`).join(', ')}`,
+        `expected the model's fields among ${known.join(', ')}, found ${unknown.map((k) => `'${k}'`).join(', ')}${near === undefined ? '' : ` (did you mean '${near}'?)`}`,
       );
     }
     for (const key of ['layers', 'widths']) {
       const v = o[key];
       if (v !== undefined && !(Array.isArray(v) && v.length > 0 && v.every(isCount))) {
-        throw new Error(`expected '${key}' a non-empty list of integers ≥ 1, found ${JSON.stringify(v)}`);
+        throw new Error(
+          `expected '${key}' a non-empty list of integers ≥ 1, found ${JSON.stringify(v)}`,
+        );
       }
     }
     return make(o as ResNetOptions & LightOptions);
@@ -106,17 +109,20 @@ export function buildArch(name: string, options: ArchOptions): Model {
 /** The message for an unknown architecture: the nearest registered name, and all of them. */
 export function unknownArch(name: unknown): string {
   const names = archNames();
-  const near =
-    typeof name === 'string'
-      ? names
-          .map((n) => ({ n, d: editDistance(n.toLowerCase(), name.toLowerCase()) }))
-          .sort((a, b) => a.d - b.d)[0]
-      : undefined;
-  const hint =
-    near !== undefined && near.d <= Math.max(2, (name as string).length / 3)
-      ? ` (did you mean '${near.n}'?)`
-      : '';
+  const near = typeof name === 'string' ? nearestName(name, names) : undefined;
+  const hint = near === undefined ? '' : ` (did you mean '${near}'?)`;
   return `expected a registered architecture, found ${JSON.stringify(name)}${hint}; registered: ${names.join(', ')} (registerArch adds one)`;
+}
+
+/**
+ * The candidate closest to `name` by edit distance (case aside), when it is close enough to be
+ * a likely typo: within 2 edits, or a third of the name's length. For "did you mean" hints.
+ */
+export function nearestName(name: string, candidates: readonly string[]): string | undefined {
+  const best = candidates
+    .map((n) => ({ n, d: editDistance(n.toLowerCase(), name.toLowerCase()) }))
+    .sort((a, b) => a.d - b.d)[0];
+  return best !== undefined && best.d <= Math.max(2, name.length / 3) ? best.n : undefined;
 }
 
 /** Levenshtein distance. */

@@ -176,6 +176,9 @@ describe('the architecture registry', () => {
     expect(() => buildArch('resnet18', { classes: 10, seed: 0, depth: 3 })).toThrow(
       "expected the model's fields among classes, seed, batchNorm, zeroInitResidual, inputChannels, widths, found 'depth'",
     );
+    expect(() => buildArch('resnetLight', { classes: 10, seed: 0, widht: [8] })).toThrow(
+      "found 'widht' (did you mean 'widths'?)",
+    );
     expect(() => buildArch('resnetLight', { classes: 10, seed: 0, layers: [1, 0] })).toThrow(
       "expected 'layers' a non-empty list of integers ≥ 1, found [1,0]",
     );

@@ -117,3 +117,13 @@ export function buildLoader(
     ...(config.normalization ? { normalization: config.normalization } : {}),
   });
 }
+
+/** An error unless `set` (a split of `config.data`) has the classes `model.classes` says. */
+export function checkClasses(config: TrainConfig, set: ImageDataset, split: string): void {
+  const found = set.classes.length;
+  if (found !== config.model.classes) {
+    throw new ConfigError(
+      `config: field 'model.classes' is ${config.model.classes}, but ${config.data} has ${found} class folders in its ${split} split`,
+    );
+  }
+}

@@ -109,6 +109,37 @@ async function importModules(cmd: string, modules: string[] | undefined): Promis
   return flags;
 }
 
+/**
+ * A run in `config.out` (its last.ckpt) resumes only with the shape it was started with: the same
+ * workers, epochs, batch, learning rate, optimizer, model and seed. Anything else is a usage error
+ * that says what changed (--fresh starts over).
+ */
+async function refuseChangedResume(config: TrainConfig, nproc: number): Promise<void> {
+  const previous = join(config.out, 'config.json');
+  if (!existsSync(join(config.out, 'last.ckpt')) || !existsSync(previous)) return;
+  const was = JSON.parse(await readFile(previous, 'utf8')) as TrainConfig & { workers?: number };
+  const now = { ...config, workers: nproc } as Record<string, unknown>;
+  const fields = [
+    'workers',
+    'epochs',
+    'batchSize',
+    'accumulate',
+    'optimizer',
+    'lr',
+    'model',
+    'seed',
+  ];
+  const changed = fields
+    .filter((f) => was[f as keyof typeof was] !== undefined)
+    .filter((f) => JSON.stringify(was[f as keyof typeof was]) !== JSON.stringify(now[f]))
+    .map((f) => `${f} ${JSON.stringify(was[f as keyof typeof was])} → ${JSON.stringify(now[f])}`);
+  if (changed.length > 0) {
+    fail(
+      `thor-ts train: ${config.out} holds a run to resume, started with other settings (${changed.join('; ')}); pass --fresh to start over, or another --out`,
+    );
+  }
+}
+
 /** Runs another package's command in a child process, passing on the signals it gets. */
 async function delegate(entry: string, args: string[]): Promise<void> {
   const child = spawn(process.execPath, [entry, ...args], { stdio: 'inherit' });
@@ -177,6 +208,7 @@ if (command === 'config') {
       `thor-ts train: expected a batch size that divides by the ${nproc} workers × ${config.accumulate ?? 1} accumulated micro-batches, found ${config.batchSize}`,
     );
   }
+  if (!values.fresh) await refuseChangedResume(config, nproc);
   await mkdir(config.out, { recursive: true });
   const configPath = join(config.out, 'config.json');
   await writeFile(configPath, JSON.stringify(config, null, 2));

@@ -1,4 +1,4 @@
-import { hasArch, unknownArch } from '@thor-ts/model';
+import { hasArch, nearestName, unknownArch } from '@thor-ts/model';
 
 import { ConfigError } from './config_error.js';
 
@@ -110,7 +110,7 @@ const fields: Record<string, [string, (v: unknown) => boolean]> = {
     (v) => v === 'imagenet' || v === 'small' || (typeof v === 'object' && v !== null),
   ],
   optimizer: ["'sgd' or 'thor'", (v) => v === 'sgd' || v === 'thor'],
-  epochs: ['a number > 0', (v) => typeof v === 'number' && v > 0],
+  epochs: ['an integer ≥ 1', (v) => Number.isInteger(v) && (v as number) >= 1],
   batchSize: ['an integer ≥ 1', (v) => Number.isInteger(v) && (v as number) > 0],
   momentum: ['a number in [0, 1)', (v) => typeof v === 'number' && v >= 0 && v < 1],
   weightDecay: ['a number ≥ 0', (v) => typeof v === 'number' && v >= 0],
@@ -135,10 +135,64 @@ function shown(v: unknown): string {
     : JSON.stringify(v);
 }
 
+/** The fields of each section; any other key is refused (with the nearest known one). */
+const KNOWN: Record<string, readonly string[]> = {
+  '': [
+    'data',
+    'out',
+    'model',
+    'augment',
+    'optimizer',
+    'epochs',
+    'batchSize',
+    'accumulate',
+    'lr',
+    'momentum',
+    'nesterov',
+    'weightDecay',
+    'labelSmoothing',
+    'thor',
+    'normalization',
+    'seed',
+    'checkpointEvery',
+    'evalsPerEpoch',
+    // Written into a run's config.json: the workers it ran on.
+    'workers',
+  ],
+  lr: ['schedule', 'base', 'power', 'decayEpochs', 'warmupEpochs'],
+  thor: [
+    'dampingBase',
+    'dampingDecay',
+    'frequency',
+    'blockSize',
+    'klClip',
+    'factorDecay',
+    'factorEvery',
+  ],
+  normalization: ['mean', 'std'],
+};
+
+/** Refuses a key of `section` that is not one of its fields, suggesting the nearest. */
+function refuseUnknownKeys(value: unknown, section: string, where: string): void {
+  if (typeof value !== 'object' || value === null) return;
+  const known = KNOWN[section] as readonly string[];
+  for (const key of Object.keys(value)) {
+    if (known.includes(key)) continue;
+    const near = nearestName(key, known);
+    throw new ConfigError(
+      `${where}: field '${section === '' ? key : `${section}.${key}`}' is not a config field${near === undefined ? '' : ` (did you mean '${section === '' ? near : `${section}.${near}`}'?)`}; expected ${known.join(', ')}`,
+    );
+  }
+}
+
 /** Checks a config, naming the first bad field, what it expected and what it found. */
 export function validateConfig(c: TrainConfig, where = 'config'): TrainConfig {
   if (typeof c !== 'object' || c === null || Array.isArray(c)) {
     throw new ConfigError(`${where}: expected a config object, found ${shown(c)}`);
+  }
+  refuseUnknownKeys(c, '', where);
+  for (const section of ['lr', 'thor', 'normalization']) {
+    refuseUnknownKeys((c as unknown as Record<string, unknown>)[section], section, where);
   }
   for (const [name, [expected, ok]] of Object.entries(fields)) {
     const value = (c as unknown as Record<string, unknown>)[name];
@@ -193,6 +247,27 @@ export function validateConfig(c: TrainConfig, where = 'config'): TrainConfig {
     throw new ConfigError(
       `${where}: field 'thor' expected { dampingBase > 0, dampingDecay, frequency ≥ 1, blockSize }, found ${JSON.stringify(c.thor)}`,
     );
+  }
+  const block = c.thor?.blockSize;
+  if (block !== undefined && block !== null && !(Number.isInteger(block) && block >= 1)) {
+    throw new ConfigError(
+      `${where}: field 'thor.blockSize' expected an integer ≥ 1, null for whole factors, or absent (128), found ${shown(block)}`,
+    );
+  }
+  const n = c.normalization;
+  if (n !== undefined) {
+    const triple = (v: unknown, ok: (x: number) => boolean) =>
+      Array.isArray(v) && v.length === 3 && v.every((x) => typeof x === 'number' && ok(x));
+    if (!(typeof n === 'object' && n !== null && triple(n.mean, Number.isFinite))) {
+      throw new ConfigError(
+        `${where}: field 'normalization.mean' expected 3 finite numbers (one per channel), found ${shown(n?.mean)}`,
+      );
+    }
+    if (!triple(n.std, (x) => x > 0 && Number.isFinite(x))) {
+      throw new ConfigError(
+        `${where}: field 'normalization.std' expected 3 finite numbers > 0 (one per channel), found ${shown(n.std)}`,
+      );
+    }
   }
   const clip = c.thor?.klClip;
   if (clip !== undefined && !(typeof clip === 'number' && clip > 0 && Number.isFinite(clip))) {

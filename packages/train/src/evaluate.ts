@@ -3,7 +3,7 @@ import { openImageNet, type Batch } from '@thor-ts/data';
 import type { Ring } from '@thor-ts/distributed';
 import { loadCheckpoint, loadWeights, predict, type Model } from '@thor-ts/model';
 
-import { buildLoader, buildModel, buildTransforms } from './build.js';
+import { buildLoader, buildModel, buildTransforms, checkClasses } from './build.js';
 import type { TrainConfig } from './config.js';
 import type { EvalSource } from './eval_batches.js';
 
@@ -82,6 +82,7 @@ export async function evaluateWeights(
   split = 'val',
 ): Promise<Accuracy> {
   const set = await openImageNet(config.data, { split });
+  checkClasses(config, set, split);
   const model = buildModel(config);
   try {
     if (weights.endsWith('.ckpt')) {

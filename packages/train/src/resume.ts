@@ -12,6 +12,7 @@ import {
 } from '@thor-ts/optim';
 
 import { ConfigError } from './config_error.js';
+import { nonFiniteState } from './finite_guard.js';
 import type { EpochMetrics } from './trainer.js';
 
 /** Where a run stands, beyond its tensors: enough to continue it exactly. */
@@ -21,8 +22,10 @@ export interface RunPosition {
   /** The epoch being trained (0-based) and the steps of it done. */
   epoch: number;
   stepInEpoch: number;
-  /** This epoch's summed training loss, over `stepInEpoch` steps. */
+  /** This epoch's summed training loss, over `stepInEpoch` steps less those skipped. */
   lossSum: number;
+  /** Steps of this epoch skipped for a non-finite loss or gradient (absent in older checkpoints: 0). */
+  skippedInEpoch?: number;
   /** This epoch's summed training top-1 (absent in checkpoints that predate it: 0). */
   top1Sum?: number;
   trainSeconds: number;
@@ -51,6 +54,7 @@ export async function saveRun(
   ring: Ring,
 ): Promise<void> {
   if (ring.rank !== 0) return;
+  refuseNonFinite(model, path);
   const thorState = thor?.state();
   const slots: Record<string, tf.Tensor> = { ...opt.state() };
   for (const [k, t] of Object.entries(thorState?.tensors ?? {})) slots[`thor/${k}`] = t;
@@ -167,4 +171,14 @@ async function broadcastJson<T>(value: T | undefined, ring: Ring): Promise<T | u
 
 function size(shape: number[]): number {
   return shape.reduce((a, b) => a * b, 1);
+}
+
+/** An error instead of a file when any of the model's parameters or buffers is NaN or infinite. */
+export function refuseNonFinite(model: Model, path: string): void {
+  const bad = nonFiniteState(model);
+  if (bad.length > 0) {
+    throw new Error(
+      `${path}: not written, since ${bad.length} of the model's tensors hold NaN or infinite values (${bad.slice(0, 3).join(', ')}${bad.length > 3 ? ', …' : ''})`,
+    );
+  }
 }

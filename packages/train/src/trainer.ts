@@ -13,15 +13,20 @@ import {
   Thor,
   unflatten,
   valueAt,
+  type ThorReport,
 } from '@thor-ts/optim';
 
-import { buildLoader, buildModel, buildSchedules, buildTransforms } from './build.js';
+import { buildLoader, buildModel, buildSchedules, buildTransforms, checkClasses } from './build.js';
 import type { TrainConfig } from './config.js';
 import { ConfigError } from './config_error.js';
 import { EvalBatches } from './eval_batches.js';
 import { evaluate } from './evaluate.js';
 import { Progress } from './progress.js';
-import { averageBuffers, saveRun, startFrom, type RunPosition } from './resume.js';
+import { allFinite, BufferSnapshot, finiteBuffers } from './finite_guard.js';
+import { averageBuffers, refuseNonFinite, saveRun, startFrom, type RunPosition } from './resume.js';
+
+/** Non-finite steps in a row (each skipped) after which a run stops with an error. */
+const MAX_NON_FINITE_STEPS = 5;
 
 /** One line of metrics.jsonl. */
 export interface EpochMetrics {
@@ -100,6 +105,8 @@ export async function train(
   }
   const trainSet = await openImageNet(config.data, { split: 'train' });
   const valSet = await openImageNet(config.data, { split: 'val' });
+  checkClasses(config, trainSet, 'train');
+  checkClasses(config, valSet, 'val');
   const transforms = buildTransforms(config);
   const loader = buildLoader(config, trainSet, micro, transforms.train, ring, true);
   // The val pass is the same every epoch: kept in memory after the first one when it is small.
@@ -194,6 +201,8 @@ export async function train(
     }
   }
 
+  // Non-finite steps since the last finite one: the run stops at MAX_NON_FINITE_STEPS.
+  let nonFiniteInARow = 0;
   // Seconds trained in this process so far, for img/s and the ETA.
   let segmentStart = performance.now();
   let segmentSteps = 0;
@@ -226,7 +235,7 @@ export async function train(
     await averageBuffers(model, ring);
     const { top1, top5 } = await evaluate(model, valLoader, ring);
     lastEvalSeconds = (performance.now() - evalStart) / 1e3;
-    const steps = Math.max(pos.stepInEpoch, 1);
+    const steps = Math.max(pos.stepInEpoch - (pos.skippedInEpoch ?? 0), 1);
     const m: EpochMetrics = {
       optimizer: config.optimizer,
       epoch: pos.epoch + pos.stepInEpoch / stepsPerEpoch,
@@ -266,6 +275,8 @@ export async function train(
     const batches = loader.epoch(pos.epoch, pos.stepInEpoch * accumulate)[Symbol.asyncIterator]();
     while (pos.stepInEpoch < stepsPerEpoch) {
       const taps = thor?.wantsTaps(pos.step) ? new CurvatureTaps() : undefined;
+      // Batch norm's statistics as they were, in case this step turns out non-finite.
+      const before = new BufferSnapshot(model);
       let sum: Map<string, tf.Tensor> | undefined;
       let lossSum = 0;
       let correct = 0;
@@ -289,24 +300,54 @@ export async function train(
       }
       const local = accumulate > 1 ? scale(sum!, 1 / accumulate) : sum!;
       const stopHere = options.signal?.aborted === true ? 1 : 0;
-      // Gradients, the loss, the share of images classified right and the stop flag in one
-      // all-reduce (mean over ranks).
+      // Gradients, the loss, the share of images classified right, the buffers' check and the stop
+      // flag in one all-reduce (mean over ranks).
       const reduced = await ring.allReduce(
-        flatten(names, local, [lossSum / accumulate, correct / (micro * accumulate), stopHere]),
+        flatten(names, local, [
+          lossSum / accumulate,
+          correct / (micro * accumulate),
+          // Batch norm's running statistics overflow before the loss does: NaN here if they did.
+          finiteBuffers(model) ? 0 : NaN,
+          stopHere,
+        ]),
         { op: 'mean' },
       );
       tf.dispose([...local.values()]);
-      const { tensors: mean, extra } = unflatten(names, params, reduced);
-      pos.lossSum += extra[0] as number;
-      pos.top1Sum = (pos.top1Sum ?? 0) + (extra[1] as number);
-      if (taps !== undefined && thor !== undefined) {
-        await refreshThor(thor, taps, ring, pos.step);
-        taps.dispose();
-        pos.refreshes += 1;
+      const stopRequested = (reduced[reduced.length - 1] as number) > 0;
+      // Every rank holds the same reduced bytes, so every rank makes the same choice here.
+      if (allFinite(reduced)) {
+        nonFiniteInARow = 0;
+        before.dispose();
+        const { tensors: mean, extra } = unflatten(names, params, reduced);
+        pos.lossSum += extra[0] as number;
+        pos.top1Sum = (pos.top1Sum ?? 0) + (extra[1] as number);
+        if (taps !== undefined && thor !== undefined) {
+          const report = await refreshThor(thor, taps, ring, pos.step);
+          pos.refreshes += 1;
+          if (rank === 0) logThorReport(report, log);
+        }
+        const update = thor ? thor.precondition(mean, undefined, valueAt(lr, opt.stepCount)) : mean;
+        opt.step(update);
+        tf.dispose([...mean.values(), ...update.values()]);
+      } else {
+        // Nothing of this step is applied: no update, no refresh, batch norm's statistics put back.
+        before.restore();
+        nonFiniteInARow += 1;
+        pos.skippedInEpoch = (pos.skippedInEpoch ?? 0) + 1;
+        progress.finishLine();
+        if (rank === 0) {
+          log(
+            `step ${pos.step + 1}: the loss, the gradients or batch norm's statistics are not finite (NaN or infinite); the step is skipped, the model is unchanged (${nonFiniteInARow} in a row)`,
+          );
+        }
+        if (nonFiniteInARow >= MAX_NON_FINITE_STEPS) {
+          taps?.dispose();
+          throw new Error(
+            `training diverged: the loss, the gradients or batch norm's statistics were not finite in ${nonFiniteInARow} steps in a row (steps ${pos.step + 2 - nonFiniteInARow}–${pos.step + 1}); none of them was applied, and no checkpoint was written from them (a lower learning rate may help)`,
+          );
+        }
       }
-      const update = thor ? thor.precondition(mean, undefined, valueAt(lr, opt.stepCount)) : mean;
-      opt.step(update);
-      tf.dispose([...mean.values(), ...update.values()]);
+      taps?.dispose();
       // Nothing reads the step's images any more (the curvature taps, which may share the first
       // layer's input with them on the cpu backend, are gone): the loader may fill their buffers
       // with later batches.
@@ -321,7 +362,7 @@ export async function train(
         epochs: config.epochs,
         stepInEpoch: pos.stepInEpoch,
         stepsPerEpoch,
-        loss: pos.lossSum / pos.stepInEpoch,
+        loss: pos.lossSum / Math.max(pos.stepInEpoch - (pos.skippedInEpoch ?? 0), 1),
         imagesPerSecond: config.batchSize / secondsPerStep,
         etaSeconds:
           (config.epochs * stepsPerEpoch - pos.step) * secondsPerStep +
@@ -329,7 +370,7 @@ export async function train(
         ...(afterSeconds === undefined ? {} : { afterSeconds }),
       });
       options.onStep?.(pos.step);
-      if ((extra[2] as number) > 0) {
+      if (stopRequested) {
         await batches.return(undefined);
         await save();
         progress.finishLine();
@@ -349,9 +390,14 @@ export async function train(
     pos.stepInEpoch = 0;
     pos.lossSum = 0;
     pos.top1Sum = 0;
+    pos.skippedInEpoch = 0;
     await saveRun(checkpoint, model, opt, thor, pos, ring);
   }
-  if (rank === 0) await saveWeights(model, join(config.out, 'weights.safetensors'));
+  if (rank === 0) {
+    const weights = join(config.out, 'weights.safetensors');
+    refuseNonFinite(model, weights);
+    await saveWeights(model, weights);
+  }
   return finish(true);
 
   function finish(done: boolean): TrainResult {
@@ -418,4 +464,18 @@ function listed(names: string[], noun: string): string {
   if (names.length === 0) return `no ${noun}s`;
   const shown = names.length <= 8 ? names : [...names.slice(0, 4), '…', ...names.slice(-2)];
   return `${names.length} ${noun}${names.length === 1 ? '' : 's'} (${shown.join(', ')})`;
+}
+
+/** What a THOR refresh had to work around (damping raised, factors not finite, layers stopped). */
+function logThorReport(report: ThorReport, log: (line: string) => void): void {
+  const parts = [
+    report.retried.length > 0
+      ? `more damping for: ${report.retried.map((r) => `${r.layer} (${r.factor}, block ${r.block}, damping ${r.damping.toPrecision(3)})`).join(', ')}`
+      : '',
+    report.nonFinite.length > 0
+      ? `non-finite, left as they were: ${report.nonFinite.join(', ')}`
+      : '',
+    report.stopped.length > 0 ? `stopped for good: ${report.stopped.join(', ')}` : '',
+  ].filter((p) => p !== '');
+  if (parts.length > 0) log(`THOR refresh at step ${report.step + 1}: ${parts.join('; ')}`);
 }

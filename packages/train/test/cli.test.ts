@@ -1,10 +1,12 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+import { writeSyntheticImageNet } from '@thor-ts/data';
+import { readSafetensors } from '@thor-ts/model';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { smallSgd } from './configs.js';
@@ -13,6 +15,9 @@ const cli = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
 let dir: string;
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'thor-ts-cli-'));
+  // 3 classes of 16 tiny images: 4 steps an epoch at batch 12.
+  const synthetic = { classes: 3, trainPerClass: 16, valPerClass: 2, width: 12, height: 12 };
+  await writeSyntheticImageNet(join(dir, 'data'), synthetic);
 });
 afterAll(() => rm(dir, { recursive: true, force: true }));
 
@@ -107,5 +112,72 @@ describe('thor-ts errors', () => {
     expect(workerPid).toBeDefined();
     // The worker is gone: signalling it fails with ESRCH.
     expect(() => process.kill(workerPid!, 0)).toThrow(/ESRCH/);
+  });
+});
+
+/** A small run on the synthetic data: a ResNet with one block, 3 classes, batch 12. */
+async function smallRun(name: string, fields: Record<string, unknown> = {}): Promise<string> {
+  const path = join(dir, `${name}.json`);
+  const config = {
+    ...smallSgd(),
+    data: join(dir, 'data'),
+    out: join(dir, name),
+    model: { arch: 'resnetLight', classes: 3, layers: [1], widths: [4] },
+    batchSize: 12,
+    epochs: 2,
+    ...fields,
+  };
+  await writeFile(path, JSON.stringify(config));
+  return path;
+}
+
+describe('thor-ts train refuses', () => {
+  it('a model whose classes are not the dataset’s (exit 2)', async () => {
+    const path = await smallRun('classes', {
+      model: { arch: 'resnetLight', classes: 10, layers: [1], widths: [4] },
+    });
+    const { code, output } = await thorTs(['train', '--config', path]);
+    expect(code).toBe(2);
+    expect(output).toMatch(
+      /thor-ts train: config: field 'model.classes' is 10, but .*data has 3 class folders in its train split/,
+    );
+  });
+
+  it('to resume a run with another shape unless --fresh (exit 2)', async () => {
+    const path = await smallRun('reshaped');
+    const out = join(dir, 'reshaped');
+    await mkdir(out, { recursive: true });
+    // What a run of 4 workers and 2 epochs leaves behind (the checkpoint's contents do not matter).
+    await writeFile(join(out, 'last.ckpt'), '');
+    const started = JSON.parse(await readFile(path, 'utf8')) as Record<string, unknown>;
+    await writeFile(join(out, 'config.json'), JSON.stringify({ ...started, workers: 4 }));
+    const changed = await thorTs(['train', '--config', path, '--nproc', '2', '--epochs', '3']);
+    expect(changed.code).toBe(2);
+    expect(changed.output).toContain(
+      `thor-ts train: ${out} holds a run to resume, started with other settings (workers 4 → 2; epochs 2 → 3); pass --fresh to start over, or another --out`,
+    );
+  });
+
+  it('to go on once the loss is not finite: steps skipped, then a stop, never a NaN file', async () => {
+    const path = await smallRun('diverges', {
+      lr: { schedule: 'constant', base: 1e12 },
+      epochs: 3,
+    });
+    const { code, output } = await thorTs(['train', '--config', path, '--nproc', '2']);
+    expect(code, output).toBe(1);
+    expect(output).toContain(
+      "the loss, the gradients or batch norm's statistics are not finite (NaN or infinite); the step is skipped, the model is unchanged (1 in a row)",
+    );
+    expect(output).toMatch(
+      /thor-ts train: training diverged: the loss, the gradients or batch norm's statistics were not finite in 5 steps in a row \(steps \d+–\d+\)/,
+    );
+    // Whatever was written holds finite values only.
+    const out = join(dir, 'diverges');
+    for (const file of (await readdir(out)).filter((f) => /\.(ckpt|safetensors)$/.test(f))) {
+      const { tensors } = await readSafetensors(join(out, file));
+      for (const [name, t] of tensors) {
+        expect(Array.from(t.data).every(Number.isFinite), `${file}: ${name}`).toBe(true);
+      }
+    }
   });
 });

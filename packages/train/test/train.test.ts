@@ -20,7 +20,38 @@ describe('configs', () => {
       "my.json: field 'batchSize' expected an integer ≥ 1, found 0",
     );
     expect(() => validateConfig({ ...ok, epochs: Number('abc') })).toThrow(
-      "config: field 'epochs' expected a number > 0, found NaN",
+      "config: field 'epochs' expected an integer ≥ 1, found NaN",
+    );
+    // 1.5 epochs would run a second epoch at a learning rate of 0.
+    expect(() => validateConfig({ ...ok, epochs: 1.5 })).toThrow(
+      "config: field 'epochs' expected an integer ≥ 1, found 1.5",
+    );
+    // Unknown keys, at the top and in each section, with the nearest known one.
+    expect(() => validateConfig({ ...ok, epocs: 3 } as never)).toThrow(
+      "config: field 'epocs' is not a config field (did you mean 'epochs'?); expected data, out,",
+    );
+    expect(() => validateConfig({ ...ok, lr: { ...ok.lr, bas: 1 } as never })).toThrow(
+      "config: field 'lr.bas' is not a config field (did you mean 'lr.base'?)",
+    );
+    expect(() => validateConfig({ ...ok, thor: { ...ok.thor, zzz: 1 } as never })).toThrow(
+      "config: field 'thor.zzz' is not a config field; expected dampingBase,",
+    );
+    expect(validateConfig({ ...ok, workers: 8 } as never)).toBeTruthy();
+    expect(() =>
+      validateConfig({ ...ok, normalization: { mean: [0, 0, 0], std: [0, 0, 0] } }),
+    ).toThrow(
+      "config: field 'normalization.std' expected 3 finite numbers > 0 (one per channel), found [0,0,0]",
+    );
+    expect(() =>
+      validateConfig({ ...ok, normalization: { mean: [0.5], std: [1, 1, 1] } as never }),
+    ).toThrow(
+      "config: field 'normalization.mean' expected 3 finite numbers (one per channel), found [0.5]",
+    );
+    expect(() => validateConfig({ ...ok, thor: { ...ok.thor, blockSize: 0 } })).toThrow(
+      "config: field 'thor.blockSize' expected an integer ≥ 1, null for whole factors, or absent (128), found 0",
+    );
+    expect(validateConfig({ ...ok, thor: { ...ok.thor, blockSize: null } }).thor.blockSize).toBe(
+      null,
     );
     expect(() => validateConfig({ ...ok, augment: undefined as never })).toThrow(
       "config: field 'augment' expected 'imagenet', 'small' or an object, found undefined",
@@ -42,7 +73,7 @@ describe('configs', () => {
       "config: field 'evalsPerEpoch' expected an integer ≥ 1, or absent, found 0",
     );
     expect(() => validateConfig({ ...ok, model: { ...ok.model, arch: 'vgg' as never } })).toThrow(
-      /field 'model.arch' expected one of resnetLight, .*found "vgg"/,
+      /field 'model.arch' expected a registered architecture, found "vgg"; registered: resnet18, .*resnetLight/,
     );
     expect(() => validateConfig({ ...ok, lr: { schedule: 'exp' as never, base: 1 } })).toThrow(
       /field 'lr' expected/,

@@ -57,7 +57,11 @@ export function declareCurvature(state: ModelState, spec: CurvatureSpec): Curvat
       );
     }
     const counts = [stride, ...padding];
-    if (!(Number.isInteger(stride) && stride >= 1 && counts.every((n) => Number.isInteger(n) && n >= 0))) {
+    if (!(
+      Number.isInteger(stride) &&
+      stride >= 1 &&
+      counts.every((n) => Number.isInteger(n) && n >= 0)
+    )) {
       throw new Error(
         `${where}: expected an integer stride ≥ 1 and paddings ≥ 0, found stride ${stride}, padding [${padding}]`,
       );
@@ -71,7 +75,9 @@ export function declareCurvature(state: ModelState, spec: CurvatureSpec): Curvat
     }
     layer = { name: spec.name, weight, kind: 'linear' };
   } else {
-    throw new Error(`${where}: expected kind 'conv2d' or 'linear', found ${JSON.stringify(spec.kind)}`);
+    throw new Error(
+      `${where}: expected kind 'conv2d' or 'linear', found ${JSON.stringify(spec.kind)}`,
+    );
   }
   state.declare(layer);
   return layer;

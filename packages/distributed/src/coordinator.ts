@@ -5,7 +5,7 @@
  */
 import { jobTag, encodeControl, decodeControl, FrameKind, kindName } from './frame.js';
 import { InitialStore } from './initial_weights.js';
-import { Link, listen, type Log } from './link.js';
+import { Link, listen, MAX_PENDING_HANDSHAKES, type Log } from './link.js';
 import { isLocalAddress, type LocalAddress } from './local_socket.js';
 
 export interface CoordinatorOptions {
@@ -123,7 +123,14 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
   const listener = await listen(
     { host, port: opts.port ?? 0 },
     creds,
-    { maxFrameBytes: 1 << 20, timeoutMs, log, where: 'coordinator' },
+    {
+      maxFrameBytes: 1 << 20,
+      timeoutMs,
+      log,
+      where: 'coordinator',
+      // Every rank may dial at once, and restarted ones again.
+      maxPending: Math.max(MAX_PENDING_HANDSHAKES, 2 * worldSize),
+    },
     (wire, rank, role) => {
       const link = new Link(wire, creds, `rank ${rank}`, log);
       if (role === 'reader') {

@@ -225,23 +225,35 @@ export type Bind = { host: string; port: number } | { path: string };
 
 const describeBind = (b: Bind): string => ('path' in b ? b.path : `${b.host}:${b.port}`);
 
+/** What a connection may send in one frame before it has proved the token: a hello, and room. */
+export const HANDSHAKE_PAYLOAD_BYTES = 4096;
+
+/** Connections proving the token at once, by default; more are refused until some finish. */
+export const MAX_PENDING_HANDSHAKES = 64;
+
 /**
- * Listens on `bind` and hands each connection that proves the token to `accepted`. Connections
- * that fail the handshake are logged and closed.
+ * Listens on `bind` and hands each connection that proves the token to `accepted`. Until it has,
+ * a connection may send frames of {@link HANDSHAKE_PAYLOAD_BYTES} at most, and at most
+ * `maxPending` connections (default {@link MAX_PENDING_HANDSHAKES}) may be at it at once: others
+ * are closed at once. Connections that fail or are refused are closed and logged, 5 lines per 10
+ * seconds at most.
  */
 export async function listen(
   bind: Bind,
   creds: Credentials,
-  opts: { maxFrameBytes: number; timeoutMs: number; log: Log; where: string },
+  opts: { maxFrameBytes: number; timeoutMs: number; log: Log; where: string; maxPending?: number },
   accepted: (wire: Wire, rank: number, role: Role, transport: Transport) => void,
 ): Promise<Listener> {
   const transport: Transport = 'path' in bind ? 'unix' : 'tcp';
   const server = createServer();
   const wss = new WebSocketServer({
     server,
-    maxPayload: maxPayload(opts.maxFrameBytes),
+    maxPayload: HEADER_BYTES + HANDSHAKE_PAYLOAD_BYTES,
     perMessageDeflate: false,
   });
+  const maxPending = opts.maxPending ?? MAX_PENDING_HANDSHAKES;
+  let pending = 0;
+  const turnedAway = rateLimited(opts.log, 10_000);
   await new Promise<void>((resolve, reject) => {
     server.once('error', (e) =>
       reject(new Error(`${opts.where} cannot listen on ${describeBind(bind)}: ${e.message}`)),
@@ -254,9 +266,26 @@ export async function listen(
         ? `a process on this machine`
         : `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? '?'}`;
     ws.on('error', () => undefined);
+    if (pending >= maxPending) {
+      turnedAway(
+        `${opts.where} refused a connection from ${from}: ${pending} connections are already proving the token`,
+      );
+      ws.terminate();
+      return;
+    }
+    pending += 1;
+    let settled = false;
+    const settle = (): void => {
+      if (!settled) pending -= 1;
+      settled = true;
+    };
+    ws.once('close', settle);
     const inbox = new Inbox(ws);
     acceptHandshake(inbox, creds, opts.timeoutMs).then(
       ({ rank, role }) => {
+        settle();
+        // Proven: from now on the link's own frame size applies.
+        setMaxPayload(ws, maxPayload(opts.maxFrameBytes));
         if (role !== 'peer') return accepted(inbox, rank, role, transport);
         acceptDataLink(inbox, creds, opts).then(
           (wire) => accepted(wire, rank, role, transport),
@@ -265,7 +294,8 @@ export async function listen(
         );
       },
       (e: Error) => {
-        opts.log(`${opts.where} rejected a connection from ${from}: ${e.message}`);
+        settle();
+        turnedAway(`${opts.where} rejected a connection from ${from}: ${e.message}`);
         ws.close(4001, 'rejected');
         ws.terminate();
       },
@@ -281,5 +311,41 @@ export async function listen(
         // Closing a listening Unix socket also unlinks its path.
         server.close(() => resolve());
       }),
+  };
+}
+
+/**
+ * Sets the largest frame a ws connection accepts from now on. ws reads it from its receiver's
+ * `_maxPayload` for each frame's header (before buffering the frame); it has no public setter.
+ */
+function setMaxPayload(ws: WebSocket, bytes: number): void {
+  const receiver = (ws as unknown as { _receiver?: { _maxPayload?: unknown } })._receiver;
+  if (receiver === undefined || typeof receiver._maxPayload !== 'number') {
+    throw new Error('ws: expected a receiver with _maxPayload (ws 8), found none');
+  }
+  receiver._maxPayload = bytes;
+}
+
+/**
+ * `log`, at most `burst` lines per `windowMs`: the rest are counted, and the count goes out with
+ * the next line that does.
+ */
+function rateLimited(log: Log, windowMs: number, burst = 5): (line: string) => void {
+  let windowStart = -Infinity;
+  let sent = 0;
+  let held = 0;
+  return (line) => {
+    const now = performance.now();
+    if (now - windowStart >= windowMs) {
+      windowStart = now;
+      sent = 0;
+    }
+    if (sent >= burst) {
+      held += 1;
+      return;
+    }
+    log(held > 0 ? `${line} (and ${held} more turned away before it, not logged)` : line);
+    sent += 1;
+    held = 0;
   };
 }

@@ -6,7 +6,15 @@
  */
 import { type Credentials } from './auth.js';
 import { decodeControl, encodeControl, FrameKind, kindName } from './frame.js';
-import { dial, Link, listen, type Listener, type Log, UnreachableError } from './link.js';
+import {
+  dial,
+  Link,
+  listen,
+  MAX_PENDING_HANDSHAKES,
+  type Listener,
+  type Log,
+  UnreachableError,
+} from './link.js';
 import {
   isLocalAddress,
   type LocalAddress,
@@ -61,6 +69,7 @@ async function listenForPeers(
     timeoutMs: p.timeoutMs,
     log: p.log,
     where: `rank ${p.rank}`,
+    maxPending: Math.max(MAX_PENDING_HANDSHAKES, 2 * p.worldSize),
   };
   const listener = await listen({ host: p.listenHost, port: p.port }, p.creds, opts, accepted);
   const machine = p.unixSockets ? machineIdentity() : undefined;

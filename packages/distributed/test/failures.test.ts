@@ -60,11 +60,54 @@ describe('a job that goes wrong fails loudly on every rank', () => {
     try {
       expect(await send('hello')).toBe(4001);
       expect(await send(Buffer.alloc(40, 7))).toBe(4001);
-      expect(await send(Buffer.alloc(2 << 20))).toBe(1009); // over the coordinator's 1 MiB limit
+      // Over the 4 KiB a connection may send before it has proved the token (a hello needs ~300 B).
+      expect(await send(Buffer.alloc(8 << 10))).toBe(1009);
       const text = logs.join('\n');
       expect(text).toMatch(/expected a binary frame, got text/);
       expect(text).toMatch(/expected magic 0x31524854, got 0x7070707/);
     } finally {
+      await c.close();
+    }
+  });
+
+  it('caps connections that have not proved the token, logs them at a bounded rate, and still takes a worker', async () => {
+    const logs: string[] = [];
+    const c = await startCoordinator({ worldSize: 2, token: TOKEN, log: (l) => logs.push(l) });
+    // 80 connections that open and say nothing: 64 may wait for their hello, the rest are closed.
+    const sockets = Array.from({ length: 80 }, () => new WebSocket(`ws://${c.address}`));
+    try {
+      const closedEarly = await Promise.all(
+        sockets.map(
+          (ws) =>
+            new Promise<boolean>((resolve) => {
+              ws.on('error', () => undefined);
+              ws.on('close', () => resolve(true));
+              setTimeout(() => resolve(false), 2000).unref();
+            }),
+        ),
+      );
+      expect(closedEarly.filter(Boolean).length).toBe(16);
+      expect(logs.filter((l) => l.includes('refused a connection')).length).toBeLessThanOrEqual(5);
+      expect(logs.join('\n')).toMatch(
+        /coordinator refused a connection from 127\.0\.0\.1:\d+: 64 connections are already proving the token/,
+      );
+      for (const ws of sockets) ws.terminate();
+      // Their slots free up as they close: a real worker joins.
+      await new Promise((r) => setTimeout(r, 200));
+      const rings = await Promise.all(
+        [0, 1].map((rank) =>
+          joinRing({
+            rank,
+            worldSize: 2,
+            coordinator: c.address,
+            token: TOKEN,
+            log: () => undefined,
+          }),
+        ),
+      );
+      await Promise.all(rings.map((r) => r.close()));
+    } finally {
+      for (const ws of sockets) ws.terminate();
       await c.close();
     }
   });

@@ -28,6 +28,12 @@ export interface DecodeOptions {
 }
 
 /**
+ * The most pixels an image may have (16383 × 16383, sharp's `limitInputPixels`): a larger one is
+ * refused before any decoder allocates for it.
+ */
+export const MAX_IMAGE_PIXELS = 0x3fff * 0x3fff;
+
+/**
  * Decodes an encoded image (JPEG, PNG, WebP, TIFF, ... whatever its file name says) to 3-channel
  * 8-bit RGB, through `transforms`. The transforms only plan the geometry; the file is then decoded
  * once, straight to the final size (see {@link decodeView}). Grayscale, CMYK, palette, 16-bit and
@@ -103,6 +109,12 @@ export async function planView(
     readImageSize(input) ?? (await attempt(path, () => sharp(input, { failOn }).metadata()));
   if (!header.width || !header.height) {
     throw new ImageDecodeError(path, 'the header gives no image size');
+  }
+  if (header.width * header.height > MAX_IMAGE_PIXELS) {
+    throw new ImageDecodeError(
+      path,
+      `the header gives ${header.width}×${header.height}, over the ${MAX_IMAGE_PIXELS} pixels an image may have`,
+    );
   }
   // Outside the decoder's error handling: a transform that cannot apply is a pipeline error.
   return applyTransforms(fullView(header.width, header.height), transforms, random);

@@ -7,6 +7,7 @@ export {
   decodePending,
   decodePlanned,
   decodeView,
+  MAX_IMAGE_PIXELS,
   pillowResize,
   planView,
   type DecodeOptions,

@@ -12,6 +12,7 @@ import {
   IMAGENET_MEAN,
   IMAGENET_STD,
   ImageDecodeError,
+  MAX_IMAGE_PIXELS,
   imagenetTrainTransforms,
   imagenetEvalTransforms,
   normalizationTable,
@@ -207,6 +208,34 @@ describe('DataLoader', () => {
       expect((error as ImageDecodeError).path).toBe(bad);
     } finally {
       await writeSyntheticImageNet(dir, { classes: 3, trainPerClass: 4, width: 80, height: 60 });
+    }
+  });
+
+  it('skips a file whose header claims more pixels than any image may have, before decoding it', async () => {
+    const bad = join(train.root, train.files[2]!);
+    const good = await readFile(bad);
+    // The same JPEG with its frame header claiming 60000×60000 (3.6 billion pixels).
+    const huge = Buffer.from(good);
+    const sof = huge.indexOf(Buffer.from([0xff, 0xc0]));
+    huge.writeUInt16BE(60000, sof + 5);
+    huge.writeUInt16BE(60000, sof + 7);
+    await writeFile(bad, huge);
+    try {
+      for (const transforms of [[] as Transform[], imagenetTrainTransforms(32)]) {
+        const skipped: SkippedFile[] = [];
+        const loader = new DataLoader(train, {
+          batchSize: 12,
+          transforms: transforms.length === 0 ? [resize([60, 80])] : transforms,
+          onSkip: (s) => skipped.push(s),
+        });
+        const [batch] = await collect(loader, 0);
+        expect(batch!.shape[0]).toBe(11);
+        expect(skipped.map((s) => s.reason)).toEqual([
+          `the header gives 60000×60000, over the ${MAX_IMAGE_PIXELS} pixels an image may have`,
+        ]);
+      }
+    } finally {
+      await writeFile(bad, good);
     }
   });
 

@@ -1,3 +1,6 @@
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+
 import {
   DataLoader,
   DistributedSampler,
@@ -7,6 +10,8 @@ import {
   randomHorizontalFlip,
   randomResizedCrop,
   centerCrop,
+  planView,
+  Random,
   resize,
   type Transform,
 } from '@thor-ts/data';
@@ -38,12 +43,21 @@ export function buildModel(c: TrainConfig): Model {
   }
 }
 
-export function buildTransforms(c: TrainConfig): { train: Transform[]; eval: Transform[] } {
+/**
+ * The train and eval transforms of `c.augment`. A pipeline without a crop keeps the images at
+ * their size: with `size` (the dataset's, from {@link commonImageSize}), an image of another
+ * size is resized to it first, so that one odd file cannot break a batch.
+ */
+export function buildTransforms(
+  c: TrainConfig,
+  size?: { width: number; height: number },
+): { train: Transform[]; eval: Transform[] } {
   if (c.augment === 'imagenet')
     return { train: imagenetTrainTransforms(224), eval: imagenetEvalTransforms(224, 256) };
-  if (c.augment === 'small') return { train: [randomHorizontalFlip(0.5)], eval: [] };
+  const fit = size === undefined ? [] : [resize([size.height, size.width])];
+  if (c.augment === 'small') return { train: [...fit, randomHorizontalFlip(0.5)], eval: fit };
   const { randomResizedCrop: crop, flip = true, evalResize } = c.augment;
-  const train: Transform[] = [];
+  const train: Transform[] = crop === undefined ? [...fit] : [];
   if (crop !== undefined) {
     train.push(
       randomResizedCrop(crop.size, {
@@ -54,8 +68,37 @@ export function buildTransforms(c: TrainConfig): { train: Transform[]; eval: Tra
   }
   if (flip) train.push(randomHorizontalFlip(0.5));
   const evalTransforms =
-    crop === undefined ? [] : [resize(evalResize ?? crop.size), centerCrop(crop.size)];
+    crop === undefined ? fit : [resize(evalResize ?? crop.size), centerCrop(crop.size)];
   return { train, eval: evalTransforms };
+}
+
+/**
+ * The size most of `set`'s images have, from the headers of up to 16 files spread over it (read,
+ * not decoded); undefined when none can be read. A resize to it is a no-op for those images.
+ */
+export async function commonImageSize(
+  set: ImageDataset,
+): Promise<{ width: number; height: number } | undefined> {
+  const n = set.files.length;
+  const picks = [
+    ...new Set(
+      Array.from({ length: Math.min(16, n) }, (_, k) => Math.floor((k * n) / Math.min(16, n))),
+    ),
+  ];
+  const counts = new Map<string, number>();
+  for (const i of picks) {
+    const path = join(set.root, set.files[i] as string);
+    const view = await readFile(path)
+      .then((bytes) => planView(bytes, [], new Random(0), path))
+      .catch(() => undefined);
+    if (view === undefined) continue;
+    const key = `${view.width}x${view.height}`;
+    counts.set(key, (counts.get(key) ?? 0) + 1);
+  }
+  const best = [...counts].sort((a, b) => b[1] - a[1])[0];
+  if (best === undefined) return undefined;
+  const [width, height] = best[0].split('x').map(Number) as [number, number];
+  return { width, height };
 }
 
 /** The learning rate by optimizer step. THOR's and the damping's epochs are MindSpore's e = (i + 1)/steps. */

@@ -3,7 +3,13 @@ import { openImageNet, type Batch } from '@thor-ts/data';
 import type { Ring } from '@thor-ts/distributed';
 import { loadCheckpoint, loadWeights, predict, type Model } from '@thor-ts/model';
 
-import { buildLoader, buildModel, buildTransforms, checkClasses } from './build.js';
+import {
+  buildLoader,
+  buildModel,
+  buildTransforms,
+  checkClasses,
+  commonImageSize,
+} from './build.js';
 import type { TrainConfig } from './config.js';
 import type { EvalSource } from './eval_batches.js';
 
@@ -92,7 +98,14 @@ export async function evaluateWeights(
       await loadWeights(model, weights);
     }
     const perRank = Math.max(1, Math.floor(config.batchSize / ring.worldSize));
-    const loader = buildLoader(config, set, perRank, buildTransforms(config).eval, ring, false);
+    const loader = buildLoader(
+      config,
+      set,
+      perRank,
+      buildTransforms(config, await commonImageSize(set)).eval,
+      ring,
+      false,
+    );
     return await evaluate(model, loader, ring);
   } finally {
     model.dispose();

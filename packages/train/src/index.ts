@@ -1,4 +1,11 @@
-export { buildLoader, buildModel, buildSchedules, buildTransforms } from './build.js';
+export {
+  buildLoader,
+  buildModel,
+  buildSchedules,
+  buildTransforms,
+  checkClasses,
+  commonImageSize,
+} from './build.js';
 export { presets, validateConfig, type TrainConfig } from './config.js';
 export { ConfigError } from './config_error.js';
 export { readMetrics } from './metrics.js';

@@ -16,7 +16,14 @@ import {
   type ThorReport,
 } from '@thor-ts/optim';
 
-import { buildLoader, buildModel, buildSchedules, buildTransforms, checkClasses } from './build.js';
+import {
+  buildLoader,
+  buildModel,
+  buildSchedules,
+  buildTransforms,
+  checkClasses,
+  commonImageSize,
+} from './build.js';
 import type { TrainConfig } from './config.js';
 import { ConfigError } from './config_error.js';
 import { EvalBatches } from './eval_batches.js';
@@ -107,7 +114,7 @@ export async function train(
   const valSet = await openImageNet(config.data, { split: 'val' });
   checkClasses(config, trainSet, 'train');
   checkClasses(config, valSet, 'val');
-  const transforms = buildTransforms(config);
+  const transforms = buildTransforms(config, await commonImageSize(trainSet));
   const loader = buildLoader(config, trainSet, micro, transforms.train, ring, true);
   // The val pass is the same every epoch: kept in memory after the first one when it is small.
   const valLoader = new EvalBatches(

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { writeSyntheticImageNet } from '@thor-ts/data';
+import { openImageNet, syntheticJpeg, writeSyntheticImageNet } from '@thor-ts/data';
 import { readSafetensors } from '@thor-ts/model';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
@@ -132,6 +132,26 @@ async function smallRun(name: string, fields: Record<string, unknown> = {}): Pro
 }
 
 describe('thor-ts train refuses', () => {
+  it('nothing for an image of another size in a flip-only run: it is resized to the others’', async () => {
+    const data = join(dir, 'odd-data');
+    await writeSyntheticImageNet(data, {
+      classes: 3,
+      trainPerClass: 16,
+      valPerClass: 2,
+      width: 12,
+      height: 12,
+    });
+    const set = await openImageNet(data);
+    await writeFile(
+      join(set.root, set.files[5]!),
+      await syntheticJpeg(0, 3, 99, { width: 16, height: 16 }),
+    );
+    const path = await smallRun('odd', { data, augment: 'small', epochs: 1 });
+    const { code, output } = await thorTs(['train', '--config', path, '--nproc', '2']);
+    expect(code, output).toBe(0);
+    expect(output).toMatch(/sgd epoch 1\/1: loss/);
+  });
+
   it('a model whose classes are not the dataset’s (exit 2)', async () => {
     const path = await smallRun('classes', {
       model: { arch: 'resnetLight', classes: 10, layers: [1], widths: [4] },

@@ -42,8 +42,11 @@ interface Header {
 }
 
 /**
- * Rank 0 writes a checkpoint of the whole run, atomically. Call it with the batch-norm buffers
- * averaged over the ring ({@link averageBuffers}), so that rank 0's are everyone's.
+ * A checkpoint of the whole run, written atomically by rank 0 (call it on every rank). Its model
+ * holds batch norm's running statistics averaged over the ranks (what evaluation uses); beside
+ * them it keeps each rank's own (`bn-buffers/rank<r>`), so that a run resumed mid-epoch on as
+ * many ranks goes on with exactly the statistics each rank had. The live models are left as
+ * they are.
  */
 export async function saveRun(
   path: string,
@@ -53,18 +56,42 @@ export async function saveRun(
   position: RunPosition,
   ring: Ring,
 ): Promise<void> {
+  const entries = bufferEntries(model);
+  const names = entries.map((e) => e.name);
+  const own = flatten(names, new Map(entries.map((e) => [e.name, e.variable as tf.Tensor])));
+  const all = await ring.allGather(own);
   if (ring.rank !== 0) return;
-  refuseNonFinite(model, path);
-  const thorState = thor?.state();
-  const slots: Record<string, tf.Tensor> = { ...opt.state() };
-  for (const [k, t] of Object.entries(thorState?.tensors ?? {})) slots[`thor/${k}`] = t;
-  await saveCheckpoint(path, model, {
-    step: position.step,
-    epoch: position.epoch,
-    optimizerSlots: slots,
-    optimizer: { sgdSteps: opt.stepCount, thor: thorState?.meta ?? null },
-    extra: position,
-  });
+  const perRank = Array.from({ length: ring.worldSize }, (_, r) =>
+    all.subarray(r * own.length, (r + 1) * own.length),
+  );
+  const mean = new Float32Array(own.length);
+  for (let i = 0; i < mean.length; i++) {
+    let sum = 0;
+    for (const b of perRank) sum += b[i] as number;
+    mean[i] = sum / ring.worldSize;
+  }
+  assign(entries, mean);
+  try {
+    refuseNonFinite(model, path);
+    const thorState = thor?.state();
+    const slots: Record<string, tf.Tensor> = { ...opt.state() };
+    for (const [k, t] of Object.entries(thorState?.tensors ?? {})) slots[`thor/${k}`] = t;
+    const kept = perRank.map((b) => tf.tensor1d(b, 'float32'));
+    kept.forEach((t, r) => (slots[`bn-buffers/rank${r}`] = t));
+    try {
+      await saveCheckpoint(path, model, {
+        step: position.step,
+        epoch: position.epoch,
+        optimizerSlots: slots,
+        optimizer: { sgdSteps: opt.stepCount, thor: thorState?.meta ?? null },
+        extra: { ...position, workers: ring.worldSize },
+      });
+    } finally {
+      tf.dispose(kept);
+    }
+  } finally {
+    assign(entries, own);
+  }
 }
 
 /**
@@ -116,9 +143,17 @@ export async function startFrom(
   const { tensors } = unflatten(names, shapes, await ring.broadcast(local, 0));
   const momentum: Record<string, tf.Tensor> = {};
   const inverses: Record<string, tf.Tensor> = {};
+  const saved = header.position as RunPosition & { workers?: number };
   for (const [k, t] of tensors) {
     if (k.startsWith('thor/')) inverses[k.slice(5)] = t;
-    else momentum[k] = t;
+    else if (!k.startsWith('bn-buffers/')) momentum[k] = t;
+    else {
+      // This rank's own statistics, when the run had as many ranks; else the average stands.
+      if (k === `bn-buffers/rank${ring.rank}` && saved.workers === ring.worldSize) {
+        assign(bufferEntries(model), t.dataSync() as Float32Array);
+      }
+      t.dispose();
+    }
   }
   opt.restore(momentum, header.sgdSteps);
   tf.dispose(Object.values(momentum));
@@ -141,10 +176,15 @@ async function broadcastTensors(model: Model, ring: Ring): Promise<void> {
  * end gives the same statistics as averaging once.
  */
 export async function averageBuffers(model: Model, ring: Ring): Promise<void> {
-  const entries = model.state.entries.filter((e) => e.kind === 'buffer');
+  const entries = bufferEntries(model);
   const names = entries.map((e) => e.name);
   const tensors = new Map(entries.map((e) => [e.name, e.variable as tf.Tensor]));
   assign(entries, await ring.allReduce(flatten(names, tensors), { op: 'mean' }));
+}
+
+/** The model's batch-norm running statistics (its buffers), in state order. */
+function bufferEntries(model: Model): Model['state']['entries'] {
+  return model.state.entries.filter((e) => e.kind === 'buffer' && e.variable !== undefined);
 }
 
 function assign(entries: Model['state']['entries'], buf: Float32Array): void {

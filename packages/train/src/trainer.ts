@@ -216,7 +216,6 @@ export async function train(
   let lastEvalSeconds = 0;
   const trainedSeconds = () => pos.trainSeconds + (performance.now() - segmentStart) / 1e3;
   const save = async () => {
-    await averageBuffers(model, ring);
     const now = performance.now();
     pos.trainSeconds += (now - segmentStart) / 1e3;
     segmentStart = now;

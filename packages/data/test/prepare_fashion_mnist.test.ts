@@ -102,6 +102,19 @@ describe('thor-ts-data prepare fashion-mnist', () => {
     }
   });
 
+  it('prints its usage for --help (exit 0) and its version, and takes --flag=value', async () => {
+    const { stdout } = await run('--help');
+    expect(stdout).toMatch(/^Usage: thor-ts-data prepare fashion-mnist --out <dir>/);
+    expect((await run('--version')).stdout).toBe('thor-ts-data 0.0.0\n');
+    const out = await mkdtemp(join(tmpdir(), 'thor-ts-fmnist-eq-'));
+    try {
+      const r = await run('prepare', 'fashion-mnist', `--out=${out}`, '--limit=1');
+      expect(r.stdout).toContain(`wrote 10 train and 10 val images to ${out}`);
+    } finally {
+      await rm(out, { recursive: true, force: true });
+    }
+  });
+
   it('says what it expected when the arguments are wrong', async () => {
     const error = await run('prepare', 'mnist', '--out', 'x').catch(
       (e: { code: number; stderr: string }) => e,

@@ -62,9 +62,23 @@ describe('thor-ts-launch', () => {
     );
   });
 
-  it('explains its usage', async () => {
+  it('explains its usage: on --help (exit 0), and when the arguments are wrong (exit 2)', async () => {
     const { code, err } = await run(['--nproc', '2']);
     expect(code).toBe(2);
+    expect(err).toContain('thor-ts-launch: expected --nproc N and -- <command>');
     expect(err).toMatch(/usage: thor-ts-launch --nproc N/);
+    const help = await run(['--help']);
+    expect(help.code).toBe(0);
+    expect(help.out).toMatch(/^usage: thor-ts-launch --nproc N/);
+    expect((await run(['--version'])).out).toBe('thor-ts-launch 0.0.0\n');
+    const bad = await run(['--nproc', '0', '--', process.execPath, '-e', '']);
+    expect(bad.code).toBe(2);
+    expect(bad.err).toContain("thor-ts-launch: --nproc expected an integer ≥ 1, found '0'");
+  });
+
+  it('takes --flag=value', async () => {
+    const { code, out } = await run(['--nproc=2', '--', process.execPath, WORKER]);
+    expect(code).toBe(0);
+    expect(out).toContain('[rank 1] sum 3 attempt 0');
   });
 });

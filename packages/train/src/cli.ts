@@ -1,14 +1,15 @@
 #!/usr/bin/env node
 // thor-ts config | train | eval | data | launch — see USAGE.
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { constants, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { parseArgs } from 'node:util';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
 
 import { launch } from '@thor-ts/distributed';
+import { nearestName } from '@thor-ts/model';
 
 import { presets, validateConfig, type TrainConfig } from './config.js';
 import { ConfigError } from './config_error.js';
@@ -29,6 +30,49 @@ Presets: ${Object.keys(presets).join(', ')}.`;
 
 const here = dirname(fileURLToPath(import.meta.url));
 const [command, ...rest] = process.argv.slice(2);
+const { version } = JSON.parse(
+  readFileSync(new URL('../package.json', import.meta.url), 'utf8'),
+) as { version: string };
+
+// thor-ts --help | -h | help, --version | -V; `thor-ts <command> --help` for one command.
+if (command === '--help' || command === '-h' || command === 'help') {
+  console.log(USAGE);
+  process.exit(0);
+}
+if (command === '--version' || command === '-V' || command === 'version') {
+  console.log(`thor-ts ${version}`);
+  process.exit(0);
+}
+if (
+  (command === 'config' || command === 'train' || command === 'eval') &&
+  (rest.includes('--help') || rest.includes('-h'))
+) {
+  console.log(
+    USAGE.split('\n')
+      .filter((l, i, all) => l.startsWith(`  thor-ts ${command} `) || continues(all, i, command))
+      .join('\n'),
+  );
+  process.exit(0);
+}
+
+/** Whether line `i` of the usage continues the entry of `cmd` (an indented line after it). */
+function continues(lines: string[], i: number, cmd: string): boolean {
+  for (let j = i; j >= 0; j--) {
+    const l = lines[j] as string;
+    if (/^ {2}thor-ts /.test(l)) return l.startsWith(`  thor-ts ${cmd} `) && j !== i;
+    if (!/^ {4}/.test(l)) return false;
+  }
+  return false;
+}
+
+/** `parseArgs` over this command's arguments; a flag it does not know is a usage error. */
+function flags<T extends ParseArgsConfig['options']>(options: T) {
+  try {
+    return parseArgs({ args: rest, options, strict: true });
+  } catch (e) {
+    fail(`thor-ts ${command}: ${(e as Error).message}`);
+  }
+}
 
 // An error ends the command with its message, not a stack trace: exit 2 for a bad config, flag
 // or file (usage), 1 for a failure while running.
@@ -40,6 +84,13 @@ process.on('uncaughtException', (e) => {
 function fail(message: string): never {
   console.error(`${message}\n\n${USAGE}`);
   process.exit(2);
+}
+
+/** An unknown or missing preset: the nearest name, and all of them. */
+function unknownPreset(cmd: string, name: string | undefined): string {
+  const names = Object.keys(presets);
+  const near = name === undefined ? undefined : nearestName(name, names);
+  return `thor-ts ${cmd}: expected --preset with one of ${names.join(', ')}, found ${name === undefined ? 'none' : `'${name}'`}${near === undefined ? '' : ` (did you mean '${near}'?)`}`;
 }
 
 /** A number from a flag, or the usage and exit code 2. */
@@ -75,7 +126,7 @@ async function loadConfig(
     }
   } else if (values.preset !== undefined) {
     const p = presets[values.preset];
-    if (p === undefined) fail(`thor-ts ${cmd}: unknown preset '${values.preset}'`);
+    if (p === undefined) fail(unknownPreset(cmd, values.preset));
     config = structuredClone(p);
   } else {
     fail(`thor-ts ${cmd}: expected --preset or --config`);
@@ -155,13 +206,13 @@ async function delegate(entry: string, args: string[]): Promise<void> {
 }
 
 if (command === 'config') {
-  const { values } = parseArgs({
-    args: rest,
-    options: { preset: { type: 'string' }, data: { type: 'string' }, out: { type: 'string' } },
+  const { values } = flags({
+    preset: { type: 'string' },
+    data: { type: 'string' },
+    out: { type: 'string' },
   });
   const p = values.preset === undefined ? undefined : presets[values.preset];
-  if (p === undefined)
-    fail(`thor-ts config: expected --preset <name>, found '${values.preset ?? ''}'`);
+  if (p === undefined) fail(unknownPreset('config', values.preset));
   const config: TrainConfig = {
     ...structuredClone(p),
     ...(values.data ? { data: values.data } : {}),
@@ -170,23 +221,20 @@ if (command === 'config') {
   if (config.data !== '') validateConfig(config, `preset ${values.preset}`);
   console.log(JSON.stringify(config, null, 2));
 } else if (command === 'train') {
-  const { values } = parseArgs({
-    args: rest,
-    options: {
-      preset: { type: 'string' },
-      config: { type: 'string' },
-      data: { type: 'string' },
-      out: { type: 'string' },
-      nproc: { type: 'string', default: '1' },
-      optimizer: { type: 'string' },
-      epochs: { type: 'string' },
-      'batch-size': { type: 'string' },
-      accumulate: { type: 'string' },
-      lr: { type: 'string' },
-      'max-restarts': { type: 'string', default: '0' },
-      fresh: { type: 'boolean', default: false },
-      import: { type: 'string', multiple: true },
-    },
+  const { values } = flags({
+    preset: { type: 'string' },
+    config: { type: 'string' },
+    data: { type: 'string' },
+    out: { type: 'string' },
+    nproc: { type: 'string', default: '1' },
+    optimizer: { type: 'string' },
+    epochs: { type: 'string' },
+    'batch-size': { type: 'string' },
+    accumulate: { type: 'string' },
+    lr: { type: 'string' },
+    'max-restarts': { type: 'string', default: '0' },
+    fresh: { type: 'boolean', default: false },
+    import: { type: 'string', multiple: true },
   });
   const imports = await importModules('train', values.import);
   const config = await loadConfig('train', values);
@@ -224,17 +272,14 @@ if (command === 'config') {
     ],
   });
 } else if (command === 'eval') {
-  const { values } = parseArgs({
-    args: rest,
-    options: {
-      preset: { type: 'string' },
-      config: { type: 'string' },
-      weights: { type: 'string' },
-      data: { type: 'string' },
-      split: { type: 'string', default: 'val' },
-      nproc: { type: 'string', default: '1' },
-      import: { type: 'string', multiple: true },
-    },
+  const { values } = flags({
+    preset: { type: 'string' },
+    config: { type: 'string' },
+    weights: { type: 'string' },
+    data: { type: 'string' },
+    split: { type: 'string', default: 'val' },
+    nproc: { type: 'string', default: '1' },
+    import: { type: 'string', multiple: true },
   });
   const imports = await importModules('eval', values.import);
   const config = validateConfig(

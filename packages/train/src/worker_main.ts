@@ -15,6 +15,11 @@ import { ConfigError } from './config_error.js';
 import { evaluateWeights } from './evaluate.js';
 import { train } from './trainer.js';
 
+const USAGE = `usage: thor-ts-worker <config.json> [--fresh]
+       thor-ts-worker <config.json> --eval <weights> [--split train|val] [--eval-out <file>]
+One worker of a job: its rank, the world size, the coordinator and the job token come from the
+environment a launcher sets (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT, THOR_TS_JOB_TOKEN).`;
+
 let mode = process.argv.includes('--eval') ? 'eval' : 'train';
 
 /** Ends the worker with one line: the error's message, not its stack. */
@@ -42,6 +47,7 @@ async function main(): Promise<void> {
         eval: { type: 'string' },
         split: { type: 'string', default: 'val' },
         'eval-out': { type: 'string' },
+        help: { type: 'boolean', short: 'h', default: false },
       },
     });
   } catch (error) {
@@ -49,12 +55,12 @@ async function main(): Promise<void> {
   }
   const { values, positionals } = parsed;
   mode = values.eval !== undefined ? 'eval' : 'train';
-  const path = positionals[0];
-  if (path === undefined) {
-    throw new ConfigError(
-      'usage: thor-ts-worker <config.json> [--fresh] | <config.json> --eval <weights> [--split val]',
-    );
+  if (values.help) {
+    console.log(USAGE);
+    return;
   }
+  const path = positionals[0];
+  if (path === undefined) throw new ConfigError(`expected a config file\n${USAGE}`);
   if (values.split !== 'train' && values.split !== 'val') {
     throw new ConfigError(`--split expected 'train' or 'val', found '${values.split}'`);
   }

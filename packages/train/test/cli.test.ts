@@ -1,9 +1,10 @@
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 
 import { openImageNet, syntheticJpeg, writeSyntheticImageNet } from '@thor-ts/data';
 import { readSafetensors } from '@thor-ts/model';
@@ -42,6 +43,48 @@ async function configFile(name: string, out = join(dir, name)): Promise<string> 
   await writeFile(path, JSON.stringify({ ...smallSgd(), data: join(dir, 'no-such-data'), out }));
   return path;
 }
+
+/** Runs a command to its end: its exit code, stdout and stderr apart. */
+async function exec(file: string, args: string[]) {
+  return promisify(execFile)(process.execPath, [file, ...args]).then(
+    ({ stdout, stderr }) => ({ code: 0, stdout, stderr }),
+    (e: { code: number; stdout: string; stderr: string }) => e,
+  );
+}
+
+describe('thor-ts help and versions', () => {
+  const worker = fileURLToPath(new URL('../dist/worker_main.js', import.meta.url));
+
+  it('prints its usage for --help, -h and help (exit 0), and its version', async () => {
+    for (const flag of ['--help', '-h', 'help']) {
+      const r = await exec(cli, [flag]);
+      expect(r.code).toBe(0);
+      expect(r.stdout).toMatch(/^Usage:\n {2}thor-ts config --preset/);
+    }
+    expect((await exec(cli, ['--version'])).stdout).toBe('thor-ts 0.0.0\n');
+    const train = await exec(cli, ['train', '--help']);
+    expect(train.code).toBe(0);
+    expect(train.stdout).toMatch(/^ {2}thor-ts train \(--preset <name> \| --config <file.json>\)/);
+    expect(train.stdout).not.toContain('thor-ts eval');
+    const w = await exec(worker, ['--help']);
+    expect(w.code).toBe(0);
+    expect(w.stdout).toMatch(/^usage: thor-ts-worker <config.json> \[--fresh\]/);
+  });
+
+  it('takes --flag=value, refuses an unknown flag (exit 2) and suggests the nearest preset', async () => {
+    const ok = await exec(cli, ['config', '--preset=imagenet-resnet50-sgd']);
+    expect(ok.code).toBe(0);
+    expect(JSON.parse(ok.stdout)).toMatchObject({ optimizer: 'sgd', epochs: 90 });
+    const bogus = await exec(cli, ['train', '--bogus']);
+    expect(bogus.code).toBe(2);
+    expect(bogus.stderr).toContain("thor-ts train: Unknown option '--bogus'");
+    const typo = await exec(cli, ['config', '--preset', 'imagenet-resnet50-thro']);
+    expect(typo.code).toBe(2);
+    expect(typo.stderr).toContain(
+      "found 'imagenet-resnet50-thro' (did you mean 'imagenet-resnet50-thor'?)",
+    );
+  });
+});
 
 describe('thor-ts errors', () => {
   it('a worker that fails says so in one line, exit 1, and the launcher names the first one', async () => {

@@ -58,7 +58,8 @@ if (code !== 0) throw new Error(`custom-model: expected the workers to exit 0, f
 
 // The saved weights, in a fresh model built from the registry, score the val split in this process.
 await initBackend();
-const model = buildArch('vgg-small', { ...config.model, seed: 0 });
+const { arch, ...fields } = config.model;
+const model = buildArch(arch, { ...fields, seed: 0 });
 await loadWeights(model, join(out, 'weights.safetensors'));
 const valSet = await openImageFolder(join(data, 'val'));
 const sampler = new DistributedSampler(valSet.files.length, { shuffle: false });

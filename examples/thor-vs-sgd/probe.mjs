@@ -143,6 +143,7 @@ console.log(`probe: ${join(out, 'probes.md')}`);
 async function save() {
   await writeFile(jsonPath, `${JSON.stringify({ trainPerClass, tunePerClass, rows }, null, 2)}\n`);
   const pct = (v) => `${(v * 100).toFixed(2)}%`;
+  const points = (d) => `${d >= 0 ? '+' : '−'}${Math.abs(d * 100).toFixed(2)}`;
   const of = (name) => rows.filter((r) => r.name === name).sort((a, b) => a.seed - b.seed);
   const base = stats(of(BEST).map((r) => r.top1));
   const line = (name, changes) => {
@@ -153,7 +154,7 @@ async function save() {
       name === BEST
         ? '—'
         : runs.length < seeds.length
-          ? 'within the noise on its first seed: not run on the others'
+          ? `${points(runs[0].top1 - of(BEST)[0].top1)} points against the best on seed ${runs[0].seed}, ${runs[0].top1 < of(BEST)[0].top1 - base.sd ? 'below it by more than its noise' : 'within its noise'}: not run on the others`
           : s.mean - base.mean > base.sd
             ? '**beats the best by more than its noise**'
             : 'does not beat the best by more than its noise';

@@ -71,6 +71,18 @@ describe('thor-ts help and versions', () => {
     expect(w.stdout).toMatch(/^usage: thor-ts-worker <config.json> \[--fresh\]/);
   });
 
+  it('runs as `npx thor-ts` from the repository root (npm links the workspace bins there)', async () => {
+    const root = fileURLToPath(new URL('../../../', import.meta.url));
+    const { stdout } = await promisify(execFile)(
+      'npm',
+      ['exec', '--no', '--', 'thor-ts', '--version'],
+      {
+        cwd: root,
+      },
+    );
+    expect(stdout).toBe('thor-ts 0.0.0\n');
+  });
+
   it('takes --flag=value, refuses an unknown flag (exit 2) and suggests the nearest preset', async () => {
     const ok = await exec(cli, ['config', '--preset=imagenet-resnet50-sgd']);
     expect(ok.code).toBe(0);

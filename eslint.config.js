@@ -12,6 +12,7 @@ export default tseslint.config(
         process: 'readonly',
         performance: 'readonly',
         URL: 'readonly',
+        AbortController: 'readonly',
       },
     },
     rules: {

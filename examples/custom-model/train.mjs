@@ -1,7 +1,8 @@
 // A network of one's own, trained with THOR on 2 workers through `train()`: `node train.mjs
-// [--quick]`. Prepares Fashion-MNIST (real 28×28 images, 10 classes) as class folders, trains the
-// small VGG of vgg.mjs, then loads the saved weights into a fresh model, scores the val split with
-// them, and exits 1 unless that top-1 reaches the stated target and matches the run's own.
+// [--quick]`. Prepares Fashion-MNIST (real 28×28 images, 10 classes) as class folders, trains
+// the small VGG of vgg.mjs (stopped once and resumed from its checkpoint), then loads the saved
+// weights into a fresh model, scores the val split with them, and exits 1 unless that top-1
+// reaches the stated target and matches the run's own.
 import './vgg.mjs';
 
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
@@ -49,12 +50,16 @@ await prepareFashionMnist({ out: data, limit });
 await rm(out, { recursive: true, force: true });
 await mkdir(out, { recursive: true });
 await writeFile(join(out, 'run.json'), JSON.stringify(config, null, 2));
-const code = await launch({
-  nproc: 2,
-  command: process.execPath,
-  args: [here('worker.mjs'), join(out, 'run.json')],
-});
-if (code !== 0) throw new Error(`custom-model: expected the workers to exit 0, found ${code}`);
+const workers = async (...flags) => {
+  const args = [here('worker.mjs'), join(out, 'run.json'), ...flags];
+  const code = await launch({ nproc: 2, command: process.execPath, args });
+  if (code !== 0) throw new Error(`custom-model: expected the workers to exit 0, found ${code}`);
+};
+// Stopped partway through the second epoch (as Ctrl-C or a preempted job would stop it), then
+// started again: the run goes on from its last.ckpt.
+const stepsPerEpoch = Math.floor((limit * 10) / config.batchSize);
+await workers('--stop-after', String(stepsPerEpoch + 7));
+await workers();
 
 // The saved weights, in a fresh model built from the registry, score the val split in this process.
 await initBackend();

@@ -12,7 +12,6 @@ import { readMetrics, validateConfig } from '@thor-ts/train';
 import { presets } from './presets.mjs';
 
 export const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const packageDir = (name) => dirname(fileURLToPath(import.meta.resolve(name)));
 
 /**
  * `.data/fashion-mnist-<limit>` (or `data`), prepared unless it is there. Returns its path. The tree
@@ -22,7 +21,7 @@ const packageDir = (name) => dirname(fileURLToPath(import.meta.resolve(name)));
 export async function fashionMnist(limit, data = join(root, '.data', `fashion-mnist-${limit}`)) {
   if (!existsSync(join(data, 'train'))) {
     console.log(`preparing Fashion-MNIST (${limit} images per class and split) in ${data}`);
-    const cli = join(packageDir('@thor-ts/data'), 'cli.js');
+    const cli = fileURLToPath(import.meta.resolve('@thor-ts/data/cli'));
     const partial = `${data}.partial-${process.pid}`;
     await rm(partial, { recursive: true, force: true });
     const args = ['prepare', 'fashion-mnist', '--out', partial, '--limit', String(limit)];
@@ -82,7 +81,7 @@ export async function trainRun({ optimizer, nproc, runDir, configPath, overrides
   const code = await launch({
     nproc,
     command: process.execPath,
-    args: [join(packageDir('@thor-ts/train'), 'worker_main.js'), configPath],
+    args: [fileURLToPath(import.meta.resolve('@thor-ts/train/worker')), configPath],
   });
   if (code !== 0) {
     throw new Error(
@@ -263,7 +262,7 @@ export async function resumableRun({ config, nproc, afterSeconds }) {
   const code = await launch({
     nproc,
     command: process.execPath,
-    args: [join(packageDir('@thor-ts/train'), 'worker_main.js'), configPath],
+    args: [fileURLToPath(import.meta.resolve('@thor-ts/train/worker')), configPath],
   });
   delete process.env.THOR_TS_ETA_AFTER;
   if (code !== 0) {

@@ -19,6 +19,11 @@ describe('examples/custom-model --quick', () => {
       'THOR preconditions 4 layers (features.0, features.4, features.8, classifier); ' +
         'momentum SGD alone trains 10 parameters (features.0.bias, features.1.weight, features.1.bias, features.4.bias, …, features.9.bias, classifier.bias)',
     );
+    // Stopped in its second epoch, then resumed from its checkpoint.
+    expect(stdout).toMatch(/\[rank 0\] stopped after step 39\n/);
+    expect(stdout).toMatch(
+      /\[rank 0\] resuming from .*last\.ckpt: epoch 2, step 8\/31 of it \(39 in all\)/,
+    );
     const m =
       /reloaded weights: top-1 ([\d.]+)% on 2000 val images \(the run's last evaluation: ([\d.]+)%/.exec(
         stdout,

@@ -314,17 +314,9 @@ if (command === 'config') {
     await rm(dir, { recursive: true, force: true });
   }
 } else if (command === 'data') {
-  await delegate(
-    fileURLToPath(import.meta.resolve('@thor-ts/data').replace(/index\.js$/, 'cli.js')),
-    rest,
-  );
+  await delegate(fileURLToPath(import.meta.resolve('@thor-ts/data/cli')), rest);
 } else if (command === 'launch') {
-  await delegate(
-    fileURLToPath(
-      import.meta.resolve('@thor-ts/distributed').replace(/index\.js$/, 'bin/thor-ts-launch.js'),
-    ),
-    rest,
-  );
+  await delegate(fileURLToPath(import.meta.resolve('@thor-ts/distributed/launch-cli')), rest);
 } else {
   fail(
     command === undefined ? 'thor-ts: expected a command' : `thor-ts: unknown command '${command}'`,

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# Rebuilds wasm/thor_kernels.wasm from csrc/thor_kernels.c. Needs Debian's clang and lld
+# Rebuilds wasm/training_kernels.wasm from csrc/training_kernels.c. Needs Debian's clang and lld
 # (apt-get install clang lld). The result is committed, so installing or building the package
 # needs neither; test/wasm_build.test.ts checks that the committed file matches the source.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-out=${1:-wasm/thor_kernels.wasm}
+out=${1:-wasm/training_kernels.wasm}
 mkdir -p "$(dirname "$out")"
 clang --target=wasm32 -O3 -msimd128 -mbulk-memory -nostdlib -ffreestanding \
   -fno-stack-protector -Wall -Werror \
   -Wl,--no-entry -Wl,--import-memory -Wl,--export-dynamic -Wl,--strip-debug \
-  -o "$out" csrc/thor_kernels.c
+  -o "$out" csrc/training_kernels.c

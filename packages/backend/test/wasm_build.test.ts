@@ -7,9 +7,9 @@ import { describe, expect, it } from 'vitest';
 import { hasWasmToolchain, rebuildsCommittedWasm } from '../../../wasm_build_check.js';
 
 const packageDir = fileURLToPath(new URL('..', import.meta.url));
-const committed = join(packageDir, 'wasm', 'thor_kernels.wasm');
+const committed = join(packageDir, 'wasm', 'training_kernels.wasm');
 
-describe('wasm/thor_kernels.wasm', () => {
+describe('wasm/training_kernels.wasm', () => {
   it("imports the backend's heap as its only import and exports the kernels", () => {
     const module = new WebAssembly.Module(readFileSync(committed));
     expect(WebAssembly.Module.imports(module)).toEqual([

@@ -5,7 +5,7 @@ import {
   type TensorInfo,
 } from '@tensorflow/tfjs-core';
 
-import { thorKernelsFor, type ThorKernels } from './thor_kernels.js';
+import { trainingKernelsFor, type TrainingKernels } from './training_kernels.js';
 
 /** The parts of tfjs-backend-wasm's `BackendWasm` these kernels use. */
 export interface WasmBackendLike {
@@ -40,7 +40,7 @@ export function captureBaseKernels(): BaseKernels {
  * backend's own kernels, with the intermediates freed by the caller.
  */
 export class WasmContext {
-  readonly k: ThorKernels;
+  readonly k: TrainingKernels;
   private readonly conv2dFunc: KernelFunc;
   private readonly batchMatMulFunc: KernelFunc;
 
@@ -56,7 +56,7 @@ export class WasmContext {
     if (!(memory instanceof WebAssembly.Memory)) {
       throw new Error('expected the tfjs wasm module to export its memory, found none');
     }
-    this.k = thorKernelsFor(memory);
+    this.k = trainingKernelsFor(memory);
   }
 
   /** Byte offset of a tensor's data in the heap. */

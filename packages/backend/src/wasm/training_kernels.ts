@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 
-/** The data-movement kernels of `csrc/thor_kernels.c`; pointers are byte offsets in the heap. */
-export interface ThorKernels {
+/** The data-movement kernels of `csrc/training_kernels.c`; pointers are byte offsets in the heap. */
+export interface TrainingKernels {
   transposeBatched(src: number, dst: number, batch: number, rows: number, cols: number): void;
   im2colT(
     x: number,
@@ -126,12 +126,12 @@ export interface ThorKernels {
   copyF32(src: number, dst: number, count: number): void;
 }
 
-const wasmUrl = new URL('../../wasm/thor_kernels.wasm', import.meta.url);
+const wasmUrl = new URL('../../wasm/training_kernels.wasm', import.meta.url);
 let compiled: WebAssembly.Module | undefined;
-const instances = new WeakMap<WebAssembly.Memory, ThorKernels>();
+const instances = new WeakMap<WebAssembly.Memory, TrainingKernels>();
 
 /** Instantiates the kernels over `memory` (the tfjs wasm backend's heap), once per memory. */
-export function thorKernelsFor(memory: WebAssembly.Memory): ThorKernels {
+export function trainingKernelsFor(memory: WebAssembly.Memory): TrainingKernels {
   const cached = instances.get(memory);
   if (cached !== undefined) return cached;
   compiled ??= new WebAssembly.Module(readFileSync(wasmUrl));
@@ -146,7 +146,7 @@ export function thorKernelsFor(memory: WebAssembly.Memory): ThorKernels {
     }
     return f;
   };
-  const kernels: ThorKernels = {
+  const kernels: TrainingKernels = {
     transposeBatched: fn('transpose_batched'),
     im2colT: fn('im2col_t'),
     filterPhase: fn('filter_phase'),

@@ -4,7 +4,7 @@
  * launcher) or inside rank 0.
  */
 import { jobTag, encodeControl, decodeControl, FrameKind, kindName } from './frame.js';
-import { InitialStore } from './initial_weights.js';
+import { InitialStore } from './initial_store.js';
 import { Link, listen, MAX_PENDING_HANDSHAKES, type Log } from './link.js';
 import { isLocalAddress, type LocalAddress } from './local_socket.js';
 

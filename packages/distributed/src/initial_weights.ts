@@ -1,67 +1,11 @@
 /**
- * The job's authoritative initial weights, held by the coordinator: one rank publishes them once,
- * and every rank, or a worker restarted alone long after the others moved on, fetches them.
- *
- *   worker → coordinator  publish {id, length}, then `weights` pieces (seq = id, offset)
- *   coordinator → worker  published {id, length}   (or {id, error})
- *   worker → coordinator  fetch {id}
- *   coordinator → worker  `weights` pieces (seq = id, offset), then published {id, length}
- *
- * A fetch before the publish waits for it. Pieces are 64 KiB, below every link's frame limit.
+ * A worker's side of the job's initial weights: publishing them, and fetching them, over its link
+ * to the coordinator or (a restarted worker) over a reader's link (the exchange: initial_pieces.ts).
  */
 import { type Credentials } from './auth.js';
-import {
-  decodeControl,
-  encodeControl,
-  encodeHeader,
-  FrameKind,
-  type FrameHeader,
-  jobTag,
-  WireDtype,
-} from './frame.js';
+import { decodeControl, encodeControl, FrameKind, type FrameHeader, jobTag } from './frame.js';
+import { sendPieces, takePiece } from './initial_pieces.js';
 import { dial, type Link, type Log } from './link.js';
-
-const PIECE_ELEMS = 16_384;
-
-function pieceHeader(tag: number, id: number, length: number, offset: number): Buffer {
-  const h = {
-    kind: FrameKind.weights,
-    op: 0,
-    dtype: WireDtype.float32,
-    seq: id,
-    bucket: 0,
-    step: 0,
-  };
-  return encodeHeader(tag, { ...h, length, offset });
-}
-
-/** Sends `w` as `weights` pieces tagged with request `id`. */
-function sendPieces(link: Link, tag: number, id: number, w: Float32Array): void {
-  for (let o = 0; o < w.length; o += PIECE_ELEMS) {
-    const piece = w.subarray(o, Math.min(o + PIECE_ELEMS, w.length));
-    link.send(
-      pieceHeader(tag, id, w.length, o),
-      new Uint8Array(piece.buffer, piece.byteOffset, piece.byteLength),
-    );
-  }
-}
-
-/** Copies a `weights` piece into `into` (allocated on the first piece); throws when it does not fit. */
-function takePiece(
-  h: FrameHeader,
-  data: Buffer,
-  into: Float32Array | undefined,
-  where: string,
-): Float32Array {
-  const out = into ?? new Float32Array(h.length);
-  if (h.length !== out.length || data.length % 4 !== 0 || h.offset + data.length / 4 > out.length) {
-    throw new Error(
-      `${where}: expected a piece of ${out.length} weights, got ${data.length} bytes at offset ${h.offset} of ${h.length}`,
-    );
-  }
-  new Uint8Array(out.buffer, h.offset * 4, data.length).set(data);
-  return out;
-}
 
 interface Request {
   resolve: (w: Float32Array) => void;
@@ -157,108 +101,6 @@ export class InitialWeights {
     this.requests.delete(id);
     if (result instanceof Error) req.reject(result);
     else req.resolve(result);
-  }
-}
-
-/** The coordinator's side: keeps the published weights and answers fetches, early ones once they exist. */
-export class InitialStore {
-  private weights: Float32Array | undefined;
-  private by = -1;
-  private readonly uploads = new Map<
-    Link,
-    { id: number; rank: number; got: Float32Array; arrived: number }
-  >();
-  private readonly waiting: [Link, number][] = [];
-
-  constructor(
-    private readonly tag: number,
-    private readonly log: Log,
-  ) {}
-
-  /** Handles a publish, weights or fetch frame from `link` (rank `rank`); false for other kinds. */
-  handle(link: Link, rank: number, h: FrameHeader, data: Buffer): boolean {
-    if (h.kind === FrameKind.weights) {
-      this.piece(link, rank, h, data);
-      return true;
-    }
-    if (h.kind !== FrameKind.publish && h.kind !== FrameKind.fetch) return false;
-    const body = decodeControl(data);
-    const id = body.id;
-    if (typeof id !== 'number') {
-      this.log(
-        `rank ${rank}: expected {id} in a ${h.kind === FrameKind.fetch ? 'fetch' : 'publish'} frame; ignored`,
-      );
-      return true;
-    }
-    if (h.kind === FrameKind.fetch) {
-      if (this.weights) this.answer(link, id, this.weights);
-      else this.waiting.push([link, id]);
-      return true;
-    }
-    const length = body.length;
-    if (typeof length !== 'number' || !Number.isInteger(length) || length < 0) {
-      this.reply(
-        link,
-        id,
-        `expected a publish of a whole number of elements, got length ${String(length)}`,
-      );
-    } else if (this.weights) {
-      this.reply(
-        link,
-        id,
-        `rank ${rank} publishes initial weights, but rank ${this.by} already published them (${this.weights.length} elements); they are published once per job`,
-      );
-    } else {
-      this.uploads.set(link, { id, rank, got: new Float32Array(length), arrived: 0 });
-      this.complete(link);
-    }
-    return true;
-  }
-
-  private piece(link: Link, rank: number, h: FrameHeader, data: Buffer): void {
-    const up = this.uploads.get(link);
-    if (!up || up.id !== h.seq) {
-      this.log(`rank ${rank} sent initial weights without a publish frame; ignored`);
-      return;
-    }
-    try {
-      takePiece(h, data, up.got, `initial weights from rank ${rank}`);
-      up.arrived += data.length / 4;
-    } catch (e) {
-      this.uploads.delete(link);
-      this.reply(link, up.id, (e as Error).message);
-      return;
-    }
-    this.complete(link);
-  }
-
-  private complete(link: Link): void {
-    const up = this.uploads.get(link);
-    if (!up || up.arrived < up.got.length) return;
-    this.uploads.delete(link);
-    if (this.weights) {
-      this.reply(
-        link,
-        up.id,
-        `rank ${up.rank} publishes initial weights, but rank ${this.by} already published them`,
-      );
-      return;
-    }
-    this.weights = up.got;
-    this.by = up.rank;
-    this.log(`rank ${up.rank} published the initial weights (${up.got.length} elements)`);
-    link.send(encodeControl(this.tag, FrameKind.published, { id: up.id, length: up.got.length }));
-    for (const [l, id] of this.waiting.splice(0)) this.answer(l, id, up.got);
-  }
-
-  private answer(link: Link, id: number, w: Float32Array): void {
-    sendPieces(link, this.tag, id, w);
-    link.send(encodeControl(this.tag, FrameKind.published, { id, length: w.length }));
-  }
-
-  private reply(link: Link, id: number, error: string): void {
-    this.log(error);
-    link.send(encodeControl(this.tag, FrameKind.published, { id, error }));
   }
 }
 

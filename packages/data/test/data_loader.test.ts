@@ -15,7 +15,6 @@ import {
   MAX_IMAGE_PIXELS,
   imagenetTrainTransforms,
   imagenetEvalTransforms,
-  normalizationTable,
   openImageNet,
   Random,
   resize,
@@ -24,8 +23,8 @@ import {
   type ImageDataset,
   type SkippedFile,
   type Transform,
-  writeNormalized,
 } from '../dist/index.js';
+import { normalizationTable, writeNormalized } from '../dist/normalize.js';
 
 let dir: string;
 let train: ImageDataset;

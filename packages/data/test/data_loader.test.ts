@@ -15,6 +15,7 @@ import {
   MAX_IMAGE_PIXELS,
   imagenetTrainTransforms,
   imagenetEvalTransforms,
+  normalizationTable,
   openImageNet,
   Random,
   resize,
@@ -23,8 +24,8 @@ import {
   type ImageDataset,
   type SkippedFile,
   type Transform,
+  writeNormalized,
 } from '../dist/index.js';
-import { normalizationTable, writeNormalized } from '../dist/normalize.js';
 
 let dir: string;
 let train: ImageDataset;

@@ -5,9 +5,7 @@ import { gzipSync } from 'node:zlib';
 
 import { describe, expect, it } from 'vitest';
 
-import { DatasetError, openImageNet } from '../dist/index.js';
-import { readDevkitMeta } from '../dist/read_devkit.js';
-import { readMatFile } from '../dist/read_mat_file.js';
+import { DatasetError, openImageNet, readDevkitMeta, readMatFile } from '../dist/index.js';
 import { tempTree } from './temp_tree.js';
 
 /**

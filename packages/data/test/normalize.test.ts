@@ -1,8 +1,12 @@
 import { describe, expect, it } from 'vitest';
 
-import { IMAGENET_MEAN, IMAGENET_STD } from '../dist/index.js';
-import { normalizationTable, writeNormalized } from '../dist/normalize.js';
-import { type RawImage } from '../dist/raw_image.js';
+import {
+  IMAGENET_MEAN,
+  IMAGENET_STD,
+  normalizationTable,
+  writeNormalized,
+  type RawImage,
+} from '../dist/index.js';
 
 describe('writeNormalized (ToTensor + Normalize, HWC)', () => {
   const table = normalizationTable({ mean: IMAGENET_MEAN, std: IMAGENET_STD });

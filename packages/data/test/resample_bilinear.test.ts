@@ -4,10 +4,16 @@ import { fileURLToPath } from 'node:url';
 
 import { describe, expect, it } from 'vitest';
 
-import { centerCrop, decodeImage, Random, resize, type Transform } from '../dist/index.js';
-import { cropView } from '../dist/image_view.js';
-import { type RawImage } from '../dist/raw_image.js';
-import { resampleBilinear } from '../dist/resample_bilinear.js';
+import {
+  centerCrop,
+  cropView,
+  decodeImage,
+  Random,
+  resampleBilinear,
+  resize,
+  type RawImage,
+  type Transform,
+} from '../dist/index.js';
 
 /**
  * fixtures/pillow/make_pillow.py writes a lossless 97×61 PNG and what Pillow (torchvision's

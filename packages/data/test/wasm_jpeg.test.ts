@@ -10,21 +10,23 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   centerCrop,
   DataLoader,
+  decodePending,
   IMAGENET_MEAN,
   IMAGENET_STD,
   imagenetEvalTransforms,
   imagenetTrainTransforms,
+  normalizationTable,
   openImageFolder,
+  pillowResize,
   planView,
   Random,
   resize,
   syntheticJpeg,
+  WASM_JPEG_STATUS,
+  WasmJpeg,
   type Batch,
   type Transform,
 } from '../dist/index.js';
-import { decodePending, pillowResize } from '../dist/decode_image.js';
-import { normalizationTable } from '../dist/normalize.js';
-import { WASM_JPEG_STATUS, WasmJpeg } from '../dist/wasm_jpeg.js';
 import { hasWasmToolchain, rebuildsCommittedWasm } from '../../../wasm_build_check.js';
 
 const packageDir = fileURLToPath(new URL('..', import.meta.url));

@@ -6,14 +6,14 @@ import { describe, expect, it } from 'vitest';
 
 import {
   centerCrop,
-  cropView,
   decodeImage,
   Random,
-  resampleBilinear,
   resize,
   type RawImage,
   type Transform,
 } from '../dist/index.js';
+import { cropView } from '../dist/image_view.js';
+import { resampleBilinear } from '../dist/resample_bilinear.js';
 
 /**
  * fixtures/pillow/make_pillow.py writes a lossless 97×61 PNG and what Pillow (torchvision's

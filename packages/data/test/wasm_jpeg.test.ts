@@ -17,16 +17,15 @@ import {
   imagenetTrainTransforms,
   normalizationTable,
   openImageFolder,
-  pillowResize,
   planView,
   Random,
   resize,
   syntheticJpeg,
-  WASM_JPEG_STATUS,
-  WasmJpeg,
   type Batch,
   type Transform,
 } from '../dist/index.js';
+import { pillowResize } from '../dist/decode_image.js';
+import { WASM_JPEG_STATUS, WasmJpeg } from '../dist/wasm_jpeg.js';
 import { hasWasmToolchain, rebuildsCommittedWasm } from '../../../wasm_build_check.js';
 
 const packageDir = fileURLToPath(new URL('..', import.meta.url));

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 
-import { prepareFashionMnist } from './prepare_fashion_mnist.js';
+import { prepareFashionMnist } from './datasets/prepare_fashion_mnist.js';
 
 const USAGE = `Usage: thor-ts-data prepare fashion-mnist --out <dir> [--limit <n>] [--quality <q>]
 

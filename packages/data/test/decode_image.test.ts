@@ -12,7 +12,7 @@ import {
   resize,
   type RawImage,
 } from '../dist/index.js';
-import { randomResizedCropParams } from '../dist/random_resized_crop.js';
+import { randomResizedCropParams } from '../dist/transforms/random_resized_crop.js';
 
 /** A lossless 256×256 PNG whose pixel (x, y) is (x, y, 7): its colour says where it came from. */
 async function coordinatePng(): Promise<Buffer> {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 
-import { parsePixelArrays } from '../dist/parse_pixel_arrays.js';
+import { parsePixelArrays } from '../dist/datasets/parse_pixel_arrays.js';
 
 const parse = (text: string) => parsePixelArrays(new TextEncoder().encode(text), '/x/0.json');
 

@@ -5,7 +5,7 @@ import { gzipSync } from 'node:zlib';
 
 import { describe, expect, it } from 'vitest';
 
-import { readTarGz } from '../dist/read_tar_gz.js';
+import { readTarGz } from '../dist/datasets/read_tar_gz.js';
 
 /** Archives written by fixtures/devkit/make_devkit.py with Python's tarfile. */
 const fixtures = fileURLToPath(new URL('./fixtures/devkit/', import.meta.url));

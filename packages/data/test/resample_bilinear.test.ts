@@ -12,8 +12,8 @@ import {
   type RawImage,
   type Transform,
 } from '../dist/index.js';
-import { cropView } from '../dist/image_view.js';
-import { resampleBilinear } from '../dist/resample_bilinear.js';
+import { cropView } from '../dist/transforms/image_view.js';
+import { resampleBilinear } from '../dist/decode/resample_bilinear.js';
 
 /**
  * fixtures/pillow/make_pillow.py writes a lossless 97×61 PNG and what Pillow (torchvision's

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 
 import { applyTransforms, fullView, imagenetEvalTransforms, Random } from '../dist/index.js';
-import { pythonRound } from '../dist/python_round.js';
-import { randomResizedCropParams } from '../dist/random_resized_crop.js';
+import { pythonRound } from '../dist/transforms/python_round.js';
+import { randomResizedCropParams } from '../dist/transforms/random_resized_crop.js';
 
 describe('randomResizedCropParams (torchvision RandomResizedCrop.get_params)', () => {
   it('falls back to a center crop clamped to the ratio range when 10 tries fail', () => {

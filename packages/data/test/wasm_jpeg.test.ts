@@ -24,8 +24,8 @@ import {
   type Batch,
   type Transform,
 } from '../dist/index.js';
-import { pillowResize } from '../dist/decode_image.js';
-import { WASM_JPEG_STATUS, WasmJpeg } from '../dist/wasm_jpeg.js';
+import { pillowResize } from '../dist/decode/decode_image.js';
+import { WASM_JPEG_STATUS, WasmJpeg } from '../dist/decode/wasm_jpeg.js';
 import { hasWasmToolchain, rebuildsCommittedWasm } from '../../../wasm_build_check.js';
 
 const packageDir = fileURLToPath(new URL('..', import.meta.url));

@@ -4,16 +4,21 @@ import { join } from 'node:path';
 
 import type { Batch } from './batch.js';
 import { ConcurrencyLimit } from './concurrency_limit.js';
-import { decodePlanned, pillowResize, planView, type DecodeOptions } from './decode_image.js';
-import { DecodePool } from './decode_pool.js';
+import {
+  decodePlanned,
+  pillowResize,
+  planView,
+  type DecodeOptions,
+} from '../decode/decode_image.js';
+import { DecodePool } from '../decode/decode_pool.js';
 import { DistributedSampler } from './distributed_sampler.js';
-import type { ImageDataset } from './image_dataset.js';
-import { ImageDecodeError } from './image_decode_error.js';
-import type { ImageView } from './image_view.js';
-import { IMAGENET_MEAN, IMAGENET_STD, normalizationTable } from './normalize.js';
-import type { Normalization } from './normalize.js';
-import { Random } from './random.js';
-import type { Transform } from './transform.js';
+import type { ImageDataset } from '../datasets/image_dataset.js';
+import { ImageDecodeError } from '../decode/image_decode_error.js';
+import type { ImageView } from '../transforms/image_view.js';
+import { IMAGENET_MEAN, IMAGENET_STD, normalizationTable } from '../transforms/normalize.js';
+import type { Normalization } from '../transforms/normalize.js';
+import { Random } from '../transforms/random.js';
+import type { Transform } from '../transforms/transform.js';
 
 /** A file left out of a batch under the `'skip'` policy. */
 export interface SkippedFile {

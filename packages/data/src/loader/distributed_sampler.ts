@@ -1,4 +1,4 @@
-import { Random } from './random.js';
+import { Random } from '../transforms/random.js';
 
 export interface DistributedSamplerOptions {
   /** Number of processes sharing the dataset. Default 1. */

@@ -1,4 +1,4 @@
-// What src/wasm_jpeg.ts uses of the WebAssembly JS API, which @types/node 20 does not declare.
+// What wasm_jpeg.ts uses of the WebAssembly JS API, which @types/node 20 does not declare.
 declare global {
   namespace WebAssembly {
     class Memory {

@@ -1,17 +1,17 @@
 import sharp, { type Sharp } from 'sharp';
 
-import { fullView, type ImageView } from './image_view.js';
+import { fullView, type ImageView } from '../transforms/image_view.js';
 import { ImageDecodeError } from './image_decode_error.js';
-import type { Random } from './random.js';
+import type { Random } from '../transforms/random.js';
 import { flipHorizontal, type RawImage } from './raw_image.js';
 import { readImageSize } from './read_image_size.js';
-import { writeNormalized } from './normalize.js';
+import { writeNormalized } from '../transforms/normalize.js';
 import {
   resampleBilinear,
   resampleBilinearNormalized,
   type PixelWindow,
 } from './resample_bilinear.js';
-import { applyTransforms, type Transform } from './transform.js';
+import { applyTransforms, type Transform } from '../transforms/transform.js';
 
 export interface DecodeOptions {
   /**

@@ -1,4 +1,4 @@
-import type { RawImage } from './raw_image.js';
+import type { RawImage } from '../decode/raw_image.js';
 
 /** ImageNet's per-channel mean and standard deviation (RGB, pixel values scaled to [0, 1]). */
 export const IMAGENET_MEAN: readonly [number, number, number] = [0.485, 0.456, 0.406];

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 
 import sharp from 'sharp';
 
-import { ConcurrencyLimit } from './concurrency_limit.js';
+import { ConcurrencyLimit } from '../loader/concurrency_limit.js';
 import { parsePixelArrays } from './parse_pixel_arrays.js';
 
 /** Fashion-MNIST's classes in label order: [folder name, class name]. */

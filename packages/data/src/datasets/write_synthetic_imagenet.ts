@@ -3,7 +3,7 @@ import { join } from 'node:path';
 
 import sharp from 'sharp';
 
-import { Random } from './random.js';
+import { Random } from '../transforms/random.js';
 
 export interface SyntheticImageNetOptions {
   /** Number of classes (wnids n00000001, n00000002, ...). Default 4. */

@@ -19,7 +19,9 @@ let compiled: WebAssembly.Module | undefined;
 
 /** The module, compiled once per thread from the package's `wasm/jpeg.wasm`. */
 function jpegModule(): WebAssembly.Module {
-  compiled ??= new WebAssembly.Module(readFileSync(new URL('../wasm/jpeg.wasm', import.meta.url)));
+  compiled ??= new WebAssembly.Module(
+    readFileSync(new URL('../../wasm/jpeg.wasm', import.meta.url)),
+  );
   return compiled;
 }
 

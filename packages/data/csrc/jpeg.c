@@ -25,7 +25,7 @@ typedef short i16;
 typedef unsigned long long u64;
 typedef float f32;
 
-// Status codes, shared with src/wasm_jpeg.ts.
+// Status codes, shared with src/decode/wasm_jpeg.ts.
 enum {
   OK = 0,
   UNSUPPORTED = 1,  // a valid file this decoder does not handle
@@ -573,8 +573,10 @@ static void idct_dc(const i16* block, const i32* quant, u8* out, int stride) {
 // Decoding a window.
 
 // Decodes the samples of every component around the pixels [x0, x1) × [y0, y1): the MCUs that
-// hold them and one sample more on each side (the upsampling filter's reach). Entropy decoding
-// stops after the last MCU row needed.
+// hold them and one sample more on each side (the upsampling filter's reach). The entropy-coded
+// data is read to its end whatever the window, so that damage anywhere in it is found (and the
+// file reported by sharp, as libjpeg reports it) and whether a file decodes never depends on the
+// crop; only the window's blocks go through the IDCT.
 static int decode_window(int x0, int y0, int x1, int y1) {
   int mw = 8 * jpeg.hmax, mh = 8 * jpeg.vmax;
   int mx0 = (x0 >= 2 ? x0 - 2 : 0) / mw;
@@ -583,12 +585,6 @@ static int decode_window(int x0, int y0, int x1, int y1) {
   int my1 = (y1 + 2 + mh - 1) / mh;
   if (mx1 > jpeg.mcux) mx1 = jpeg.mcux;
   if (my1 > jpeg.mcuy) my1 = jpeg.mcuy;
-  // Decoding stops after row my1, unless the file does not end with its end-of-image marker: then
-  // every row is read, so that a truncated file is found (and reported by sharp) whatever the
-  // window, as libjpeg would report it.
-  const u8* last = input_bytes + input_length;
-  int ends = input_length >= 2 && last[-2] == 0xff && last[-1] == 0xd9;
-  int decode_rows = ends ? my1 : jpeg.mcuy;
   for (int c = 0; c < jpeg.ncomp; c++) {
     Component* k = &jpeg.comp[c];
     k->px = mx0 * k->h * 8;
@@ -609,7 +605,7 @@ static int decode_window(int x0, int y0, int x1, int y1) {
   br.count = 0;
   br.padded = 0;
   int left = jpeg.restart;
-  for (int my = 0; my < decode_rows; my++) {
+  for (int my = 0; my < jpeg.mcuy; my++) {
     int rows = my >= my0 && my < my1;
     for (int mx = 0; mx < jpeg.mcux; mx++) {
       if (jpeg.restart) {
@@ -659,6 +655,11 @@ static int decode_window(int x0, int y0, int x1, int y1) {
   }
   // Bits past a marker or the end of the file mean the data stopped short.
   if (br.padded * 8 > br.count) return CORRUPT;
+  // So does data that runs to the end of the file without a marker after it (libjpeg's "premature
+  // end of JPEG image"); bytes between the data and the marker are let pass, as sharp lets them.
+  const u8* p = br.p;
+  while (p + 1 < br.end && !(p[0] == 0xff && p[1] != 0x00 && p[1] != 0xff)) p++;
+  if (p + 1 >= br.end) return CORRUPT;
   return OK;
 }
 

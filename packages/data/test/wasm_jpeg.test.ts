@@ -188,6 +188,55 @@ describe('WasmJpeg', () => {
   });
 });
 
+describe('WasmJpeg on files damaged outside the window', () => {
+  it('refuses what sharp refuses whatever the window, and decodes what sharp decodes', async () => {
+    const decoder = new WasmJpeg(table);
+    // 64×256: the top 8×8 window lies far above any damage near the end of the data.
+    const whole = await noisyImage(64, 256, 4).jpeg({ quality: 90 }).toBuffer();
+    const eoi = Buffer.from([0xff, 0xd9]);
+    const body = whole.subarray(0, whole.length - 2);
+    const files: [string, Buffer, 'ok' | 'corrupt'][] = [
+      ['whole', whole, 'ok'],
+      [
+        'data cut short, end marker kept',
+        Buffer.concat([whole.subarray(0, Math.floor(whole.length * 0.8)), eoi]),
+        'corrupt',
+      ],
+      ['no end-of-image marker', body, 'corrupt'],
+      [
+        'bytes between the data and the end marker',
+        Buffer.concat([body, Buffer.from([1, 2, 3, 4, 5]), eoi]),
+        'ok',
+      ],
+      [
+        'fill bytes before the end marker',
+        Buffer.concat([body, Buffer.from([0xff, 0xff]), eoi]),
+        'ok',
+      ],
+      ['bytes after the end marker', Buffer.concat([whole, Buffer.from('trailing bytes')]), 'ok'],
+    ];
+    for (const [name, bytes, expected] of files) {
+      const bySharp = await sharp(bytes)
+        .raw()
+        .toBuffer()
+        .then(
+          () => 'ok',
+          () => 'corrupt',
+        );
+      expect(bySharp, `sharp on ${name}`).toBe(expected);
+      for (const [left, top] of [
+        [0, 0],
+        [56, 120],
+        [0, 248],
+      ] as const) {
+        const got = decoder.decodeRegion(bytes, left, top, 8, 8);
+        const status = typeof got === 'number' ? WASM_JPEG_STATUS[got] : 'ok';
+        expect(status, `${name}, window at (${left}, ${top})`).toBe(expected);
+      }
+    }
+  });
+});
+
 describe('DataLoader decoding threads', () => {
   let dir: string;
   beforeAll(async () => {

@@ -1,4 +1,4 @@
-// One rank of `npm run bench:allreduce`: times allReduce at each size (wall-clock and this
+// One rank of `npm run bench:allreduce` (or bench:allreduce:network): times allReduce at each size (wall-clock and this
 // process's CPU time per all-reduce, in rounds of back-to-back calls), prints JSON on stdout.
 import { joinRing } from '../dist/index.js';
 
@@ -9,6 +9,15 @@ const ring = await joinRing({
   coordinator: coordinator as string,
   token: process.env.BENCH_TOKEN as string,
   unixSockets: process.env.BENCH_TRANSPORT !== 'tcp',
+  // On a network of namespaces (bench/allreduce_network.ts): this machine's address, and rank 0
+  // hosts the coordinator.
+  ...(process.env.BENCH_ADDRESS
+    ? {
+        listenHost: '0.0.0.0',
+        advertiseHost: process.env.BENCH_ADDRESS,
+        hostCoordinator: '0.0.0.0',
+      }
+    : {}),
   log: (l) => console.error(`[rank ${rank}] ${l}`),
 });
 const times: Record<string, number[]> = {};

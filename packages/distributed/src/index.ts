@@ -12,5 +12,6 @@ export { fromHalf, roundToHalf, toHalf } from './half.js';
 export { firstSlurmHost, readLaunchEnv } from './launch_env.js';
 export type { LaunchEnv } from './launch_env.js';
 export { joinRingFromEnv } from './join_from_env.js';
-export { launch } from './launch.js';
+export { checkLaunchOptions, DEFAULT_MASTER_PORT, launch, LaunchOptionsError } from './launch.js';
+export { LAUNCH_FLAGS, LAUNCH_USAGE, launchOptionsFromFlags } from './launch_flags.js';
 export type { LaunchOptions } from './launch.js';

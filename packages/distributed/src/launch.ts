@@ -1,10 +1,13 @@
 /**
- * Runs `nproc` local workers and their coordinator, like torchrun: each worker gets RANK,
- * WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE, MASTER_ADDR, MASTER_PORT, THOR_TS_JOB_TOKEN and
+ * Runs this machine's workers of a job, like torchrun: `nproc` workers here, on each of `nnodes`
+ * machines that each run a launcher with their own `nodeRank`; machine 0 also runs the job's
+ * coordinator at `masterAddr:masterPort`. Each worker gets RANK, WORLD_SIZE, LOCAL_RANK,
+ * LOCAL_WORLD_SIZE, GROUP_RANK, MASTER_ADDR, MASTER_PORT, THOR_TS_JOB_TOKEN and
  * THOR_TS_RESTART_COUNT; output lines are prefixed with the rank; when one worker fails all are
- * stopped, and the group is started again up to `maxRestarts` times (the workers resume from
- * their last checkpoint). SIGINT or SIGTERM to the launcher is passed on to the workers, which
- * are then waited for (a second signal kills them) and not restarted.
+ * stopped (on other machines, by the coordinator's abort), and on a single machine the group is
+ * started again up to `maxRestarts` times (the workers resume from their last checkpoint).
+ * SIGINT or SIGTERM to the launcher is passed on to the workers, which are then waited for (a
+ * second signal kills them) and not restarted.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -14,12 +17,26 @@ import { createInterface } from 'node:readline';
 import { startCoordinator } from './coordinator.js';
 
 export interface LaunchOptions {
+  /** Workers on this machine (torchrun's --nproc-per-node). */
   nproc: number;
   command: string;
   args?: string[];
-  /** Default 0. */
+  /** Machines in the job, each running a launcher. Default 1. */
+  nnodes?: number;
+  /** This machine's place, 0 … nnodes − 1: its workers' ranks follow those of the machines before it. Default 0. */
+  nodeRank?: number;
+  /** The address at which every machine reaches machine 0's coordinator. Needed with several machines. */
+  masterAddr?: string;
+  /** The coordinator's port. Default: 29500 with several machines, any free port on one. */
+  masterPort?: number;
+  /**
+   * The job's shared secret, the same on every machine. Default: THOR_TS_JOB_TOKEN from the
+   * environment (required with several machines), else a random one.
+   */
+  token?: string;
+  /** Restarts after a failure, on a single machine. Default 0. */
   maxRestarts?: number;
-  /** Coordinator listen address. Default 127.0.0.1. */
+  /** Coordinator listen address. Default 127.0.0.1, or 0.0.0.0 (every interface) with several machines. */
   host?: string;
   /** Workers' collective deadline, passed on as THOR_TS_TIMEOUT_MS. Default 60 000. */
   timeoutMs?: number;
@@ -74,14 +91,25 @@ async function attempt(
 ): Promise<number> {
   const out = o.out ?? ((l: string) => process.stdout.write(`${l}\n`));
   const err = o.err ?? ((l: string) => process.stderr.write(`${l}\n`));
-  const token = randomBytes(32).toString('hex');
-  const coordinator = await startCoordinator({
-    worldSize: o.nproc,
-    token,
-    host: o.host ?? '127.0.0.1',
-    timeoutMs: o.timeoutMs ?? 60_000,
-    log: (l) => err(`[launch] ${l}`),
-  });
+  const nnodes = o.nnodes ?? 1;
+  const nodeRank = o.nodeRank ?? 0;
+  const token = o.token || process.env.THOR_TS_JOB_TOKEN || randomBytes(32).toString('hex');
+  // Machine 0 hosts the coordinator; the others' workers dial it (retrying until it is up).
+  const coordinator =
+    nodeRank === 0
+      ? await startCoordinator({
+          worldSize: nnodes * o.nproc,
+          token,
+          host: o.host ?? (nnodes > 1 ? '0.0.0.0' : '127.0.0.1'),
+          port: o.masterPort ?? (nnodes > 1 ? DEFAULT_MASTER_PORT : 0),
+          timeoutMs: o.timeoutMs ?? 60_000,
+          log: (l) => err(`[launch] ${l}`),
+        })
+      : undefined;
+  const master =
+    nnodes > 1
+      ? { addr: o.masterAddr!, port: o.masterPort ?? DEFAULT_MASTER_PORT }
+      : { addr: coordinator!.host, port: coordinator!.port };
   const children: ChildProcess[] = [];
   let failed: number | undefined;
   // The first signal goes on to the workers (they checkpoint and exit); a second kills them.
@@ -105,17 +133,19 @@ async function attempt(
     }, 5_000).unref();
   };
   try {
-    const exits = Array.from({ length: o.nproc }, (_, rank) => {
+    const exits = Array.from({ length: o.nproc }, (_, local) => {
+      const rank = nodeRank * o.nproc + local;
       const child = spawn(o.command, o.args ?? [], {
         stdio: ['ignore', 'pipe', 'pipe'],
         env: {
           ...process.env,
           RANK: String(rank),
-          WORLD_SIZE: String(o.nproc),
-          LOCAL_RANK: String(rank),
+          WORLD_SIZE: String(nnodes * o.nproc),
+          LOCAL_RANK: String(local),
           LOCAL_WORLD_SIZE: String(o.nproc),
-          MASTER_ADDR: coordinator.host,
-          MASTER_PORT: String(coordinator.port),
+          GROUP_RANK: String(nodeRank),
+          MASTER_ADDR: master.addr,
+          MASTER_PORT: String(master.port),
           THOR_TS_JOB_TOKEN: token,
           THOR_TS_COORDINATOR: 'external',
           THOR_TS_RESTART_COUNT: String(restart),
@@ -164,15 +194,59 @@ async function attempt(
   } finally {
     for (const sig of forwarded) process.off(sig, onSignal);
     stopAll();
-    await coordinator.close();
+    await coordinator?.close();
+  }
+}
+
+/** The coordinator's port when several machines meet at it (torchrun's default). */
+export const DEFAULT_MASTER_PORT = 29500;
+
+/** Launch options that cannot work together, named by the launcher's flags: a usage error. */
+export class LaunchOptionsError extends Error {
+  override name = 'LaunchOptionsError';
+}
+
+/** `o`'s shape checked, with the flag each field comes from in the messages. */
+export function checkLaunchOptions(o: LaunchOptions): void {
+  const integer = (name: string, v: number | undefined, min: number, max = Infinity): void => {
+    if (v !== undefined && !(Number.isInteger(v) && v >= min && v <= max)) {
+      const range = max === Infinity ? `≥ ${min}` : `in ${min}…${max}`;
+      throw new LaunchOptionsError(
+        `launch: expected --${name} to be an integer ${range}, found ${v}`,
+      );
+    }
+  };
+  integer('nproc-per-node', o.nproc, 1);
+  if (o.nproc === undefined)
+    throw new LaunchOptionsError(
+      'launch: expected --nproc-per-node <n>, the number of workers to start on this machine',
+    );
+  integer('nnodes', o.nnodes, 1);
+  const nnodes = o.nnodes ?? 1;
+  integer('node-rank', o.nodeRank, 0, nnodes - 1);
+  integer('master-port', o.masterPort, 1, 65535);
+  integer('max-restarts', o.maxRestarts, 0);
+  if (nnodes === 1) return;
+  if (!o.masterAddr) {
+    throw new LaunchOptionsError(
+      `launch: a job on ${nnodes} machines expected --master-addr, the address at which every machine reaches machine 0`,
+    );
+  }
+  if (!(o.token ?? process.env.THOR_TS_JOB_TOKEN)) {
+    throw new LaunchOptionsError(
+      `launch: a job on ${nnodes} machines expected the same secret on each in THOR_TS_JOB_TOKEN (e.g. from \`openssl rand -hex 32\`), found it unset`,
+    );
+  }
+  if ((o.maxRestarts ?? 0) > 0) {
+    throw new LaunchOptionsError(
+      `launch: --max-restarts restarts the workers of one machine; a job on ${nnodes} machines is restarted by its scheduler (Kubernetes, Slurm's --requeue), and resumes from its last checkpoint`,
+    );
   }
 }
 
 /** Resolves with the exit code for the launcher: 0 when every worker of some attempt succeeded. */
 export async function launch(o: LaunchOptions): Promise<number> {
-  if (!Number.isInteger(o.nproc) || o.nproc < 1) {
-    throw new Error(`launch: expected --nproc ≥ 1, got ${o.nproc}`);
-  }
+  checkLaunchOptions(o);
   const max = o.maxRestarts ?? 0;
   const interrupted: { signal?: NodeJS.Signals; at?: number } = {};
   for (let restart = 0; ; restart++) {

@@ -65,15 +65,22 @@ describe('thor-ts-launch', () => {
   it('explains its usage: on --help (exit 0), and when the arguments are wrong (exit 2)', async () => {
     const { code, err } = await run(['--nproc', '2']);
     expect(code).toBe(2);
-    expect(err).toContain('thor-ts-launch: expected --nproc N and -- <command>');
-    expect(err).toMatch(/usage: thor-ts-launch --nproc N/);
+    expect(err).toContain('thor-ts-launch: expected -- <command>');
+    expect(err).toMatch(/usage: thor-ts-launch --nproc-per-node <n> \[--nnodes <m>/);
     const help = await run(['--help']);
     expect(help.code).toBe(0);
-    expect(help.out).toMatch(/^usage: thor-ts-launch --nproc N/);
+    expect(help.out).toMatch(/^usage: thor-ts-launch --nproc-per-node <n>/);
     expect((await run(['--version'])).out).toBe('thor-ts-launch 0.0.0\n');
+    const none = await run(['--', process.execPath, '-e', '']);
+    expect(none.code).toBe(2);
+    expect(none.err).toContain(
+      'thor-ts-launch: expected --nproc-per-node <n>, the number of workers to start on this machine',
+    );
     const bad = await run(['--nproc', '0', '--', process.execPath, '-e', '']);
     expect(bad.code).toBe(2);
-    expect(bad.err).toContain("thor-ts-launch: --nproc expected an integer ≥ 1, found '0'");
+    expect(bad.err).toContain(
+      'thor-ts-launch: expected --nproc-per-node to be an integer ≥ 1, found 0',
+    );
   });
 
   it('takes --flag=value', async () => {

@@ -1,74 +1,15 @@
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
 import { describe, expect, it } from 'vitest';
 
+import { buildNetwork, netnsUnsupported, type Network } from './netns.js';
 import { values } from './with_ring.js';
 
 const WORKER = fileURLToPath(new URL('./fixtures/netns_worker.mjs', import.meta.url));
 const N = 4;
-const tag = `tt${process.pid % 100_000}`;
-const SWITCH = `${tag}sw`;
-const ns = (r: number): string => `${tag}w${r}`;
-const address = (r: number): string => `10.231.${process.pid % 250}.${r + 1}`;
-
-const ip = (...args: string[]): { ok: boolean; err: string } => {
-  const p = spawnSync('ip', args, { encoding: 'utf8' });
-  return { ok: p.status === 0, err: (p.error?.message ?? p.stderr ?? '').trim() };
-};
-const must = (...args: string[]): void => {
-  const { ok, err } = ip(...args);
-  if (!ok) throw new Error(`ip ${args.join(' ')} failed: ${err}`);
-};
-const cleanUp = (): void => {
-  for (const name of [SWITCH, ...Array.from({ length: N }, (_, r) => ns(r))]) {
-    ip('netns', 'del', name);
-  }
-};
-
-/** Why this machine cannot run the test, or undefined when it can. */
-function unsupported(): string | undefined {
-  if (process.platform !== 'linux')
-    return `needs Linux network namespaces, this is ${process.platform}`;
-  if (process.getuid?.() !== 0) return 'needs root to create network namespaces';
-  if (!ip('-V').ok) return 'needs iproute2’s `ip` command, which is not installed';
-  const probe = `${tag}probe`;
-  const add = ip('netns', 'add', probe);
-  if (!add.ok) return `cannot create a network namespace here: ${add.err}`;
-  const bridge = ip('-n', probe, 'link', 'add', 'br0', 'type', 'bridge');
-  ip('netns', 'del', probe);
-  if (!bridge.ok) return `cannot create a bridge in a network namespace here: ${bridge.err}`;
-  return undefined;
-}
-const reason = unsupported();
-
-/** A switch namespace with a bridge, and one namespace per rank joined to it by a veth pair. */
-function buildNetwork(): void {
-  must('netns', 'add', SWITCH);
-  must('-n', SWITCH, 'link', 'add', 'br0', 'type', 'bridge');
-  must('-n', SWITCH, 'link', 'set', 'br0', 'up');
-  for (let r = 0; r < N; r++) {
-    must('netns', 'add', ns(r));
-    must('-n', ns(r), 'link', 'set', 'lo', 'up');
-    must(
-      '-n',
-      SWITCH,
-      'link',
-      'add',
-      `p${r}`,
-      'type',
-      'veth',
-      'peer',
-      'name',
-      'eth0',
-      'netns',
-      ns(r),
-    );
-    must('-n', SWITCH, 'link', 'set', `p${r}`, 'master', 'br0', 'up');
-    must('-n', ns(r), 'addr', 'add', `${address(r)}/24`, 'dev', 'eth0');
-    must('-n', ns(r), 'link', 'set', 'eth0', 'up');
-  }
-}
+const reason = netnsUnsupported();
+let net: Network;
 
 interface Result {
   big: Float32Array;
@@ -83,13 +24,13 @@ function run(r: number, coordinator: string): Promise<Result> {
       [
         'netns',
         'exec',
-        ns(r),
+        net.ns(r),
         process.execPath,
         WORKER,
         String(r),
         String(N),
         coordinator,
-        address(r),
+        net.address(r),
       ],
       {
         stdio: ['ignore', 'pipe', 'pipe'],
@@ -103,7 +44,7 @@ function run(r: number, coordinator: string): Promise<Result> {
     p.on('exit', (code) => {
       clearTimeout(timer);
       if (code !== 0)
-        return reject(new Error(`rank ${r} in namespace ${ns(r)} exited ${code}: ${err}`));
+        return reject(new Error(`rank ${r} in namespace ${net.ns(r)} exited ${code}: ${err}`));
       const j = JSON.parse(out) as { big: string; small: string; transports: string[] };
       const f32 = (b64: string): Float32Array => {
         const b = Buffer.from(b64, 'base64');
@@ -118,12 +59,11 @@ describe('the ring across network namespaces', () => {
   it.skipIf(reason !== undefined)(
     `all-reduces between 4 processes, each in its own namespace with its own address on a bridge${reason ? ` (skipped: ${reason})` : ''}`,
     async () => {
-      cleanUp();
+      net = buildNetwork(N, 'ring', 231);
       try {
-        buildNetwork();
         // Rank 0 hosts the coordinator on its own address; every other rank reaches it over the bridge.
         const out = await Promise.all(
-          Array.from({ length: N }, (_, r) => run(r, `${address(0)}:29731`)),
+          Array.from({ length: N }, (_, r) => run(r, `${net.address(0)}:29731`)),
         );
         for (const [length, seed, key] of [
           [100_003, 1000, 'big'],
@@ -157,7 +97,7 @@ describe('the ring across network namespaces', () => {
           }
         }
       } finally {
-        cleanUp();
+        net.cleanUp();
       }
     },
   );

@@ -88,7 +88,7 @@ describe('links between peers on one machine', () => {
     },
   );
 
-  it('are switched off with THOR_TS_UNIX_SOCKETS=0; another value is refused by name', () => {
+  it('are switched off with THOR_TS_UNIX_SOCKETS=0; another value is refused by name', async () => {
     const env = {
       RANK: '0',
       WORLD_SIZE: '1',
@@ -97,7 +97,7 @@ describe('links between peers on one machine', () => {
       THOR_TS_JOB_TOKEN: TOKEN,
       THOR_TS_UNIX_SOCKETS: 'no',
     };
-    expect(() => joinRingFromEnv({}, env)).toThrow(
+    await expect(joinRingFromEnv({}, env)).rejects.toThrow(
       'expected THOR_TS_UNIX_SOCKETS to be 0 or 1, got "no"',
     );
   });

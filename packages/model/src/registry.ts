@@ -103,7 +103,10 @@ export function hasArch(name: string): boolean {
 export function buildArch(name: string, options: ArchOptions): Model {
   const build = builders.get(name);
   if (build === undefined) throw new Error(unknownArch(name));
-  return build(options);
+  const model = build(options);
+  model.state.metadata.set('arch', name);
+  model.state.metadata.set('arch_options', JSON.stringify(options));
+  return model;
 }
 
 /** The message for an unknown architecture: the nearest registered name, and all of them. */

@@ -30,6 +30,11 @@ let models = 0;
  */
 export class ModelState {
   readonly entries: StateEntry[] = [];
+  /**
+   * What a reader of the saved weights needs besides the tensors (`arch`, `arch_options`,
+   * `batch_norm_eps`…): written into safetensors' `__metadata__` by `saveWeights`.
+   */
+  readonly metadata = new Map<string, string>();
   private readonly byName = new Map<string, StateEntry>();
   private readonly curvatureLayers = new Map<string, CurvatureLayer>();
   /** tfjs variable names are global: each model gets its own prefix. */

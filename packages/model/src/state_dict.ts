@@ -124,9 +124,14 @@ export function loadStateDict(
   return report;
 }
 
-/** Writes the model's weights as a torchvision-compatible safetensors file (atomically). */
+/**
+ * Writes the model's weights as a torchvision-compatible safetensors file (atomically), with what
+ * the model records about itself in `__metadata__` (its architecture and options when built by
+ * `buildArch`, batch norm's epsilon and momentum) beside `format: pt`.
+ */
 export async function saveWeights(model: Model, path: string): Promise<void> {
-  await writeSafetensors(path, stateDict(model), { format: 'pt' });
+  const metadata = { ...Object.fromEntries(model.state.metadata), format: 'pt' };
+  await writeSafetensors(path, stateDict(model), metadata);
 }
 
 /** Reads torchvision-named safetensors weights into the model (see `loadStateDict`). */
@@ -135,6 +140,13 @@ export async function loadWeights(
   path: string,
   options: { strict?: boolean } = {},
 ): Promise<LoadReport> {
-  const { tensors } = await readSafetensors(path);
-  return loadStateDict(model, tensors, { ...options, where: path });
+  const { tensors, metadata } = await readSafetensors(path);
+  // The architectures, when both are known and differ, say at once what a key list would.
+  const file = metadata['arch'];
+  const ours = model.state.metadata.get('arch');
+  const where =
+    file !== undefined && ours !== undefined && file !== ours
+      ? `${path} (weights of a ${file}, the model is a ${ours})`
+      : path;
+  return loadStateDict(model, tensors, { ...options, where });
 }

@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   basicBlock,
   bottleneck,
+  buildArch,
   loadWeights,
   readSafetensors,
   resnet,
@@ -134,6 +135,34 @@ describe('weights files', () => {
       Array.from(before ?? []),
     );
     model.dispose();
+  });
+
+  it('record the architecture and batch norm constants in the metadata, and name a wrong architecture', async () => {
+    const light = buildArch('resnetLight', {
+      classes: 3,
+      seed: 1,
+      layers: [1, 1, 1],
+      widths: [4, 8, 8],
+    });
+    const file = join(dir, 'light.safetensors');
+    await saveWeights(light, file);
+    const { metadata } = await readSafetensors(file);
+    expect(metadata).toEqual({
+      arch: 'resnetLight',
+      arch_options: JSON.stringify({ classes: 3, seed: 1, layers: [1, 1, 1], widths: [4, 8, 8] }),
+      batch_norm_eps: '0.00001',
+      batch_norm_momentum: '0.1',
+      format: 'pt',
+    });
+    const cifar = buildArch('cifarResnet20', { classes: 3, seed: 1, batchNorm: 'mindspore' });
+    const other = join(dir, 'cifar.safetensors');
+    await saveWeights(cifar, other);
+    expect((await readSafetensors(other)).metadata['batch_norm_eps']).toBe('0.0001');
+    await expect(loadWeights(light, other)).rejects.toThrow(
+      `${other} (weights of a cifarResnet20, the model is a resnetLight): does not match the model`,
+    );
+    light.dispose();
+    cifar.dispose();
   });
 
   it('reject a truncated file naming it', async () => {

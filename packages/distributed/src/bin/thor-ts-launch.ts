@@ -1,13 +1,21 @@
 #!/usr/bin/env node
-// thor-ts-launch --nproc N [--max-restarts K] [--host H] [--timeout-ms T] -- <command> [args…]
+// thor-ts-launch --nproc-per-node N [--nnodes M --node-rank R --master-addr A [--master-port P]]
+//                [--max-restarts K] [--host H] [--timeout-ms T] -- <command> [args…]
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 
-import { launch } from '../launch.js';
+import { launch, LaunchOptionsError } from '../launch.js';
+import { LAUNCH_FLAGS, LAUNCH_USAGE, launchOptionsFromFlags } from '../launch_flags.js';
 
-const USAGE = `usage: thor-ts-launch --nproc N [--max-restarts K] [--host H] [--timeout-ms T] -- <command> [args…]
-Starts N local workers running <command> (each with RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT
-and THOR_TS_JOB_TOKEN set) and their coordinator; restarts them all up to K times after a failure.`;
+const USAGE = `usage: thor-ts-launch ${LAUNCH_USAGE}
+                      [--host <h>] [--timeout-ms <t>] -- <command> [args…]
+Starts this machine's workers running <command>, each with RANK, WORLD_SIZE, LOCAL_RANK,
+MASTER_ADDR, MASTER_PORT and THOR_TS_JOB_TOKEN set, as torchrun does (--nproc is an alias of
+--nproc-per-node). Machine 0 (--node-rank 0) also runs the job's coordinator, listening on --host
+(default 127.0.0.1 on one machine, every interface with several) at --master-port (default 29500
+with several machines). A job on several machines runs this command on each, all with the same
+--nnodes, --master-addr and --master-port and the same secret in THOR_TS_JOB_TOKEN. On one
+machine, all workers are restarted up to K times after a failure.`;
 
 /** A usage error: exit 2. */
 class UsageError extends Error {}
@@ -21,8 +29,7 @@ async function main(argv: string[]): Promise<number> {
       args: dash < 0 ? argv : argv.slice(0, dash),
       strict: true,
       options: {
-        nproc: { type: 'string' },
-        'max-restarts': { type: 'string', default: '0' },
+        ...LAUNCH_FLAGS,
         host: { type: 'string' },
         'timeout-ms': { type: 'string' },
         help: { type: 'boolean', short: 'h', default: false },
@@ -43,9 +50,10 @@ async function main(argv: string[]): Promise<number> {
     );
     return 0;
   }
-  if (command === undefined || values.nproc === undefined) {
-    throw new UsageError(`thor-ts-launch: expected --nproc N and -- <command>\n${USAGE}`);
+  if (command === undefined) {
+    throw new UsageError(`thor-ts-launch: expected -- <command>\n${USAGE}`);
   }
+  const where = launchOptionsFromFlags(values, 'thor-ts-launch');
   const integer = (flag: string, text: string, min: number): number => {
     const n = Number(text);
     if (!Number.isInteger(n) || n < min) {
@@ -56,10 +64,9 @@ async function main(argv: string[]): Promise<number> {
     return n;
   };
   return launch({
-    nproc: integer('nproc', values.nproc, 1),
+    ...where,
     command,
     args,
-    maxRestarts: integer('max-restarts', values['max-restarts'], 0),
     ...(values.host ? { host: values.host } : {}),
     ...(values['timeout-ms'] ? { timeoutMs: integer('timeout-ms', values['timeout-ms'], 1) } : {}),
   });
@@ -68,7 +75,8 @@ async function main(argv: string[]): Promise<number> {
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (e: Error) => {
-    console.error(e instanceof UsageError ? e.message : `thor-ts-launch: ${e.message}`);
-    process.exit(e instanceof UsageError ? 2 : 1);
+    const usage = e instanceof UsageError || e instanceof LaunchOptionsError;
+    console.error(usage ? e.message : `thor-ts-launch: ${e.message}`);
+    process.exit(usage ? 2 : 1);
   },
 );

@@ -42,6 +42,15 @@ export class BatchNorm2d {
     private readonly config: BatchNormConfig,
     zeroGamma = false,
   ) {
+    // Every batch norm of a model shares its constants, as torchvision's and MindSpore's do; one
+    // that differs is recorded as such.
+    for (const [key, value] of [
+      ['batch_norm_eps', config.eps],
+      ['batch_norm_momentum', config.momentum],
+    ] as const) {
+      const was = state.metadata.get(key);
+      state.metadata.set(key, was === undefined || was === String(value) ? String(value) : 'mixed');
+    }
     const c = [channels];
     this.weight = state.add(
       `${name}.weight`,

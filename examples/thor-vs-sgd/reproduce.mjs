@@ -24,7 +24,7 @@ import { formatDuration } from '@thor-ts/train';
 import { judge } from './criteria.mjs';
 import { REPORTS, settings, TRAIN_PER_CLASS } from './regimes.mjs';
 import { writeStudyReport } from './report.mjs';
-import { fashionMnist, integerList, resumableRun, root } from './runs.mjs';
+import { epochsLeft, fashionMnist, integerList, resumableRun, root } from './runs.mjs';
 
 const regime = process.argv.includes('--regime')
   ? process.argv[process.argv.indexOf('--regime') + 1]
@@ -97,8 +97,10 @@ async function main() {
   // before (SGD at ~500 img/s on this 2-core machine, THOR's refreshes ~1.6× that).
   const images = perClass * 10;
   const perEpoch = { sgd: images / 500 + 20, thor: (images / 500) * 1.6 + 20 };
+  // Runs done before (and epochs done of one cut short) count for nothing.
+  const epochs = await Promise.all(plan.map((r) => epochsLeft(r.config, nproc)));
   const left = (from) =>
-    plan.slice(from).reduce((s, r) => s + perEpoch[r.config.optimizer] * r.config.epochs, 0);
+    plan.slice(from).reduce((s, r, j) => s + perEpoch[r.config.optimizer] * epochs[from + j], 0);
 
   const done = new Map();
   const t0 = performance.now();
@@ -110,7 +112,7 @@ async function main() {
     const started = performance.now();
     const result = await resumableRun({ config: r.config, nproc, afterSeconds: left(i + 1) });
     if (result.trained) {
-      perEpoch[r.config.optimizer] = (performance.now() - started) / 1e3 / r.config.epochs;
+      perEpoch[r.config.optimizer] = (performance.now() - started) / 1e3 / epochs[i];
     } else {
       console.log(`  done before: ${r.config.out}`);
     }

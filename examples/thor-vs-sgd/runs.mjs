@@ -234,6 +234,21 @@ function comparable(config) {
 }
 
 /**
+ * Epochs `config`'s run still has to train: all of them unless its folder (`config.out`) holds a
+ * run of these settings, whose metrics count the epochs done. 0 for a finished run.
+ */
+export async function epochsLeft(config, nproc) {
+  const want = { ...validateConfig(config), workers: nproc };
+  const saved = await readFile(join(config.out, 'config.json'), 'utf8').then(
+    JSON.parse,
+    () => undefined,
+  );
+  if (saved === undefined || comparable(saved) !== comparable(want)) return config.epochs;
+  const done = await readMetrics(config.out).catch(() => []);
+  return config.epochs - Math.floor(done.at(-1)?.epoch ?? 0);
+}
+
+/**
  * One run of a study that may stop at any moment: `config` (validated, its `out` the run's
  * folder) on `nproc` local workers. A run whose folder holds a config.json like this one and a
  * metrics line for every epoch is done and not trained again; one cut short continues from its

@@ -1,15 +1,6 @@
 export { assignInversions, inversionCost } from './assign.js';
-export { choleskyInverse } from './cholesky.js';
 export { softmaxCrossEntropy } from './cross_entropy.js';
 export { refreshThor, type Collective } from './distributed.js';
-export {
-  diagonalBlocks,
-  factorRows,
-  gradientFactorBlocks,
-  gradientRows,
-  inputFactorBlocks,
-  positionsPerSample,
-} from './factors.js';
 export { flatten, unflatten } from './flat.js';
 export { MomentumSGD, type MomentumSGDOptions } from './momentum_sgd.js';
 export {

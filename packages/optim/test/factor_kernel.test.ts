@@ -8,7 +8,8 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 
 import { hasWasmToolchain, rebuildsCommittedWasm } from '../../../wasm_build_check.js';
 import { hasFactorKernel, useFactorKernel } from '../dist/factor_kernel.js';
-import { Thor, inputFactorBlocks } from '../dist/index.js';
+import { inputFactorBlocks } from '../dist/factors.js';
+import { Thor } from '../dist/index.js';
 import { values } from './values.js';
 
 const packageDir = fileURLToPath(new URL('..', import.meta.url));

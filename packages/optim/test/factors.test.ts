@@ -3,7 +3,7 @@ import { initBackend } from '@thor-ts/backend';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 
 import { useFactorKernel } from '../dist/factor_kernel.js';
-import { diagonalBlocks } from '../dist/index.js';
+import { diagonalBlocks } from '../dist/factors.js';
 import { values } from './values.js';
 
 beforeAll(async () => {

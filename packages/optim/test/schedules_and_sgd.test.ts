@@ -2,8 +2,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '@thor-ts/backend';
 import { beforeAll, describe, expect, it } from 'vitest';
 
+import { choleskyInverse } from '../dist/cholesky.js';
 import {
-  choleskyInverse,
   cosineDecay,
   linearDecay,
   linearWarmup,

@@ -9,7 +9,8 @@ import {
 } from '@thor-ts/model';
 import { beforeAll, describe, expect, it } from 'vitest';
 
-import { assignInversions, factorRows, inversionCost, Thor } from '../dist/index.js';
+import { factorRows } from '../dist/factors.js';
+import { assignInversions, inversionCost, Thor } from '../dist/index.js';
 import { values } from './values.js';
 
 beforeAll(async () => {

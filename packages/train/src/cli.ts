@@ -8,7 +8,13 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 
-import { launch } from '@thor-ts/distributed';
+import {
+  launch,
+  LAUNCH_FLAGS,
+  LAUNCH_USAGE,
+  launchOptionsFromFlags,
+  LaunchOptionsError,
+} from '@thor-ts/distributed';
 import { nearestName } from '@thor-ts/model';
 
 import { presets, validateConfig, type TrainConfig } from './config.js';
@@ -16,16 +22,21 @@ import { ConfigError } from './config_error.js';
 
 const USAGE = `Usage:
   thor-ts config --preset <name> [--data <dir>] [--out <dir>]   (prints the config JSON)
-  thor-ts train (--preset <name> | --config <file.json>) [--data <dir>] [--out <dir>] [--nproc <n>]
+  thor-ts train (--preset <name> | --config <file.json>) [--data <dir>] [--out <dir>]
                 [--optimizer thor|sgd] [--epochs <n>] [--batch-size <n>] [--accumulate <k>]
-                [--lr <base>] [--max-restarts <k>] [--fresh] [--import <module>]…
-      (continues from <out>/last.ckpt when there is one, unless --fresh)
+                [--lr <base>] [--fresh] [--tensorboard <dir>] [--import <module>]…
+                [${LAUNCH_USAGE}]
+      (continues from <out>/last.ckpt when there is one, unless --fresh; --nproc is an alias of
+      --nproc-per-node; a job on several machines runs the same command on each, with its own
+      --node-rank and the same secret in THOR_TS_JOB_TOKEN)
+      (writes metrics.jsonl, metrics.csv and steps.csv in <out>, and with --tensorboard a
+      TensorBoard event file in <dir>)
   thor-ts eval (--preset <name> | --config <file.json>) --weights <file> [--data <dir>]
-               [--split val] [--nproc <n>] [--import <module>]…
+               [--split val] [--nproc-per-node <n>] [--import <module>]…
       (prints {"top1", "top5", "images"} as JSON)
   --import loads a module (e.g. one that calls registerArch) here and in every worker first.
   thor-ts data prepare fashion-mnist --out <dir> [--limit <n>]
-  thor-ts launch --nproc <n> [--max-restarts <k>] -- <command…>
+  thor-ts launch ${LAUNCH_USAGE} -- <command…>
 Presets: ${Object.keys(presets).join(', ')}.`;
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -78,7 +89,7 @@ function flags<T extends ParseArgsConfig['options']>(options: T) {
 // or file (usage), 1 for a failure while running.
 process.on('uncaughtException', (e) => {
   console.error(`thor-ts ${command ?? ''}: ${e.message}`);
-  process.exit(e instanceof ConfigError ? 2 : 1);
+  process.exit(e instanceof ConfigError || e instanceof LaunchOptionsError ? 2 : 1);
 });
 
 function fail(message: string): never {
@@ -226,14 +237,14 @@ if (command === 'config') {
     config: { type: 'string' },
     data: { type: 'string' },
     out: { type: 'string' },
-    nproc: { type: 'string', default: '1' },
+    ...LAUNCH_FLAGS,
     optimizer: { type: 'string' },
     epochs: { type: 'string' },
     'batch-size': { type: 'string' },
     accumulate: { type: 'string' },
     lr: { type: 'string' },
-    'max-restarts': { type: 'string', default: '0' },
     fresh: { type: 'boolean', default: false },
+    tensorboard: { type: 'string' },
     import: { type: 'string', multiple: true },
   });
   const imports = await importModules('train', values.import);
@@ -246,25 +257,35 @@ if (command === 'config') {
     config.batchSize = number('batch-size', values['batch-size']);
   if (values.accumulate !== undefined) config.accumulate = number('accumulate', values.accumulate);
   if (values.lr !== undefined) config.lr = { ...config.lr, base: number('lr', values.lr) };
+  if (values.tensorboard !== undefined) config.tensorboard = resolve(values.tensorboard);
   validateConfig(config, values.config ?? `preset ${values.preset}`);
+  if (config.init !== undefined && !existsSync(config.init.weights)) {
+    fail(`thor-ts train: field 'init.weights' names ${config.init.weights}, which does not exist`);
+  }
   // Checked before anything is written.
-  const nproc = count('nproc', values.nproc);
-  const maxRestarts = count('max-restarts', values['max-restarts'], 0);
-  const shares = nproc * (config.accumulate ?? 1);
+  let where;
+  try {
+    where = launchOptionsFromFlags(values, 'thor-ts train', { nproc: 1 });
+  } catch (e) {
+    fail((e as Error).message);
+  }
+  const workers = where.nproc * (where.nnodes ?? 1);
+  const shares = workers * (config.accumulate ?? 1);
   if (config.batchSize % shares !== 0) {
     fail(
-      `thor-ts train: expected a batch size that divides by the ${nproc} workers × ${config.accumulate ?? 1} accumulated micro-batches, found ${config.batchSize}`,
+      `thor-ts train: expected a batch size that divides by the ${workers} workers × ${config.accumulate ?? 1} accumulated micro-batches, found ${config.batchSize}`,
     );
   }
-  if (!values.fresh) await refuseChangedResume(config, nproc);
+  if (!values.fresh) await refuseChangedResume(config, workers);
   await mkdir(config.out, { recursive: true });
   const configPath = join(config.out, 'config.json');
   await writeFile(configPath, JSON.stringify(config, null, 2));
   process.exitCode = await launch({
-    nproc,
-    maxRestarts,
+    ...where,
     command: process.execPath,
+    // The runtime's own flags (heap size, experimental features) reach the workers too.
     args: [
+      ...process.execArgv,
       ...imports,
       join(here, 'worker_main.js'),
       configPath,
@@ -278,7 +299,8 @@ if (command === 'config') {
     weights: { type: 'string' },
     data: { type: 'string' },
     split: { type: 'string', default: 'val' },
-    nproc: { type: 'string', default: '1' },
+    'nproc-per-node': { type: 'string' },
+    nproc: { type: 'string' },
     import: { type: 'string', multiple: true },
   });
   const imports = await importModules('eval', values.import);
@@ -289,13 +311,14 @@ if (command === 'config') {
   if (values.weights === undefined) fail('thor-ts eval: expected --weights <file>');
   if (values.split !== 'train' && values.split !== 'val')
     fail(`thor-ts eval: --split expected 'train' or 'val', found '${values.split}'`);
-  const evalProcs = count('nproc', values.nproc);
+  const evalProcs = count('nproc-per-node', values['nproc-per-node'] ?? values.nproc ?? '1');
   const dir = await mkdtemp(join(tmpdir(), 'thor-ts-eval-'));
   try {
     const configPath = join(dir, 'config.json');
     const resultPath = join(dir, 'result.json');
     await writeFile(configPath, JSON.stringify(config, null, 2));
     const args = [
+      ...process.execArgv,
       ...imports,
       join(here, 'worker_main.js'),
       configPath,

@@ -70,6 +70,14 @@ export interface TrainConfig {
     factorDecay?: number;
     factorEvery?: number;
   };
+  /**
+   * Weights to start from instead of the architecture's initialization (fine-tuning, warm
+   * starts): a torchvision-layout safetensors file, as `saveWeights` writes. Strict by default:
+   * any missing, unexpected or mis-shaped tensor is an error that lists them; `strict: false`
+   * loads what matches (a new classifier, for instance) and logs the rest. A run that resumes
+   * from its checkpoint ignores it.
+   */
+  init?: { weights: string; strict?: boolean };
   /** Per-image normalization (ImageNet's by default). */
   normalization?: { mean: [number, number, number]; std: [number, number, number] };
   seed: number;
@@ -80,6 +88,13 @@ export interface TrainConfig {
    * Lightning's `val_check_interval` as a count). Default 1.
    */
   evalsPerEpoch?: number;
+  /**
+   * A directory for a TensorBoard event file of the run's scalars (PyTorch's
+   * `SummaryWriter(log_dir)`: the loss, learning rate, damping, img/s and refresh time of each
+   * step, and each evaluation's metrics); absent: none. steps.csv and metrics.csv are written in
+   * `out` either way.
+   */
+  tensorboard?: string;
 }
 
 /**
@@ -126,6 +141,10 @@ const fields: Record<string, [string, (v: unknown) => boolean]> = {
     'an integer ≥ 1, or absent',
     (v) => v === undefined || (Number.isInteger(v) && (v as number) >= 1),
   ],
+  tensorboard: [
+    'a directory (a non-empty string), or absent',
+    (v) => v === undefined || (typeof v === 'string' && v.length > 0),
+  ],
 };
 
 /** A found value as the message shows it (JSON, but NaN and undefined by name). */
@@ -152,10 +171,12 @@ const KNOWN: Record<string, readonly string[]> = {
     'weightDecay',
     'labelSmoothing',
     'thor',
+    'init',
     'normalization',
     'seed',
     'checkpointEvery',
     'evalsPerEpoch',
+    'tensorboard',
     // Written into a run's config.json: the workers it ran on.
     'workers',
   ],
@@ -169,6 +190,7 @@ const KNOWN: Record<string, readonly string[]> = {
     'factorDecay',
     'factorEvery',
   ],
+  init: ['weights', 'strict'],
   normalization: ['mean', 'std'],
 };
 
@@ -191,7 +213,7 @@ export function validateConfig(c: TrainConfig, where = 'config'): TrainConfig {
     throw new ConfigError(`${where}: expected a config object, found ${shown(c)}`);
   }
   refuseUnknownKeys(c, '', where);
-  for (const section of ['lr', 'thor', 'normalization']) {
+  for (const section of ['lr', 'thor', 'init', 'normalization']) {
     refuseUnknownKeys((c as unknown as Record<string, unknown>)[section], section, where);
   }
   for (const [name, [expected, ok]] of Object.entries(fields)) {
@@ -253,6 +275,25 @@ export function validateConfig(c: TrainConfig, where = 'config'): TrainConfig {
     throw new ConfigError(
       `${where}: field 'thor.blockSize' expected an integer ≥ 1, null for whole factors, or absent (128), found ${shown(block)}`,
     );
+  }
+  const init = c.init as unknown;
+  if (init !== undefined) {
+    const i = init as { weights?: unknown; strict?: unknown };
+    if (typeof init !== 'object' || init === null || Array.isArray(init)) {
+      throw new ConfigError(
+        `${where}: field 'init' expected an object { weights, strict? }, or absent, found ${shown(init)}`,
+      );
+    }
+    if (typeof i.weights !== 'string' || i.weights === '') {
+      throw new ConfigError(
+        `${where}: field 'init.weights' expected a safetensors file (a non-empty string), found ${shown(i.weights)}`,
+      );
+    }
+    if (i.strict !== undefined && typeof i.strict !== 'boolean') {
+      throw new ConfigError(
+        `${where}: field 'init.strict' expected true, false or absent, found ${shown(i.strict)}`,
+      );
+    }
   }
   const n = c.normalization;
   if (n !== undefined) {

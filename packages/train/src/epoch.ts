@@ -18,6 +18,9 @@ export async function trainEpoch(run: Run): Promise<boolean> {
   const batches = epoch[Symbol.asyncIterator]();
   while (pos.stepInEpoch < run.stepsPerEpoch) {
     const { stopRequested } = await trainStep(run, batches);
+    // An evaluation due after this step comes before any checkpoint of it, so that a run resumed
+    // from that checkpoint has it, and goes on as one that never stopped.
+    if (pos.stepInEpoch < run.stepsPerEpoch && run.evalSteps.has(pos.stepInEpoch)) await score(run);
     if (stopRequested) {
       await batches.return?.(undefined);
       await checkpointNow(run);
@@ -32,7 +35,6 @@ export async function trainEpoch(run: Run): Promise<boolean> {
     if (config.checkpointEvery > 0 && pos.step % config.checkpointEvery === 0) {
       await checkpointNow(run);
     }
-    if (pos.stepInEpoch < run.stepsPerEpoch && run.evalSteps.has(pos.stepInEpoch)) await score(run);
   }
   await batches.return?.(undefined);
   await score(run);
@@ -41,22 +43,24 @@ export async function trainEpoch(run: Run): Promise<boolean> {
   pos.lossSum = 0;
   pos.top1Sum = 0;
   pos.skippedInEpoch = 0;
+  run.logger.flush();
   await saveRun(run.checkpoint, run.model, run.opt, run.thor, pos, run.ring);
   return true;
 }
 
-/** last.ckpt now, with the training time up to now in it. */
+/** last.ckpt now, with the training time up to now in it (and the logs up to it written). */
 async function checkpointNow(run: Run): Promise<void> {
   const now = performance.now();
   run.pos.trainSeconds += (now - run.clock.segmentStart) / 1e3;
   run.clock.segmentStart = now;
+  run.logger.flush();
   await saveRun(run.checkpoint, run.model, run.opt, run.thor, run.pos, run.ring);
 }
 
 /**
  * Scores the val split now (batch norm's statistics averaged over the ranks first): a line in
- * metrics.jsonl and the log, the epoch fractional when within one. Evaluation time is not
- * training time.
+ * metrics.jsonl, metrics.csv (and TensorBoard's events) and the log, the epoch fractional when
+ * within one. Evaluation time is not training time.
  */
 async function score(run: Run): Promise<void> {
   const { config, pos, clock } = run;
@@ -91,6 +95,7 @@ async function score(run: Run): Promise<void> {
   run.progress.finishLine();
   if (run.ring.rank === 0) {
     await writeFile(run.metricsFile, `${JSON.stringify(m)}\n`, { flag: 'a' });
+    run.logger.evaluation(m);
     const epoch = Number.isInteger(m.epoch) ? String(m.epoch) : m.epoch.toFixed(2);
     run.log(
       `${config.optimizer} epoch ${epoch}/${config.epochs}: loss ${m.trainLoss.toFixed(4)}, ` +

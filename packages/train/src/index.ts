@@ -10,6 +10,7 @@ export { presets, validateConfig, type TrainConfig } from './config.js';
 export { ConfigError } from './config_error.js';
 export { readMetrics } from './metrics.js';
 export { EvalBatches, type EvalSource } from './eval_batches.js';
+export { EventFileWriter, type EventFileOptions } from './event_file.js';
 export { evaluate, evaluateWeights, type Accuracy } from './evaluate.js';
 export {
   formatDuration,

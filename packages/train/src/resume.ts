@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 
 import * as tf from '@tensorflow/tfjs-core';
 import type { Ring } from '@thor-ts/distributed';
-import { loadCheckpoint, saveCheckpoint, type Model } from '@thor-ts/model';
+import { loadCheckpoint, loadWeights, saveCheckpoint, type Model } from '@thor-ts/model';
 import {
   flatten,
   unflatten,
@@ -11,6 +11,7 @@ import {
   type ThorStateMeta,
 } from '@thor-ts/optim';
 
+import type { TrainConfig } from './config.js';
 import { ConfigError } from './config_error.js';
 import { nonFiniteState } from './finite_guard.js';
 import type { EpochMetrics } from './trainer.js';
@@ -105,10 +106,36 @@ export async function startFrom(
   opt: MomentumSGD,
   thor: Thor | undefined,
   ring: Ring,
+  init?: TrainConfig['init'],
+  log: (line: string) => void = console.log,
 ): Promise<RunPosition | undefined> {
   let header: Header | undefined;
   let slots: Record<string, tf.Tensor> = {};
-  if (ring.rank === 0 && path !== undefined && existsSync(path)) {
+  const resuming = path !== undefined && existsSync(path);
+  // A fresh run from given weights: rank 0 loads them, the broadcast below hands them on. Whether
+  // that worked is broadcast first, so that every rank ends with the same error when it did not.
+  let refused: string | undefined;
+  if (ring.rank === 0 && !resuming && init !== undefined) {
+    try {
+      const report = await loadWeights(model, init.weights, { strict: init.strict ?? true });
+      const skipped = [
+        ...report.missing,
+        ...report.unexpected,
+        ...report.misshaped.map((m) => m.key),
+      ];
+      log(
+        `starting from ${init.weights}: ${report.loaded.length} tensors loaded` +
+          (skipped.length > 0 ? `; not loaded (init.strict is false): ${skipped.join(', ')}` : ''),
+      );
+    } catch (e) {
+      refused = `field 'init.weights': ${(e as Error).message}`;
+    }
+  }
+  if (init !== undefined) {
+    refused = await broadcastJson(refused, ring);
+    if (refused !== undefined) throw new ConfigError(refused);
+  }
+  if (ring.rank === 0 && resuming) {
     const ckpt = await loadCheckpoint(path, model);
     const optimizer = ckpt.optimizer as { sgdSteps: number; thor: ThorStateMeta | null } | null;
     if (optimizer === null || typeof ckpt.extra !== 'object' || ckpt.extra === null) {

@@ -20,6 +20,7 @@ import { ConfigError } from './config_error.js';
 import { EvalBatches } from './eval_batches.js';
 import { Progress } from './progress.js';
 import { startFrom, type RunPosition } from './resume.js';
+import { openRunLogger, silentLogger, type RunLogger } from './run_logger.js';
 import type { TrainOptions } from './trainer.js';
 
 /** Everything one rank's run holds: what it was set up with, and where it stands. */
@@ -36,6 +37,8 @@ export interface Run {
   loader: DataLoader;
   valLoader: EvalBatches;
   lr: Schedule;
+  /** THOR's damping by step; undefined with SGD. */
+  damping: Schedule | undefined;
   model: Model;
   params: Map<string, tf.Variable>;
   /** The parameters' names in state order, and by their tfjs variable's name. */
@@ -48,6 +51,8 @@ export interface Run {
   afterSeconds: number | undefined;
   checkpoint: string;
   metricsFile: string;
+  /** Rank 0's steps.csv, metrics.csv and TensorBoard events; silent elsewhere. */
+  logger: RunLogger;
   pos: RunPosition;
   /** The val split is scored after these steps of an epoch too (`evalsPerEpoch`), and at its end. */
   evalsPerEpoch: number;
@@ -72,7 +77,8 @@ export interface RunClock {
 /**
  * One rank's run, ready for its first step: the datasets and loaders of its shard, the model,
  * momentum SGD and THOR (registered on the model), the position of a checkpoint it resumes
- * from (every rank then holds rank 0's state), and, on rank 0, config.json and the metrics so far.
+ * from (every rank then holds rank 0's state), and, on rank 0, config.json, the metrics so far and
+ * its logs (steps.csv, metrics.csv, TensorBoard's events).
  */
 export async function setUpRun(
   config: TrainConfig,
@@ -141,6 +147,8 @@ export async function setUpRun(
     opt,
     thor,
     ring,
+    config.init,
+    log,
   );
   const pos: RunPosition = resumed ?? {
     step: 0,
@@ -168,6 +176,10 @@ export async function setUpRun(
       );
     }
   }
+  const logger = rank === 0 ? openRunLogger(config.out, config.tensorboard, pos) : silentLogger;
+  if (logger.eventFile !== undefined) {
+    log(`TensorBoard events: ${logger.eventFile} (tensorboard --logdir ${config.tensorboard})`);
+  }
 
   const evalsPerEpoch = config.evalsPerEpoch ?? 1;
   return {
@@ -181,6 +193,7 @@ export async function setUpRun(
     loader,
     valLoader,
     lr,
+    damping: thor === undefined ? undefined : damping,
     model,
     params,
     names: [...params.keys()],
@@ -191,6 +204,7 @@ export async function setUpRun(
     afterSeconds: Progress.afterFrom(),
     checkpoint,
     metricsFile,
+    logger,
     pos,
     evalsPerEpoch,
     evalSteps: new Set(
@@ -209,8 +223,9 @@ export async function setUpRun(
   };
 }
 
-/** Frees the run's model, optimizer state and THOR's inverses. */
+/** Frees the run's model, optimizer state and THOR's inverses, and closes its logs. */
 export function disposeRun(run: Run): void {
+  run.logger.close();
   run.thor?.dispose();
   run.opt.dispose();
   run.model.dispose();

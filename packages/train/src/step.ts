@@ -22,7 +22,8 @@ export const MAX_NON_FINITE_STEPS = 5;
  * a check of batch norm's statistics and the stop flag; THOR's refresh on its steps (factors
  * averaged, inversions shared) and its preconditioning; momentum SGD's update. A step whose
  * reduced values are not all finite is skipped whole (no update, no refresh, batch norm's
- * statistics put back); MAX_NON_FINITE_STEPS in a row end the run with an error. Returns whether
+ * statistics put back); MAX_NON_FINITE_STEPS in a row end the run with an error. Rank 0's
+ * logger gets the step's loss, learning rate, damping, img/s and refresh time. Returns whether
  * any rank asked to stop.
  */
 export async function trainStep(
@@ -30,6 +31,7 @@ export async function trainStep(
   batches: AsyncIterator<Batch>,
 ): Promise<{ stopRequested: boolean }> {
   const { ring, model, thor, opt, pos, accumulate } = run;
+  const started = performance.now();
   const taps = thor?.wantsTaps(pos.step) ? new CurvatureTaps() : undefined;
   // Batch norm's statistics as they were, in case this step turns out non-finite.
   const before = new BufferSnapshot(model);
@@ -61,6 +63,12 @@ export async function trainStep(
   );
   tf.dispose([...local.values()]);
   const stopRequested = (reduced[reduced.length - 1] as number) > 0;
+  // The step's mean loss over the ranks (the first of the four values after the gradients), the
+  // learning rate it applies and THOR's damping, for the logs.
+  const loss = reduced[reduced.length - 4] as number;
+  const lr = valueAt(run.lr, opt.stepCount);
+  const damping = run.damping === undefined ? undefined : valueAt(run.damping, pos.step);
+  let refreshMs: number | undefined;
   // Every rank holds the same reduced bytes, so every rank makes the same choice here.
   if (allFinite(reduced)) {
     run.nonFiniteInARow = 0;
@@ -69,11 +77,13 @@ export async function trainStep(
     pos.lossSum += extra[0] as number;
     pos.top1Sum = (pos.top1Sum ?? 0) + (extra[1] as number);
     if (taps !== undefined && thor !== undefined) {
+      const refreshStart = performance.now();
       const report = await refreshThor(thor, taps, ring, pos.step);
+      refreshMs = performance.now() - refreshStart;
       pos.refreshes += 1;
       if (ring.rank === 0) logThorReport(report, run.log);
     }
-    const update = thor ? thor.precondition(mean, undefined, valueAt(run.lr, opt.stepCount)) : mean;
+    const update = thor ? thor.precondition(mean, undefined, lr) : mean;
     opt.step(update);
     tf.dispose([...mean.values(), ...update.values()]);
   } else {
@@ -100,6 +110,15 @@ export async function trainStep(
   for (const b of used) b.release();
   pos.step += 1;
   pos.stepInEpoch += 1;
+  run.logger.step({
+    step: pos.step,
+    epoch: pos.epoch + 1,
+    loss,
+    lr,
+    damping,
+    imagesPerSecond: run.config.batchSize / ((performance.now() - started) / 1e3),
+    refreshMs,
+  });
   showProgress(run);
   run.options.onStep?.(pos.step);
   return { stopRequested };

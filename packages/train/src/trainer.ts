@@ -66,8 +66,10 @@ export interface TrainResult {
  * (summed over `accumulate` micro-batches), all-reduces them (mean), lets THOR precondition them
  * (its factors all-reduced and its inversions split over the ranks on refresh steps), and applies
  * momentum SGD. Evaluates top-1/top-5 on the val split after each epoch. Rank 0 writes
- * metrics.jsonl, last.ckpt (every `checkpointEvery` steps and at each epoch's end) and the final
- * weights under `config.out`; a run finds its last.ckpt there and continues exactly where it was.
+ * metrics.jsonl and metrics.csv (a row per evaluation), steps.csv (a row per step), last.ckpt
+ * (every `checkpointEvery` steps and at each epoch's end) and the final weights under
+ * `config.out`, and with `config.tensorboard` a TensorBoard event file of both; a run finds its
+ * last.ckpt there and continues exactly where it was.
  */
 export async function train(
   config: TrainConfig,

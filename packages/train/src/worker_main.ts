@@ -15,7 +15,7 @@ import { ConfigError } from './config_error.js';
 import { evaluateWeights } from './evaluate.js';
 import { train } from './trainer.js';
 
-const USAGE = `usage: thor-ts-worker <config.json> [--fresh]
+const USAGE = `usage: thor-ts-worker <config.json> [--fresh] | --help | --version
        thor-ts-worker <config.json> --eval <weights> [--split train|val] [--eval-out <file>]
 One worker of a job: its rank, the world size, the coordinator and the job token come from the
 environment a launcher sets (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT, THOR_TS_JOB_TOKEN).`;
@@ -48,6 +48,7 @@ async function main(): Promise<void> {
         split: { type: 'string', default: 'val' },
         'eval-out': { type: 'string' },
         help: { type: 'boolean', short: 'h', default: false },
+        version: { type: 'boolean', short: 'V', default: false },
       },
     });
   } catch (error) {
@@ -57,6 +58,11 @@ async function main(): Promise<void> {
   mode = values.eval !== undefined ? 'eval' : 'train';
   if (values.help) {
     console.log(USAGE);
+    return;
+  }
+  if (values.version) {
+    const pkg = JSON.parse(await readFile(new URL('../package.json', import.meta.url), 'utf8'));
+    console.log(`thor-ts-worker ${(pkg as { version: string }).version}`);
     return;
   }
   const path = positionals[0];

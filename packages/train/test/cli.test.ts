@@ -69,6 +69,7 @@ describe('thor-ts help and versions', () => {
     const w = await exec(worker, ['--help']);
     expect(w.code).toBe(0);
     expect(w.stdout).toMatch(/^usage: thor-ts-worker <config.json> \[--fresh\]/);
+    expect((await exec(worker, ['--version'])).stdout).toBe('thor-ts-worker 0.0.0\n');
   });
 
   it('runs as `npx thor-ts` from the repository root (npm links the workspace bins there)', async () => {
@@ -131,7 +132,9 @@ describe('thor-ts errors', () => {
     );
     const none = await thorTs(['train', '--config', path, '--nproc', '0']);
     expect(none.code).toBe(2);
-    expect(none.output).toContain("thor-ts: --nproc expected an integer ≥ 1, found '0'");
+    expect(none.output).toContain(
+      'thor-ts train: expected --nproc-per-node to be an integer ≥ 1, found 0',
+    );
     expect(existsSync(join(out, 'config.json'))).toBe(false);
   });
 

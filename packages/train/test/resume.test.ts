@@ -168,6 +168,31 @@ describe('train', () => {
     expect(b!.history[3]!.trainTop1).toBeCloseTo(a!.history[1]!.trainTop1, 6);
   }, 600_000);
 
+  it('keeps the evaluation due after the step it stops at, and resumes to the same scores', async () => {
+    const whole = tiny('evals-whole', { optimizer: 'sgd', evalsPerEpoch: 2 });
+    const [a] = await trainOnRing(2, whole);
+    const split = tiny('evals-split', { optimizer: 'sgd', evalsPerEpoch: 2 });
+    // Rank 0 is told to stop during step 5: both stop after step 6, after which (epoch 1.5) the
+    // val split is due.
+    const controller = new AbortController();
+    const first = await trainOnRing(2, split, (rank) => ({
+      ...(rank === 0 ? { signal: controller.signal } : {}),
+      onStep: (step) => step === 5 && rank === 0 && controller.abort(),
+    }));
+    expect(first.map((r) => r.step)).toEqual([6, 6]);
+    expect(first[0]!.history.map((m) => m.epoch)).toEqual([0.5, 1, 1.5]);
+    const [b] = await trainOnRing(2, split);
+    expect(b!.history.map((m) => m.epoch)).toEqual([0.5, 1, 1.5, 2]);
+    const lines = (await readFile(join(split.out, 'metrics.jsonl'), 'utf8')).trim().split('\n');
+    expect(lines.map((l) => (JSON.parse(l) as { epoch: number }).epoch)).toEqual([0.5, 1, 1.5, 2]);
+    expect(b!.history.map((m) => [m.top1, m.trainLoss])).toEqual(
+      a!.history.map((m) => [m.top1, m.trainLoss]),
+    );
+    const [wa, wb] = [await allTensors(whole.out), await allTensors(split.out)];
+    for (const [k, v] of wa)
+      expect(Buffer.from(wb.get(k)!.buffer).equals(Buffer.from(v.buffer)), k).toBe(true);
+  }, 600_000);
+
   it("resumes a run with THOR's running average of the factors exactly", async () => {
     const averaged = (out: string) =>
       tiny(out, { epochs: 1, thor: { ...tiny('').thor, factorDecay: 0.95, factorEvery: 1 } });
@@ -281,6 +306,51 @@ describe('train', () => {
     const bn = [...none!.keys()].find((k) => /bn.*weight/.test(k))!;
     expect(moved(tight!, bn)).toBeGreaterThan(moved(none!, bn) / 10);
   });
+
+  it('starts from the weights init names, strict or not, and saves its own with their metadata', async () => {
+    // Another seed's weights: what the run must start from instead of its own initialization.
+    const file = join(dir, 'init-source.safetensors');
+    const source = buildModel(tiny('init-source', { seed: 7 }));
+    await saveWeights(source, file);
+    source.dispose();
+    const fileParameters = new Map(
+      [...(await readSafetensors(file)).tensors]
+        .filter(([k]) => !/running_|num_batches/.test(k))
+        .map(([k, t]) => [k, t.data as Float32Array]),
+    );
+    // A learning rate of 0 and no weight decay: the parameters stay where they started.
+    const still = { epochs: 1, lr: { schedule: 'constant' as const, base: 0 }, weightDecay: 0 };
+    const config = tiny('init-run', { ...still, init: { weights: file } });
+    const lines: string[] = [];
+    await trainOnRing(2, config, (rank) => ({ log: (l) => rank === 0 && lines.push(l) }));
+    expect(await parameters(config.out)).toEqual(fileParameters);
+    expect(lines.some((l) => l.startsWith(`starting from ${file}: `))).toBe(true);
+    const { metadata } = await readSafetensors(join(config.out, 'weights.safetensors'));
+    expect(metadata['arch']).toBe('resnetLight');
+    expect(JSON.parse(metadata['arch_options'] as string)).toMatchObject({ classes: 4 });
+    expect(Number(metadata['batch_norm_eps'])).toBe(1e-5);
+    expect(metadata['format']).toBe('pt');
+
+    // A wider last stage than the file's: strict refuses, naming the tensors; not strict loads
+    // the rest and says what it left.
+    const other = { arch: 'resnetLight', classes: 4, layers: [1, 1, 1], widths: [4, 8, 16] };
+    await expect(
+      trainOnRing(2, tiny('init-strict', { ...still, model: other, init: { weights: file } })),
+    ).rejects.toThrow(
+      /does not match the model \(nothing was loaded\)[\s\S]*fc\.weight expected \[4,16\] found \[4,8\]/,
+    );
+    const loose = tiny('init-loose', {
+      ...still,
+      model: other,
+      init: { weights: file, strict: false },
+    });
+    lines.length = 0;
+    await trainOnRing(2, loose, (rank) => ({ log: (l) => rank === 0 && lines.push(l) }));
+    const left = lines.find((l) => l.includes('not loaded (init.strict is false): '));
+    expect(left).toMatch(/layer3\.0\.conv1\.weight.*fc\.weight/);
+    const kept = await parameters(loose.out);
+    expect(kept.get('conv1.weight')).toEqual(fileParameters.get('conv1.weight'));
+  }, 300_000);
 
   it('refuses a batch that does not split over workers and micro-batches', async () => {
     await expect(trainOnRing(2, tiny('bad', { batchSize: 6, accumulate: 2 }))).rejects.toThrow(

@@ -69,6 +69,18 @@ describe('configs', () => {
     expect(() => validateConfig({ ...ok, augment: { flips: true } as never })).toThrow(
       "config: field 'augment.flips' is not an augmentation; expected randomResizedCrop, flip, evalResize",
     );
+    expect(
+      validateConfig({ ...ok, init: { weights: 'w.safetensors', strict: false } }),
+    ).toBeTruthy();
+    expect(() => validateConfig({ ...ok, init: { weights: '' } })).toThrow(
+      'config: field \'init.weights\' expected a safetensors file (a non-empty string), found ""',
+    );
+    expect(() => validateConfig({ ...ok, init: { weights: 'w', strict: 'no' } as never })).toThrow(
+      'config: field \'init.strict\' expected true, false or absent, found "no"',
+    );
+    expect(() => validateConfig({ ...ok, init: { weight: 'w' } as never })).toThrow(
+      "config: field 'init.weight' is not a config field (did you mean 'init.weights'?)",
+    );
     expect(() => validateConfig({ ...ok, evalsPerEpoch: 0 })).toThrow(
       "config: field 'evalsPerEpoch' expected an integer ≥ 1, or absent, found 0",
     );

@@ -406,7 +406,7 @@ const imagenetBase = {
   thor: { dampingBase: 0.03, dampingDecay: 0.87, frequency: 834, blockSize: 128 },
 } as const;
 
-/** Named starting points: the reference's ImageNet runs and the small Fashion-MNIST reproduction. */
+/** Named starting points: the reference's ImageNet runs (ResNet-50, THOR 45 epochs, SGD 90). */
 export const presets: Record<string, Omit<TrainConfig, 'data'> & { data: string }> = {
   // MindSpore resnet_thor on 8 Ascend × 32: 45 epochs, lr 0.045·(1 − e/70)^6 with halvings, wd 5e-4.
   'imagenet-resnet50-thor': {

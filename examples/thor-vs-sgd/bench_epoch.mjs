@@ -1,0 +1,83 @@
+// `npm run bench:epoch` (from the repository root): the reproduction's figure a user sees, one
+// epoch of its SGD run on its own prepared images (all 60,000 Fashion-MNIST training images,
+// RandomResizedCrop(28, [0.25, 1]) and a flip, the ResNet-8, batch 128, Nesterov SGD), with
+// thor-ts (8 worker processes over the ring, as `npm run reproduce` trains) and with PyTorch 1.13
+// on the same cores in the same run, both ways PyTorch users run it: one process with 2 threads,
+// and 8 processes with Gloo (DDP). Images per second over the epoch's training (evaluation
+// excluded, data loading included), and thor-ts's over the faster PyTorch's. Prints a table and
+// one JSON line. `--data <dir>` trains on another prepared tree; `--rounds n` repeats (medians).
+import { execFile } from 'node:child_process';
+import { rm } from 'node:fs/promises';
+import { availableParallelism, loadavg } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs, promisify } from 'node:util';
+
+import { settings, TRAIN_PER_CLASS } from './regimes.mjs';
+import { fashionMnist, resumableRun, root } from './runs.mjs';
+
+const { values } = parseArgs({
+  options: {
+    data: { type: 'string' },
+    rounds: { type: 'string', default: '1' },
+    python: { type: 'string', default: '/usr/bin/python3' },
+  },
+});
+const rounds = Number(values.rounds);
+const NPROC = 8;
+const data = await fashionMnist(TRAIN_PER_CLASS, values.data);
+const { sgd } = await settings();
+const cores = availableParallelism();
+const load = loadavg()[0];
+
+/** thor-ts: one epoch of the reproduction's SGD run on 8 workers; images per training second. */
+async function ours(round) {
+  const out = join(root, 'runs', 'bench-epoch', `round-${round}`);
+  await rm(out, { recursive: true, force: true });
+  const config = { ...sgd, data, out, epochs: 1, evalsPerEpoch: 1, seed: round + 1 };
+  const { metrics } = await resumableRun({ config, nproc: NPROC });
+  const m = metrics.at(-1);
+  return (m.step * config.batchSize) / m.trainSeconds;
+}
+
+/** PyTorch, `mode` 'single' (n threads) or 'ddp' (n processes): images per second. */
+async function torch(mode, n) {
+  const script = fileURLToPath(new URL('./torch_epoch.py', import.meta.url));
+  const args = [script, mode, data, String(sgd.batchSize), String(n), String(10 ** 9)];
+  const { stdout } = await promisify(execFile)(values.python, args, { maxBuffer: 1 << 24 });
+  const { images, seconds } = JSON.parse(stdout.trim().split('\n').at(-1));
+  return images / seconds;
+}
+
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const runs = { ours: [], single: [], ddp: [] };
+for (let r = 0; r < rounds; r++) {
+  runs.ours.push(await ours(r));
+  runs.single.push(await torch('single', cores));
+  runs.ddp.push(await torch('ddp', NPROC));
+}
+const row = {
+  ours: median(runs.ours),
+  single: median(runs.single),
+  ddp: median(runs.ddp),
+};
+const peer = Math.max(row.single, row.ddp);
+console.log(
+  `one epoch of the reproduction's SGD run (${data}), batch ${sgd.batchSize}, ${cores} cores, ` +
+    `load average ${load.toFixed(2)} before, median of ${rounds} round(s):`,
+);
+console.log(
+  `  thor-ts, ${NPROC} processes over the ring       ${row.ours.toFixed(0).padStart(6)} img/s`,
+);
+console.log(
+  `  PyTorch 1 process, ${cores} threads             ${row.single.toFixed(0).padStart(6)} img/s`,
+);
+console.log(
+  `  PyTorch ${NPROC} processes, Gloo (DDP)          ${row.ddp.toFixed(0).padStart(6)} img/s`,
+);
+console.log(
+  `  thor-ts / the faster PyTorch              ${(row.ours / peer).toFixed(2).padStart(6)}×`,
+);
+console.log(
+  JSON.stringify({ bench: 'epoch', cores, load, rounds, ...row, ratio: row.ours / peer, runs }),
+);

@@ -178,23 +178,38 @@ static void column_sums(const f32* x, int M, int C, const f32* shift, int square
   }
 }
 
-// out[r][c] = a[c] · in[r][c] + b[c].
-static void scale_shift(const f32* in, f32* out, int M, int C, const f32* a, const f32* b) {
+// out[r][c] = a[c] · in[r][c] + b[c], or max(that, 0) with `relu`.
+static void scale_shift(const f32* in, f32* out, int M, int C, const f32* a, const f32* b,
+                        int relu) {
+  const v128_t zero = wasm_f32x4_splat(0);
   for (int r = 0; r < M; r++) {
     const f32* src = in + (long)r * C;
     f32* dst = out + (long)r * C;
     int c = 0;
-    for (; c + 4 <= C; c += 4) {
-      v128_t v = wasm_f32x4_mul(wasm_v128_load(src + c), wasm_v128_load(a + c));
-      wasm_v128_store(dst + c, wasm_f32x4_add(v, wasm_v128_load(b + c)));
+    if (relu) {
+      for (; c + 4 <= C; c += 4) {
+        v128_t v = wasm_f32x4_mul(wasm_v128_load(src + c), wasm_v128_load(a + c));
+        v = wasm_f32x4_add(v, wasm_v128_load(b + c));
+        wasm_v128_store(dst + c, wasm_v128_and(v, wasm_f32x4_gt(v, zero)));
+      }
+      for (; c < C; c++) {
+        const f32 v = src[c] * a[c] + b[c];
+        dst[c] = v > 0 ? v : 0;
+      }
+    } else {
+      for (; c + 4 <= C; c += 4) {
+        v128_t v = wasm_f32x4_mul(wasm_v128_load(src + c), wasm_v128_load(a + c));
+        wasm_v128_store(dst + c, wasm_f32x4_add(v, wasm_v128_load(b + c)));
+      }
+      for (; c < C; c++) dst[c] = src[c] * a[c] + b[c];
     }
-    for (; c < C; c++) dst[c] = src[c] * a[c] + b[c];
   }
 }
 
-// mean and (biased) variance of each channel, and y = γ (x − mean) / √(var + eps) + β.
+// mean and (biased) variance of each channel, and y = γ (x − mean) / √(var + eps) + β, followed
+// by max(y, 0) when `relu` is set (batch norm and the ReLU after it in one pass over y).
 EXPORT void bn_train(const f32* x, f32* y, int M, int C, const f32* gamma, const f32* beta, f32 eps,
-                     f32* mean, f32* var, f32* scratch) {
+                     f32* mean, f32* var, f32* scratch, int relu) {
   double* tot = (double*)scratch;
   f32* acc = scratch + 2 * C;
   f32* a = acc + C;
@@ -208,14 +223,17 @@ EXPORT void bn_train(const f32* x, f32* y, int M, int C, const f32* gamma, const
     a[c] = gamma[c] * inv;
     b[c] = beta[c] - mean[c] * a[c];
   }
-  scale_shift(x, y, M, C, a, b);
+  scale_shift(x, y, M, C, a, b, relu);
 }
 
 // The gradients of bn_train given dy:
 //   dβ = Σ dy,  dγ = Σ dy · x̂,  dx = γ/σ · (dy − dβ/M − x̂ · dγ/M),  x̂ = (x − mean)/σ.
+// With `y` (the output of bn_train with relu), dy passes where y > 0 only: the ReLU's gradient,
+// applied as dy is read.
 EXPORT void bn_train_grad(const f32* dy, const f32* x, int M, int C, const f32* mean, const f32* var,
                           const f32* gamma, f32 eps, f32* dx, f32* dgamma, f32* dbeta,
-                          f32* scratch) {
+                          f32* scratch, const f32* y) {
+  const v128_t zero = wasm_f32x4_splat(0);
   double* sdy = (double*)scratch;
   double* sdyx = sdy + C;
   f32* acc0 = scratch + 4 * C;
@@ -230,16 +248,19 @@ EXPORT void bn_train_grad(const f32* dy, const f32* x, int M, int C, const f32* 
     for (int r = r0; r < r1; r++) {
       const f32* g = dy + (long)r * C;
       const f32* row = x + (long)r * C;
+      const f32* out = y ? y + (long)r * C : 0;
       int c = 0;
       for (; c + 4 <= C; c += 4) {
         v128_t d = wasm_v128_load(g + c);
+        if (out) d = wasm_v128_and(d, wasm_f32x4_gt(wasm_v128_load(out + c), zero));
         v128_t xc = wasm_f32x4_sub(wasm_v128_load(row + c), wasm_v128_load(mean + c));
         wasm_v128_store(acc0 + c, wasm_f32x4_add(wasm_v128_load(acc0 + c), d));
         wasm_v128_store(acc1 + c, wasm_f32x4_add(wasm_v128_load(acc1 + c), wasm_f32x4_mul(d, xc)));
       }
       for (; c < C; c++) {
-        acc0[c] += g[c];
-        acc1[c] += g[c] * (row[c] - mean[c]);
+        const f32 d = out && !(out[c] > 0) ? 0 : g[c];
+        acc0[c] += d;
+        acc1[c] += d * (row[c] - mean[c]);
       }
     }
     for (int c = 0; c < C; c++) {
@@ -260,14 +281,20 @@ EXPORT void bn_train_grad(const f32* dy, const f32* x, int M, int C, const f32* 
   for (int r = 0; r < M; r++) {
     const f32* g = dy + (long)r * C;
     const f32* row = x + (long)r * C;
+    const f32* yr = y ? y + (long)r * C : 0;
     f32* out = dx + (long)r * C;
     int c = 0;
     for (; c + 4 <= C; c += 4) {
-      v128_t v = wasm_f32x4_mul(wasm_v128_load(g + c), wasm_v128_load(ka + c));
+      v128_t d = wasm_v128_load(g + c);
+      if (yr) d = wasm_v128_and(d, wasm_f32x4_gt(wasm_v128_load(yr + c), zero));
+      v128_t v = wasm_f32x4_mul(d, wasm_v128_load(ka + c));
       v = wasm_f32x4_add(v, wasm_f32x4_mul(wasm_v128_load(row + c), wasm_v128_load(kb + c)));
       wasm_v128_store(out + c, wasm_f32x4_add(v, wasm_v128_load(kd + c)));
     }
-    for (; c < C; c++) out[c] = g[c] * ka[c] + row[c] * kb[c] + kd[c];
+    for (; c < C; c++) {
+      const f32 d = yr && !(yr[c] > 0) ? 0 : g[c];
+      out[c] = d * ka[c] + row[c] * kb[c] + kd[c];
+    }
   }
 }
 

@@ -12,6 +12,8 @@ export {
 export { registerGradients } from './register_gradients.js';
 export { axisPhases, type AxisPhase } from './kernels/conv_phases.js';
 export {
+  batchNormReluTrain,
+  BatchNormReluTrain,
   batchNormTrain,
   BatchNormTrain,
   BatchNormTrainGrad,

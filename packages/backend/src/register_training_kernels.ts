@@ -23,6 +23,8 @@ import { conv2dBackpropFilter } from './kernels/conv2d_backprop_filter.js';
 import { conv2dBackpropInput } from './kernels/conv2d_backprop_input.js';
 import { maxPoolGrad } from './kernels/max_pool_grad.js';
 import {
+  BatchNormReluTrain,
+  batchNormReluTrainGradConfig,
   BatchNormTrain,
   BatchNormTrainGrad,
   batchNormTrainGradConfig,
@@ -137,6 +139,19 @@ const wasmKernels: KernelConfig[] = [
       ),
   },
   {
+    kernelName: BatchNormReluTrain,
+    backendName: 'wasm',
+    kernelFunc: ({ inputs, backend, attrs }) =>
+      batchNormTrainWasm(
+        context(backend),
+        inputs['x'] as TensorInfo,
+        inputs['gamma'] as TensorInfo,
+        inputs['beta'] as TensorInfo,
+        (attrs as { epsilon: number }).epsilon,
+        true,
+      ),
+  },
+  {
     kernelName: BatchNormTrainGrad,
     backendName: 'wasm',
     kernelFunc: ({ inputs, backend, attrs }) =>
@@ -148,6 +163,7 @@ const wasmKernels: KernelConfig[] = [
         inputs['variance'] as TensorInfo,
         inputs['gamma'] as TensorInfo,
         (attrs as { epsilon: number }).epsilon,
+        inputs['y'] as TensorInfo | undefined,
       ),
   },
   {
@@ -176,7 +192,7 @@ wasmKernels.push({
 });
 
 /** Gradients of this package's fused ops, and ReLU's through the one-pass kernel. */
-const ownGradients = [batchNormTrainGradConfig, reluGradConfig];
+const ownGradients = [batchNormTrainGradConfig, batchNormReluTrainGradConfig, reluGradConfig];
 
 /**
  * Makes the loaded tfjs backends able to train: registers tfjs-core's gradients (missing in Node

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
 
-import { batchNormTrain, initBackend } from '../dist/index.js';
+import { batchNormReluTrain, batchNormTrain, initBackend } from '../dist/index.js';
 import { relativeError, values } from './reference.js';
 
 type Backend = 'wasm' | 'cpu';
@@ -11,7 +11,7 @@ type Backend = 'wasm' | 'cpu';
  * tfjs's moments + batchNorm differentiated by tfjs, an independent reference for the fused
  * wasm kernels.
  */
-async function run(backend: Backend, shape: number[], epsilon: number) {
+async function run(backend: Backend, shape: number[], epsilon: number, fused = false) {
   await initBackend({ backend });
   const before = tf.memory().numTensors;
   const c = shape[shape.length - 1] as number;
@@ -22,10 +22,19 @@ async function run(backend: Backend, shape: number[], epsilon: number) {
   const gamma = tf.tensor1d(values(c, 22).map((v) => v + 1.5));
   const beta = tf.tensor1d(values(c, 23));
   const r = tf.tensor(values(size, 24), shape);
+  // batchNormReluTrain, or batchNormTrain and tfjs's ReLU apart.
+  const bnRelu = (a: tf.Tensor, g: tf.Tensor1D, b: tf.Tensor1D) => {
+    if (fused) return batchNormReluTrain(a, g, b, epsilon);
+    const out = batchNormTrain(a, g, b, epsilon);
+    return { ...out, y: tf.relu(out.y) };
+  };
   const f = (a: tf.Tensor, g: tf.Tensor, b: tf.Tensor) =>
-    tf.sum(tf.mul(tf.relu(batchNormTrain(a, g as tf.Tensor1D, b as tf.Tensor1D, epsilon).y), r));
+    tf.sum(tf.mul(bnRelu(a, g as tf.Tensor1D, b as tf.Tensor1D).y, r));
   const [dx, dg, db] = tf.grads(f as (...args: tf.Tensor[]) => tf.Tensor)([x, gamma, beta]);
-  const { y, mean, variance } = batchNormTrain(x, gamma, beta, epsilon);
+  const { y, mean, variance } = tf.tidy(() => {
+    const out = bnRelu(x, gamma, beta);
+    return { y: out.y, mean: out.mean, variance: out.variance };
+  }) as { y: tf.Tensor; mean: tf.Tensor; variance: tf.Tensor };
   const out = {
     y: y.dataSync().slice(),
     mean: mean.dataSync().slice(),
@@ -64,6 +73,32 @@ describe('batchNormTrain', () => {
       expect(wasm.variance[0]).toBeCloseTo(v, 4);
       expect(wasm.leaked).toBe(0);
       expect(cpu.leaked).toBe(0);
+    },
+  );
+
+  it.each([
+    [[4, 5, 3, 7], 1e-5],
+    [[2, 9, 9, 64], 1e-4],
+    [[3, 7, 5, 33], 1e-5],
+    [[130, 6], 1e-5],
+  ] as const)(
+    'with its ReLU fused (batchNormReluTrain) equals batch norm then ReLU, values and gradients: %j eps %d',
+    async (shape, eps) => {
+      const cpu = await run('cpu', [...shape], eps);
+      const apart = await run('wasm', [...shape], eps);
+      const fused = await run('wasm', [...shape], eps, true);
+      const cpuFused = await run('cpu', [...shape], eps, true);
+      for (const key of ['y', 'mean', 'variance', 'dx', 'dgamma', 'dbeta'] as const) {
+        expect(relativeError(fused[key], cpu[key]), key).toBeLessThan(2e-5);
+        // The same arithmetic as the kernels apart: the same floats but for the ReLU's mask
+        // reaching the gradient's sums before (not after) they are formed.
+        expect(relativeError(fused[key], apart[key]), key).toBeLessThan(1e-6);
+        expect(Array.from(cpuFused[key]), key).toEqual(Array.from(cpu[key]));
+      }
+      expect(Array.from(fused.y)).toEqual(Array.from(apart.y));
+      expect(Math.min(...fused.y)).toBe(0);
+      expect(fused.leaked).toBe(0);
+      expect(cpuFused.leaked).toBe(0);
     },
   );
 

@@ -58,6 +58,7 @@ describe('initBackend', () => {
           'BatchMatMul',
           'MaxPoolGrad',
           'ThorBatchNormTrain',
+          'ThorBatchNormReluTrain',
           'ThorBatchNormTrainGrad',
           'ThorReluGrad',
           'Identity',

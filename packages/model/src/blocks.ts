@@ -39,7 +39,8 @@ export interface BlockKind {
   ): Block;
 }
 
-type Layer = { apply(x: Tensor4D, ctx: ForwardContext): Tensor4D };
+/** A convolution or a batch norm; a batch norm takes the ReLU after it (`withRelu`) too. */
+type Layer = { apply(x: Tensor4D, ctx: ForwardContext, withRelu?: boolean): Tensor4D };
 
 class Residual implements Block {
   constructor(
@@ -51,9 +52,8 @@ class Residual implements Block {
   apply(x: Tensor4D, ctx: ForwardContext): Tensor4D {
     let y = x;
     this.branch.forEach((layer, i) => {
-      y = layer.apply(y, ctx);
       // ReLU after every batch norm but the last, which waits for the addition.
-      if (i % 2 === 1 && i < this.branch.length - 1) y = relu(y);
+      y = layer.apply(y, ctx, i % 2 === 1 && i < this.branch.length - 1);
     });
     const identity = this.shortcut === undefined ? x : this.shortcut.apply(x, ctx);
     return relu(add(y, identity)) as Tensor4D;

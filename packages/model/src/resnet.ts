@@ -1,7 +1,6 @@
 import {
   maxPool,
   mean,
-  relu,
   type Tensor,
   type Tensor2D,
   type Tensor4D,
@@ -113,7 +112,7 @@ export class ResNet implements Model {
           `found ${images.dtype} [${images.shape}]`,
       );
     }
-    let x = relu(this.bn1.apply(this.conv1.apply(images as Tensor4D, ctx), ctx));
+    let x = this.bn1.apply(this.conv1.apply(images as Tensor4D, ctx), ctx, true);
     if (this.spec.options.stem.maxPool) x = maxPool(x, 3, 2, 1);
     for (const b of this.blocks) x = b.apply(x, ctx);
     return this.fc.apply(mean(x, [1, 2]) as Tensor2D, ctx);

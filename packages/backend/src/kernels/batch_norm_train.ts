@@ -24,8 +24,9 @@ export function batchNormTrainWasm(
   gamma: TensorInfo,
   beta: TensorInfo,
   epsilon: number,
+  relu = false,
 ): TensorInfo[] {
-  const [m, c] = rowsAndChannels('ThorBatchNormTrain', x, gamma);
+  const [m, c] = rowsAndChannels(relu ? 'ThorBatchNormReluTrain' : 'ThorBatchNormTrain', x, gamma);
   const y = ctx.alloc(x.shape);
   const mean = ctx.alloc([c]);
   const variance = ctx.alloc([c]);
@@ -41,6 +42,7 @@ export function batchNormTrainWasm(
     ctx.ptr(mean),
     ctx.ptr(variance),
     ctx.ptr(scratch),
+    relu ? 1 : 0,
   );
   ctx.free(scratch);
   return [y, mean, variance];
@@ -54,6 +56,8 @@ export function batchNormTrainGradWasm(
   variance: TensorInfo,
   gamma: TensorInfo,
   epsilon: number,
+  /** The forward's output when it had the ReLU: dy passes where it is positive. */
+  y?: TensorInfo,
 ): TensorInfo[] {
   const [m, c] = rowsAndChannels('ThorBatchNormTrainGrad', x, gamma);
   const dx = ctx.alloc(x.shape);
@@ -73,6 +77,7 @@ export function batchNormTrainGradWasm(
     ctx.ptr(dgamma),
     ctx.ptr(dbeta),
     ctx.ptr(scratch),
+    y === undefined ? 0 : ctx.ptr(y),
   );
   ctx.free(scratch);
   return [dx, dgamma, dbeta];

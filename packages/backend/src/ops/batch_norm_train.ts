@@ -1,6 +1,7 @@
 import {
   batchNorm,
   cast,
+  relu,
   engine,
   getBackend,
   getKernel,
@@ -14,6 +15,7 @@ import {
 
 /** Kernel names of the fused training ops (registered on wasm by `registerTrainingKernels`). */
 export const BatchNormTrain = 'ThorBatchNormTrain';
+export const BatchNormReluTrain = 'ThorBatchNormReluTrain';
 export const BatchNormTrainGrad = 'ThorBatchNormTrainGrad';
 export const ReluGrad = 'ThorReluGrad';
 
@@ -52,6 +54,30 @@ export function batchNormTrain<T extends Tensor>(
   return { y, mean: mean as Tensor1D, variance: variance as Tensor1D };
 }
 
+/**
+ * `batchNormTrain` followed by a ReLU, as every batch norm of a ResNet but the last of each block
+ * is: one pass writes max(y, 0) on wasm (where batch norm and ReLU apart write y, read it and
+ * write the ReLU's output), and its gradient applies the ReLU's as it reads dy. `y` is after the
+ * ReLU; `mean` and `variance` are the batch's, as `batchNormTrain` gives them.
+ */
+export function batchNormReluTrain<T extends Tensor>(
+  x: T,
+  gamma: Tensor1D,
+  beta: Tensor1D,
+  epsilon = 1e-5,
+): BatchNormTrainResult<T> {
+  if (getKernel(BatchNormReluTrain, getBackend()) !== undefined) {
+    const [y, mean, variance] = engine().runKernel(
+      BatchNormReluTrain,
+      { x, gamma, beta },
+      { epsilon },
+    ) as [T, Tensor1D, Tensor1D];
+    return { y, mean, variance };
+  }
+  const { y, mean, variance } = batchNormTrain(x, gamma, beta, epsilon);
+  return { y: relu(y) as T, mean, variance };
+}
+
 export const batchNormTrainGradConfig: GradConfig = {
   kernelName: BatchNormTrain,
   inputsToSave: ['x', 'gamma'],
@@ -62,6 +88,22 @@ export const batchNormTrainGradConfig: GradConfig = {
     const [dx, dgamma, dbeta] = engine().runKernel(
       BatchNormTrainGrad,
       { dy, x, mean, variance, gamma },
+      attrs as never,
+    ) as Tensor[];
+    return { x: () => dx as Tensor, gamma: () => dgamma as Tensor, beta: () => dbeta as Tensor };
+  },
+};
+
+export const batchNormReluTrainGradConfig: GradConfig = {
+  kernelName: BatchNormReluTrain,
+  inputsToSave: ['x', 'gamma'],
+  outputsToSave: [true, true, true],
+  gradFunc: (dys, saved, attrs) => {
+    const dy = Array.isArray(dys) ? (dys[0] as Tensor) : dys;
+    const [x, gamma, y, mean, variance] = saved as [Tensor, Tensor, Tensor, Tensor, Tensor];
+    const [dx, dgamma, dbeta] = engine().runKernel(
+      BatchNormTrainGrad,
+      { dy, x, mean, variance, gamma, y },
       attrs as never,
     ) as Tensor[];
     return { x: () => dx as Tensor, gamma: () => dgamma as Tensor, beta: () => dbeta as Tensor };

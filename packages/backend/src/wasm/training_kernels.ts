@@ -89,6 +89,7 @@ export interface TrainingKernels {
     mean: number,
     variance: number,
     scratch: number,
+    relu: number,
   ): void;
   bnTrainGrad(
     dy: number,
@@ -103,6 +104,7 @@ export interface TrainingKernels {
     dgamma: number,
     dbeta: number,
     scratch: number,
+    y: number,
   ): void;
   reluGrad(dy: number, x: number, dx: number, count: number): void;
   maxPoolGrad(

@@ -2,12 +2,13 @@ import {
   add,
   batchNorm,
   mul,
+  relu,
   tidy,
   type Tensor1D,
   type Tensor4D,
   type Variable,
 } from '@tensorflow/tfjs-core';
-import { batchNormTrain } from '@thor-ts/backend';
+import { batchNormReluTrain, batchNormTrain } from '@thor-ts/backend';
 
 import { init } from '../init.js';
 import type { ModelState } from '../state.js';
@@ -77,20 +78,18 @@ export class BatchNorm2d {
     this.batches = state.addCounter(`${name}.num_batches_tracked`);
   }
 
-  apply(x: Tensor4D, ctx: ForwardContext): Tensor4D {
+  /** Batch norm of x, and the ReLU after it when `withRelu` is set (one fused kernel in training). */
+  apply(x: Tensor4D, ctx: ForwardContext, withRelu = false): Tensor4D {
     const gamma = this.weight as unknown as Tensor1D;
     const beta = this.bias as unknown as Tensor1D;
     if (!ctx.training) {
-      return batchNorm(
-        x,
-        this.runningMean,
-        this.runningVar,
-        beta,
-        gamma,
-        this.config.eps,
-      ) as Tensor4D;
+      return tidy(() => {
+        const y = batchNorm(x, this.runningMean, this.runningVar, beta, gamma, this.config.eps);
+        return withRelu ? relu(y) : y;
+      }) as Tensor4D;
     }
-    const { y, mean, variance } = batchNormTrain(x, gamma, beta, this.config.eps);
+    const train = withRelu ? batchNormReluTrain : batchNormTrain;
+    const { y, mean, variance } = train(x, gamma, beta, this.config.eps);
     const n = x.size / this.channels;
     const m = this.config.momentum;
     tidy(() => {

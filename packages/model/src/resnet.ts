@@ -1,10 +1,4 @@
-import {
-  maxPool,
-  mean,
-  type Tensor,
-  type Tensor2D,
-  type Tensor4D,
-} from '@tensorflow/tfjs-core';
+import { maxPool, mean, type Tensor, type Tensor2D, type Tensor4D } from '@tensorflow/tfjs-core';
 
 import type { Block, BlockKind, Shortcut } from './blocks.js';
 import { BatchNorm2d, batchNormPresets, type BatchNormConfig } from './layers/batch_norm.js';

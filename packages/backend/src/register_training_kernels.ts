@@ -6,6 +6,7 @@ import {
   registerKernel,
   unregisterKernel,
   type BatchMatMulAttrs,
+  type Conv2DAttrs,
   type Conv2DBackpropFilterAttrs,
   type Conv2DBackpropInputAttrs,
   type KernelConfig,
@@ -19,6 +20,7 @@ import {
   batchNormTrainWasm,
   reluGradWasm,
 } from './kernels/batch_norm_train.js';
+import { conv2d } from './kernels/conv2d.js';
 import { conv2dBackpropFilter } from './kernels/conv2d_backprop_filter.js';
 import { conv2dBackpropInput } from './kernels/conv2d_backprop_input.js';
 import { maxPoolGrad } from './kernels/max_pool_grad.js';
@@ -82,6 +84,17 @@ function context(backend: unknown): WasmContext {
 }
 
 const wasmKernels: KernelConfig[] = [
+  {
+    kernelName: 'Conv2D',
+    backendName: 'wasm',
+    kernelFunc: ({ inputs, backend, attrs }) =>
+      conv2d(
+        context(backend),
+        inputs['x'] as TensorInfo,
+        inputs['filter'] as TensorInfo,
+        attrs as unknown as Conv2DAttrs,
+      ),
+  },
   {
     kernelName: 'Conv2DBackpropInput',
     backendName: 'wasm',

@@ -2,7 +2,13 @@ import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 
 import { initBackend } from '../dist/index.js';
-import { conv2dFilterGrad64, conv2dInputGrad64, relativeError, values } from './reference.js';
+import {
+  conv2d64,
+  conv2dFilterGrad64,
+  conv2dInputGrad64,
+  relativeError,
+  values,
+} from './reference.js';
 
 type Pad = 'same' | 'valid' | [[0, 0], [number, number], [number, number], [0, 0]];
 interface Case {
@@ -34,6 +40,10 @@ const cases: Case[] = [
   { x: [2, 10, 9, 3], k: [5, 3], co: 4, strides: [3, 2], pad: explicit(2, 0, 1, 2) },
   { x: [1, 6, 6, 2], k: [1, 1], co: 3, strides: [3, 3], pad: 'valid' },
   { x: [1, 4, 4, 33], k: [3, 3], co: 17, strides: [1, 1], pad: explicit(0, 2, 2, 0) },
+  // GEMM blocks: depth 300 > 256 and 520 > 512 output channels, 25 positions (not 4k); depth
+  // 4608 > the im2col chunk's 112 rows of 144 positions.
+  { x: [1, 5, 5, 300], k: [1, 1], co: 520, strides: [1, 1], pad: 'valid' },
+  { x: [1, 12, 12, 512], k: [3, 3], co: 9, strides: [1, 1], pad: 'same' },
 ];
 
 const geometry = (c: Case, ho: number, wo: number) => {
@@ -56,7 +66,7 @@ const geometry = (c: Case, ho: number, wo: number) => {
   };
 };
 
-describe.each(['wasm', 'cpu'] as const)('conv2d gradients on %s', (backend) => {
+describe.each(['wasm', 'cpu'] as const)('conv2d and its gradients on %s', (backend) => {
   beforeAll(async () => {
     await initBackend({ backend });
   });
@@ -79,6 +89,7 @@ describe.each(['wasm', 'cpu'] as const)('conv2d gradients on %s', (backend) => {
         tf.sum(tf.mul(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, c.strides, c.pad), dy)),
       )([x, f]) as [tf.Tensor, tf.Tensor];
       const g = geometry(c, ho, wo);
+      expect(relativeError(y.dataSync(), conv2d64(g, xv, wv))).toBeLessThan(1e-5);
       expect(dx.shape).toEqual(c.x);
       expect(dw.shape).toEqual([...c.k, ci, c.co]);
       expect(relativeError(dx.dataSync(), conv2dInputGrad64(g, dyv, wv))).toBeLessThan(1e-5);

@@ -53,6 +53,7 @@ describe('initBackend', () => {
         backend: 'wasm',
         simd: true,
         kernels: [
+          'Conv2D',
           'Conv2DBackpropInput',
           'Conv2DBackpropFilter',
           'BatchMatMul',

@@ -42,6 +42,15 @@ function forEachTerm(g: Conv2dGeometry, visit: (xAt: number, yAt: number, wAt: n
           }
 }
 
+/** y[n,oh,ow,co] = Σ x[n, oh·sh + i − pt, ow·sw + j − pl, ci] · w[i,j,ci,co]. */
+export function conv2d64(g: Conv2dGeometry, x: ArrayLike<number>, f: ArrayLike<number>) {
+  const y = new Float64Array(g.n * g.ho * g.wo * g.co);
+  forEachTerm(g, (xAt, yAt, wAt) => {
+    y[yAt] = (y[yAt] as number) + (x[xAt] as number) * (f[wAt] as number);
+  });
+  return y;
+}
+
 /** dx[n,h,w,ci] = Σ dy[n,oh,ow,co] · w[i,j,ci,co] over oh·sh + i − pt = h, ow·sw + j − pl = w. */
 export function conv2dInputGrad64(g: Conv2dGeometry, dy: ArrayLike<number>, f: ArrayLike<number>) {
   const dx = new Float64Array(g.n * g.h * g.w * g.ci);

@@ -64,7 +64,7 @@ export function conv2dBackpropFilter(
   const { strideHeight: sh, strideWidth: sw, padInfo } = info;
   const k = ctx.k;
   const parts = chunks(n, ho, wo, kh * kw * ci);
-  let dw: TensorInfo | undefined;
+  const dw = ctx.alloc([kh, kw, ci, co]);
   for (const c of parts) {
     const positions = c.images * (c.oh1 - c.oh0) * wo;
     const cols = ctx.alloc([kh * kw * ci, positions]);
@@ -87,25 +87,19 @@ export function conv2dBackpropFilter(
       0,
       kh * kw,
     );
-    let dyPart = ctx.view(dy, [positions, co]);
-    if (parts.length > 1) {
-      dyPart = ctx.alloc([positions, co]);
-      k.copyF32(ctx.ptr(dy) + (c.n0 * ho + c.oh0) * wo * co * 4, ctx.ptr(dyPart), positions * co);
-    }
-    const part = ctx.matmul(cols, dyPart);
+    const rowsOfDy = ctx.ptr(dy) + (c.n0 * ho + c.oh0) * wo * co * 4;
+    ctx.gemm(
+      { ptr: ctx.ptr(cols), rowStride: positions },
+      { ptr: rowsOfDy, kStride: co, nStride: 1 },
+      { ptr: ctx.ptr(dw), rowStride: co },
+      kh * kw * ci,
+      co,
+      positions,
+      c !== parts[0],
+    );
     ctx.free(cols);
-    if (parts.length > 1) ctx.free(dyPart);
-    if (dw === undefined) {
-      dw = part;
-    } else {
-      k.addF32(ctx.ptr(dw), ctx.ptr(part), kh * kw * ci * co);
-      ctx.free(part);
-    }
   }
-  if (dw === undefined) {
-    // No output positions (an empty batch): the gradient is zero.
-    dw = ctx.alloc([kh, kw, ci, co]);
-    k.fillZero(ctx.ptr(dw), kh * kw * ci * co);
-  }
-  return ctx.view(dw, [kh, kw, ci, co]);
+  // No output positions (an empty batch): the gradient is zero.
+  if (n * ho * wo === 0) k.fillZero(ctx.ptr(dw), kh * kw * ci * co);
+  return dw;
 }

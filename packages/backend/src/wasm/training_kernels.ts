@@ -126,6 +126,61 @@ export interface TrainingKernels {
     scratch: number,
   ): void;
   copyF32(src: number, dst: number, count: number): void;
+  /**
+   * `c[m, n] (+)= a[m, k] · b[k, n]`: a's element (i, p) at `a + 4·(i·lda + p)`, b's (p, j) at
+   * `b + 4·(p·sbk + j·sbn)`, c row-major with rows `ldc` apart; `scratch` holds
+   * `gemmScratchFloats()` floats.
+   */
+  gemmF32(
+    a: number,
+    lda: number,
+    b: number,
+    sbk: number,
+    sbn: number,
+    c: number,
+    ldc: number,
+    m: number,
+    n: number,
+    k: number,
+    accumulate: number,
+    scratch: number,
+  ): void;
+  gemmScratchFloats(): number;
+  /** Floats of a k × n matrix packed by `gemmPack`. */
+  gemmPackedFloats(k: number, n: number): number;
+  /** Packs b (strides as in `gemmF32`) for `gemmF32Packed`. */
+  gemmPack(b: number, sbk: number, sbn: number, k: number, n: number, out: number): void;
+  /** `gemmF32` with b packed by `gemmPack`. */
+  gemmF32Packed(
+    a: number,
+    lda: number,
+    packed: number,
+    c: number,
+    ldc: number,
+    m: number,
+    n: number,
+    k: number,
+    accumulate: number,
+    scratch: number,
+  ): void;
+  /** Rows [r0, r0 + rows) of the im2col matrix of an NHWC tensor, [rows, kh·kw·C]. */
+  im2col(
+    x: number,
+    out: number,
+    h: number,
+    w: number,
+    c: number,
+    ho: number,
+    wo: number,
+    kh: number,
+    kw: number,
+    sh: number,
+    sw: number,
+    pt: number,
+    pl: number,
+    r0: number,
+    rows: number,
+  ): void;
 }
 
 const wasmUrl = new URL('../../wasm/training_kernels.wasm', import.meta.url);
@@ -162,6 +217,12 @@ export function trainingKernelsFor(memory: WebAssembly.Memory): TrainingKernels 
     reluGrad: fn('relu_grad'),
     maxPoolGrad: fn('max_pool_grad'),
     copyF32: fn('copy_f32'),
+    gemmF32: fn('gemm_f32'),
+    gemmScratchFloats: fn('gemm_scratch_floats') as unknown as () => number,
+    gemmPackedFloats: fn('gemm_packed_floats') as unknown as (k: number, n: number) => number,
+    gemmPack: fn('gemm_pack'),
+    gemmF32Packed: fn('gemm_f32_packed'),
+    im2col: fn('im2col'),
   };
   instances.set(memory, kernels);
   return kernels;

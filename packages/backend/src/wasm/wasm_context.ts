@@ -5,6 +5,7 @@ import {
   type TensorInfo,
 } from '@tensorflow/tfjs-core';
 
+import { conv2dGemm } from '../kernels/conv2d.js';
 import { trainingKernelsFor, type TrainingKernels } from './training_kernels.js';
 
 /** The parts of tfjs-backend-wasm's `BackendWasm` these kernels use. */
@@ -79,28 +80,38 @@ export class WasmContext {
     return { dataId: t.dataId, shape, dtype: t.dtype };
   }
 
-  /** A stride-1 convolution in XNNPACK with explicit padding [top, bottom, left, right]. */
+  /** A stride-1 convolution with explicit padding [top, bottom, left, right] (`conv2dGemm`). */
   conv2d(x: TensorInfo, filter: TensorInfo, pad: [number, number, number, number]): TensorInfo {
+    const [n, h, w, ci] = x.shape as [number, number, number, number];
+    const [kh, kw, , co] = filter.shape as [number, number, number, number];
+    return conv2dGemm(this, x, filter, {
+      n,
+      h,
+      w,
+      ci,
+      co,
+      kh,
+      kw,
+      ho: h + pad[0] + pad[1] - kh + 1,
+      wo: w + pad[2] + pad[3] - kw + 1,
+      sh: 1,
+      sw: 1,
+      pt: pad[0],
+      pl: pad[2],
+    });
+  }
+
+  /** XNNPACK's convolution, as tfjs-backend-wasm's Conv2D kernel runs it. */
+  conv2dXnnpack(x: TensorInfo, filter: TensorInfo, attrs: unknown): TensorInfo {
     return this.conv2dFunc({
       inputs: { x, filter },
       backend: this.backend as never,
-      attrs: {
-        strides: [1, 1],
-        pad: [
-          [0, 0],
-          [pad[0], pad[1]],
-          [pad[2], pad[3]],
-          [0, 0],
-        ],
-        dataFormat: 'NHWC',
-        dilations: [1, 1],
-        dimRoundingMode: undefined,
-      } as never,
+      attrs: attrs as never,
     }) as TensorInfo;
   }
 
   /** a [m, k] times b [k, n] in XNNPACK's fully-connected GEMM (no transposes, batch 1). */
-  matmul(a: TensorInfo, b: TensorInfo): TensorInfo {
+  matmulXnnpack(a: TensorInfo, b: TensorInfo): TensorInfo {
     const [m, k] = a.shape as [number, number];
     const n = b.shape[1] as number;
     const out = this.batchMatMulFunc({
@@ -110,4 +121,97 @@ export class WasmContext {
     }) as TensorInfo;
     return this.view(out, [m, n]);
   }
+
+  /** a [m, k] times b [k, n] in the package's own GEMM (`gemm`). */
+  matmul(a: TensorInfo, b: TensorInfo): TensorInfo {
+    const [m, k] = a.shape as [number, number];
+    const n = b.shape[1] as number;
+    const out = this.alloc([m, n]);
+    this.gemm(
+      { ptr: this.ptr(a), rowStride: k },
+      { ptr: this.ptr(b), kStride: n, nStride: 1 },
+      { ptr: this.ptr(out), rowStride: n },
+      m,
+      n,
+      k,
+      false,
+    );
+    return out;
+  }
+
+  /**
+   * `c (+)= a · b` for strided views into the heap, in the package's own GEMM (`gemm_f32` in
+   * csrc/): a is m × k with k contiguous, b is k × n with any strides (a transposed matrix is
+   * `kStride: 1`), c is m × n with n contiguous; `accumulate` adds to c instead of overwriting it.
+   */
+  gemm(a: RowMajor, b: Strided, c: RowMajor, m: number, n: number, k: number, accumulate: boolean) {
+    const scratch = this.gemmScratch();
+    this.k.gemmF32(
+      a.ptr,
+      a.rowStride,
+      b.ptr,
+      b.kStride,
+      b.nStride,
+      c.ptr,
+      c.rowStride,
+      m,
+      n,
+      k,
+      accumulate ? 1 : 0,
+      this.ptr(scratch),
+    );
+    this.free(scratch);
+  }
+
+  /** b (k × n, any strides) packed once for several `gemmPacked` calls; the caller frees it. */
+  packB(b: Strided, k: number, n: number): TensorInfo {
+    const packed = this.alloc([this.k.gemmPackedFloats(k, n)]);
+    this.k.gemmPack(b.ptr, b.kStride, b.nStride, k, n, this.ptr(packed));
+    return packed;
+  }
+
+  /** `gemm` with b packed by `packB`. */
+  gemmPacked(
+    a: RowMajor,
+    packed: TensorInfo,
+    c: RowMajor,
+    m: number,
+    n: number,
+    k: number,
+    accumulate: boolean,
+  ): void {
+    const scratch = this.gemmScratch();
+    this.k.gemmF32Packed(
+      a.ptr,
+      a.rowStride,
+      this.ptr(packed),
+      c.ptr,
+      c.rowStride,
+      m,
+      n,
+      k,
+      accumulate ? 1 : 0,
+      this.ptr(scratch),
+    );
+    this.free(scratch);
+  }
+
+  private gemmScratch(): TensorInfo {
+    this.gemmScratchFloats ??= this.k.gemmScratchFloats();
+    return this.alloc([this.gemmScratchFloats]);
+  }
+  private gemmScratchFloats: number | undefined;
+}
+
+/** A matrix in the heap with contiguous rows `rowStride` floats apart (ptr in bytes). */
+export interface RowMajor {
+  ptr: number;
+  rowStride: number;
+}
+
+/** A k × n matrix in the heap, element (p, j) at `ptr + 4·(p·kStride + j·nStride)`. */
+export interface Strided {
+  ptr: number;
+  kStride: number;
+  nStride: number;
 }

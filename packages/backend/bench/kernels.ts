@@ -2,12 +2,16 @@
 //
 // GFLOP/s of the forward convolution, its input gradient and its filter gradient for every
 // distinct ResNet-50 v1.5 conv shape, on one tfjs backend in this process (one thread), as a table
-// and as one JSON line. Each figure is the median of --reps timed runs after one warm-up. The wasm
+// and as one JSON line. On wasm also tfjs-backend-wasm's own forward convolution (XNNPACK), which
+// the package replaces, and the package's GEMM on operands that stay in cache (its peak). Each figure is the median of --reps timed runs after one warm-up. The wasm
 // backend computes synchronously, so a kernel's time is the time of its call; outputs are never
 // read back (reading a large tensor out of the wasm heap costs more than many kernels).
 import { parseArgs } from 'node:util';
 
+import { readFileSync } from 'node:fs';
+
 import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-wasm';
 
 import { initBackend, type BackendName } from '../dist/index.js';
 import { resnet50Convs, type ConvShape } from './resnet50_convs.js';
@@ -18,12 +22,52 @@ const { values } = parseArgs({
     reps: { type: 'string', default: '5' },
     only: { type: 'string' },
     backend: { type: 'string', default: 'wasm' },
-    'stock-wasm': { type: 'boolean', default: false },
   },
 });
 const batch = Number(values.batch);
 const reps = Number(values.reps);
+// tfjs-backend-wasm's own Conv2D (XNNPACK), taken before initBackend() registers the package's.
+const xnnpackConv2d = tf.getKernel('Conv2D', 'wasm');
 const init = await initBackend({ backend: values.backend as BackendName });
+const onWasm = init.backend === 'wasm' && xnnpackConv2d !== undefined;
+if (onWasm) xnnpackConv2d.setupFunc?.(tf.backend() as never);
+
+/** The forward convolution in XNNPACK, as a tensor the caller disposes. */
+function xnnpackForward(x: tf.Tensor4D, w: tf.Tensor4D, attrs: object): tf.Tensor {
+  const out = (xnnpackConv2d as tf.KernelConfig).kernelFunc({
+    inputs: { x, filter: w },
+    backend: tf.backend(),
+    attrs: { ...attrs, dilations: 1 } as never,
+  }) as tf.TensorInfo;
+  return tf.engine().makeTensorFromTensorInfo(out);
+}
+
+/**
+ * The package's GEMM (wasm/training_kernels.wasm) on a 64 × 64 × 256 product whose operands stay
+ * in cache, repeated: the most its 4 × 8 tiles reach on this CPU and runtime, in GFLOP/s.
+ */
+function gemmPeak(): number {
+  const memory = new WebAssembly.Memory({ initial: 64 });
+  const wasm = new URL('../wasm/training_kernels.wasm', import.meta.url);
+  const e = new WebAssembly.Instance(new WebAssembly.Module(readFileSync(wasm)), {
+    env: { memory },
+  }).exports as Record<string, (...args: number[]) => number>;
+  const [m, n, k] = [64, 64, 256];
+  const f32 = new Float32Array(memory.buffer);
+  for (let i = 0; i < m * k + k * n; i++) f32[i] = Math.sin(i);
+  const [a, b, c] = [0, m * k * 4, (m * k + k * n) * 4];
+  const scratch = c + m * n * 4;
+  const run = () => e['gemm_f32']!(a, k, b, n, 1, c, n, m, n, k, 0, scratch);
+  const calls = 2000;
+  const rates: number[] = [];
+  for (let r = 0; r <= reps; r++) {
+    const t0 = performance.now();
+    for (let i = 0; i < calls; i++) run();
+    rates.push((2 * m * n * k * calls) / ((performance.now() - t0) / 1e3) / 1e9);
+  }
+  rates.shift();
+  return rates.sort((p, q) => p - q)[rates.length >> 1] as number;
+}
 
 function medianMs(run: () => tf.Tensor): number {
   const times: number[] = [];
@@ -44,6 +88,8 @@ interface Row {
   shape: string;
   gflop: number;
   forward: number;
+  /** tfjs-backend-wasm's own forward convolution (XNNPACK); wasm only. */
+  xnnpackForward?: number;
   inputGrad: number;
   filterGrad: number;
 }
@@ -63,6 +109,7 @@ function measure(s: ConvShape): Row {
   const gflop = (2 * batch * ho * wo * s.cin * s.cout * s.k * s.k) / 1e9;
   const attrs = { strides: s.stride, pad, dataFormat: 'NHWC', dimRoundingMode: undefined };
   const forward = medianMs(() => tf.conv2d(x, w, s.stride, pad));
+  const xnnpack = onWasm ? medianMs(() => xnnpackForward(x, w, attrs)) : undefined;
   const inputGrad = medianMs(
     () =>
       tf.engine().runKernel('Conv2DBackpropInput', { dy, filter: w }, {
@@ -84,6 +131,7 @@ function measure(s: ConvShape): Row {
     shape: `${s.size}x${s.size}x${s.cin}>${s.cout} k${s.k} s${s.stride}`,
     gflop,
     forward: rate(forward),
+    ...(xnnpack === undefined ? {} : { xnnpackForward: rate(xnnpack) }),
     inputGrad: rate(inputGrad),
     filterGrad: rate(filterGrad),
   };
@@ -93,40 +141,52 @@ const shapes = resnet50Convs.filter(
   (s) => values.only === undefined || s.name.includes(values.only),
 );
 const rows = shapes.map(measure);
-const f1 = (v: number) => v.toFixed(1).padStart(7);
+const f1 = (v: number | undefined) => (v === undefined ? '-' : v.toFixed(1)).padStart(7);
+const r2 = (v: number | undefined, w = 8) => (v === undefined ? '-' : v.toFixed(2)).padStart(w);
+const peak = onWasm ? gemmPeak() : undefined;
 console.log(
   `backend ${init.backend} (simd ${init.simd}, ${init.threads} thread), batch ${batch}, ` +
-    `median of ${reps}; GFLOP/s, and each gradient as a ratio to the forward conv`,
+    `median of ${reps}; GFLOP/s, each gradient as a ratio to the forward conv, and the forward ` +
+    `as a ratio to XNNPACK's`,
 );
-console.log(
-  `${'conv'.padEnd(24)} ${'shape'.padEnd(24)} ${'fwd'.padStart(7)} ${'dInput'.padStart(7)} ${'dFilter'.padStart(7)}  dIn/fwd dFil/fwd`,
-);
-for (const r of rows) {
+if (peak !== undefined) {
   console.log(
-    `${r.name.padEnd(24)} ${r.shape.padEnd(24)} ${f1(r.forward)} ${f1(r.inputGrad)} ${f1(r.filterGrad)}  ` +
-      `${(r.inputGrad / r.forward).toFixed(2).padStart(7)} ${(r.filterGrad / r.forward).toFixed(2).padStart(8)}`,
+    `the package's GEMM with its operands in cache (64 x 64 x 256): ${peak.toFixed(1)} GFLOP/s`,
   );
 }
+console.log(
+  `${'conv'.padEnd(24)} ${'shape'.padEnd(24)} ${'fwd'.padStart(7)} ${'dInput'.padStart(7)} ${'dFilter'.padStart(7)} ${'XNNPACK'.padStart(7)}  dIn/fwd dFil/fwd fwd/XNNPACK`,
+);
+const line = (name: string, r: Omit<Row, 'name' | 'shape' | 'gflop'>) =>
+  `${name} ${f1(r.forward)} ${f1(r.inputGrad)} ${f1(r.filterGrad)} ${f1(r.xnnpackForward)}  ` +
+  `${r2(r.inputGrad / r.forward, 7)} ${r2(r.filterGrad / r.forward)} ${r2(r.xnnpackForward && r.forward / r.xnnpackForward, 11)}`;
+for (const r of rows) console.log(line(`${r.name.padEnd(24)} ${r.shape.padEnd(24)}`, r));
 // Whole-network rates: each shape weighted by its FLOPs and how often ResNet-50 uses it.
-const total = (key: 'forward' | 'inputGrad' | 'filterGrad') => {
+const total = (key: 'forward' | 'inputGrad' | 'filterGrad' | 'xnnpackForward') => {
   let flop = 0;
   let seconds = 0;
   rows.forEach((r, i) => {
     const count = (shapes[i] as ConvShape).count;
     flop += r.gflop * count;
-    seconds += (r.gflop * count) / r[key];
+    seconds += (r.gflop * count) / (r[key] ?? NaN);
   });
-  return flop / seconds;
+  return Number.isNaN(seconds) ? undefined : flop / seconds;
 };
 const summary = {
-  forward: total('forward'),
-  inputGrad: total('inputGrad'),
-  filterGrad: total('filterGrad'),
+  forward: total('forward') as number,
+  inputGrad: total('inputGrad') as number,
+  filterGrad: total('filterGrad') as number,
+  xnnpackForward: total('xnnpackForward'),
 };
+console.log(line('all convs, weighted'.padEnd(49), summary));
 console.log(
-  `${'all convs, weighted'.padEnd(49)} ${f1(summary.forward)} ${f1(summary.inputGrad)} ${f1(summary.filterGrad)}  ` +
-    `${(summary.inputGrad / summary.forward).toFixed(2).padStart(7)} ${(summary.filterGrad / summary.forward).toFixed(2).padStart(8)}`,
-);
-console.log(
-  JSON.stringify({ bench: 'kernels', backend: init.backend, batch, reps, rows, summary }),
+  JSON.stringify({
+    bench: 'kernels',
+    backend: init.backend,
+    batch,
+    reps,
+    gemmPeak: peak,
+    rows,
+    summary,
+  }),
 );

@@ -1,11 +1,14 @@
-// npm run bench:step [-- --steps 3 --batch 16]
+// npm run bench:step [-- --steps 3 --batch 16 --rounds 3]
 //
 // The ResNet-50 v1.5 train step (224², momentum SGD) on wasm beside PyTorch on the same cores in
 // the same run: PyTorch with one process and as many threads as cores; ours with one process per
 // core (the wasm backend runs one thread per process in Node), each on batch / cores images,
 // started together. Gradients are not all-reduced between our processes (that is the
 // distributed package's work); the figure is the compute of a data-parallel step.
-// Prints a table and one JSON line; img/s are medians over --steps steps after a warm-up step.
+// The two alternate for --rounds rounds (a noisy machine slows one side of a round, not the
+// figure). Prints a table and one JSON line; a side's s/step in a round is its median over --steps
+// steps after a warm-up step; the figures printed are medians over the rounds, the ratio the
+// median of the rounds' ratios.
 import { execFile } from 'node:child_process';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
@@ -17,8 +20,10 @@ const { values } = parseArgs({
     steps: { type: 'string', default: '3' },
     batch: { type: 'string', default: '16' },
     procs: { type: 'string', default: String(availableParallelism()) },
+    rounds: { type: 'string', default: '3' },
   },
 });
+const rounds = Number(values.rounds);
 const procs = Number(values.procs);
 const batch = Number(values.batch);
 const here = (f: string) => fileURLToPath(new URL(f, import.meta.url));
@@ -65,19 +70,40 @@ async function ours(): Promise<StepResult & { perProcess: StepResult[] }> {
   return { secondsPerStep: seconds, imagesPerSecond: batch / seconds, perProcess: results };
 }
 
-const peer = await torch();
-const mine = await ours();
-console.log(`ResNet-50 train step, 224², global batch ${batch}, ${procs} cores`);
-if (typeof peer === 'string') console.log(`PyTorch: ${peer}`);
-else
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1] as number;
+const peers: (StepResult | string)[] = [];
+const mine: (StepResult & { perProcess: StepResult[] })[] = [];
+for (let r = 0; r < rounds; r++) {
+  peers.push(await torch());
+  mine.push(await ours());
+}
+const measured = peers.filter((p): p is StepResult => typeof p !== 'string');
+const ratios = measured.map((p, r) => (mine[r] as StepResult).imagesPerSecond / p.imagesPerSecond);
+const oursSeconds = median(mine.map((m) => m.secondsPerStep));
+console.log(`ResNet-50 train step, 224², global batch ${batch}, ${procs} cores, ${rounds} rounds`);
+if (measured.length === 0) console.log(`PyTorch: ${peers[0] as string}`);
+else {
+  const s = median(measured.map((p) => p.secondsPerStep));
   console.log(
-    `PyTorch (1 process, ${procs} threads):       ${peer.secondsPerStep.toFixed(2)} s/step  ${peer.imagesPerSecond.toFixed(2)} img/s`,
+    `PyTorch (1 process, ${procs} threads):       ${s.toFixed(2)} s/step  ${(batch / s).toFixed(2)} img/s`,
   );
+}
 console.log(
-  `thor-ts wasm (${procs} processes × ${batch / procs} images): ${mine.secondsPerStep.toFixed(2)} s/step  ${mine.imagesPerSecond.toFixed(2)} img/s`,
+  `thor-ts wasm (${procs} processes × ${batch / procs} images): ${oursSeconds.toFixed(2)} s/step  ${(batch / oursSeconds).toFixed(2)} img/s`,
 );
-if (typeof peer !== 'string')
+if (ratios.length > 0) {
   console.log(
-    `ratio (ours / PyTorch img/s): ${(mine.imagesPerSecond / peer.imagesPerSecond).toFixed(2)}`,
+    `ratio (ours / PyTorch img/s): ${median(ratios).toFixed(2)} (rounds: ${ratios.map((r) => r.toFixed(2)).join(', ')})`,
   );
-console.log(JSON.stringify({ bench: 'step', batch, procs, pytorch: peer, wasm: mine }));
+}
+console.log(
+  JSON.stringify({
+    bench: 'step',
+    batch,
+    procs,
+    rounds,
+    ratio: ratios.length > 0 ? median(ratios) : null,
+    pytorch: peers,
+    wasm: mine,
+  }),
+);

@@ -274,7 +274,8 @@ async function workersOf(configPath: string): Promise<number[]> {
 
 describe('thor-ts train under a fault', () => {
   it('restarts after a worker is killed (--max-restarts 1) and ends with an undisturbed run’s weights', async () => {
-    const fields = { optimizer: 'thor', epochs: 2, checkpointEvery: 2 };
+    // Enough steps after the first checkpoint that the watcher below finds the workers in time.
+    const fields = { optimizer: 'thor', epochs: 4, checkpointEvery: 2 };
     const calm = await smallRun('calm', fields);
     expect((await thorTs(['train', '--config', calm, '--nproc', '2'])).code).toBe(0);
 
@@ -283,7 +284,7 @@ describe('thor-ts train under a fault', () => {
     let killed: number | undefined;
     const watch = setInterval(() => {
       if (killed !== undefined || !existsSync(join(out, 'last.ckpt'))) return;
-      // The first checkpoint is there (step 2 of 8): kill one worker outright.
+      // The first checkpoint is there (step 2 of 16): kill one worker outright.
       void workersOf(join(out, 'config.json')).then((pids) => {
         if (killed !== undefined || pids.length < 2) return;
         killed = pids[1]!;

@@ -1,10 +1,11 @@
-// Data-movement kernels for training convolutions on tfjs-backend-wasm.
+// Kernels for training convolutions on tfjs-backend-wasm: the GEMM that convolutions and their
+// gradients run on, the data movement that lays their operands out for it, and the memory-bound
+// layers between them (batch norm, ReLU, max pooling).
 //
 // Compiled to wasm32 with SIMD (scripts/build-wasm.sh) into a module that imports the tfjs wasm
-// backend's own linear memory, so every pointer below is a tensor's offset in that heap. The
-// arithmetic-heavy parts (GEMMs, convolutions) stay in the backend's XNNPACK; these kernels only
-// lay data out so those GEMMs can run. They use no static data and no stack: the memory belongs to
-// the backend, and the module owns no region of it.
+// backend's own linear memory, so every pointer below is a tensor's offset in that heap. They use
+// no static data and no stack: the memory belongs to the backend, and the module owns no region of
+// it (the GEMM's scratch is passed in).
 #include <wasm_simd128.h>
 
 #define EXPORT __attribute__((visibility("default")))
@@ -499,9 +500,32 @@ static void gemm_block(const f32* a, int lda, const f32* bp, f32* c, int ldc, in
   }
 }
 
-static void gemm_zero_or_keep(f32* c, int ldc, int m, int n, int accumulate) {
-  if (!accumulate) {
-    for (int i = 0; i < m; i++) __builtin_memset(c + i * ldc, 0, n * sizeof(f32));
+// Columns of a block of nc columns once packed: nc rounded up to whole panels.
+static inline int gemm_padded(int nc) { return (nc + GEMM_NR - 1) / GEMM_NR * GEMM_NR; }
+
+// The blocked loop both GEMMs share: with `packed` (B packed whole by gemm_pack) each block of B
+// is read from it, else it is packed from b into the scratch as it comes.
+static void gemm_run(const f32* a, int lda, const f32* b, int sbk, int sbn, const f32* packed,
+                     f32* c, int ldc, int m, int n, int k, int accumulate, f32* scratch) {
+  f32* edge_a = scratch + GEMM_KC * GEMM_NC;
+  f32* edge_c = edge_a + GEMM_MR * GEMM_KC;
+  if (k == 0) {
+    if (!accumulate) {
+      for (int i = 0; i < m; i++) __builtin_memset(c + i * ldc, 0, n * sizeof(f32));
+    }
+    return;
+  }
+  for (int j0 = 0; j0 < n; j0 += GEMM_NC) {
+    const int nc = min_int(GEMM_NC, n - j0);
+    for (int p0 = 0; p0 < k; p0 += GEMM_KC) {
+      const int kc = min_int(GEMM_KC, k - p0);
+      const f32* bp = packed + j0 * k + p0 * gemm_padded(nc);
+      if (packed == 0) {
+        gemm_pack_b(b + p0 * sbk + j0 * sbn, sbk, sbn, kc, nc, scratch);
+        bp = scratch;
+      }
+      gemm_block(a + p0, lda, bp, c + j0, ldc, m, nc, kc, accumulate || p0 > 0, edge_a, edge_c);
+    }
   }
 }
 
@@ -510,35 +534,20 @@ static void gemm_zero_or_keep(f32* c, int ldc, int m, int n, int accumulate) {
 // row-major with rows ldc apart. `scratch` holds gemm_scratch_floats() floats.
 EXPORT void gemm_f32(const f32* a, int lda, const f32* b, int sbk, int sbn, f32* c, int ldc, int m,
                      int n, int k, int accumulate, f32* scratch) {
-  f32* bp = scratch;
-  f32* edge_a = scratch + GEMM_KC * GEMM_NC;
-  f32* edge_c = edge_a + GEMM_MR * GEMM_KC;
-  if (k == 0) {
-    gemm_zero_or_keep(c, ldc, m, n, accumulate);
-    return;
-  }
-  for (int j0 = 0; j0 < n; j0 += GEMM_NC) {
-    const int nc = min_int(GEMM_NC, n - j0);
-    for (int p0 = 0; p0 < k; p0 += GEMM_KC) {
-      const int kc = min_int(GEMM_KC, k - p0);
-      gemm_pack_b(b + p0 * sbk + j0 * sbn, sbk, sbn, kc, nc, bp);
-      gemm_block(a + p0, lda, bp, c + j0, ldc, m, nc, kc, accumulate || p0 > 0, edge_a, edge_c);
-    }
-  }
+  gemm_run(a, lda, b, sbk, sbn, 0, c, ldc, m, n, k, accumulate, scratch);
 }
 
 // Floats of a whole B packed by gemm_pack: k × n rounded up to GEMM_NR columns.
-EXPORT int gemm_packed_floats(int k, int n) { return k * ((n + GEMM_NR - 1) / GEMM_NR * GEMM_NR); }
+EXPORT int gemm_packed_floats(int k, int n) { return k * gemm_padded(n); }
 
 // Packs all of B (as in gemm_f32) once, for GEMMs that reuse it (gemm_f32_packed): the blocks of
 // gemm_f32 one after another, block (j0, p0) at j0 · k + p0 · (its columns rounded up to GEMM_NR).
 EXPORT void gemm_pack(const f32* b, int sbk, int sbn, int k, int n, f32* out) {
   for (int j0 = 0; j0 < n; j0 += GEMM_NC) {
     const int nc = min_int(GEMM_NC, n - j0);
-    const int nc_padded = (nc + GEMM_NR - 1) / GEMM_NR * GEMM_NR;
     for (int p0 = 0; p0 < k; p0 += GEMM_KC) {
       gemm_pack_b(b + p0 * sbk + j0 * sbn, sbk, sbn, min_int(GEMM_KC, k - p0), nc,
-                  out + j0 * k + p0 * nc_padded);
+                  out + j0 * k + p0 * gemm_padded(nc));
     }
   }
 }
@@ -546,20 +555,7 @@ EXPORT void gemm_pack(const f32* b, int sbk, int sbn, int k, int n, f32* out) {
 // gemm_f32 with B packed by gemm_pack; `scratch` holds gemm_scratch_floats() floats.
 EXPORT void gemm_f32_packed(const f32* a, int lda, const f32* packed, f32* c, int ldc, int m, int n,
                             int k, int accumulate, f32* scratch) {
-  f32* edge_a = scratch + GEMM_KC * GEMM_NC;
-  f32* edge_c = edge_a + GEMM_MR * GEMM_KC;
-  if (k == 0) {
-    gemm_zero_or_keep(c, ldc, m, n, accumulate);
-    return;
-  }
-  for (int j0 = 0; j0 < n; j0 += GEMM_NC) {
-    const int nc = min_int(GEMM_NC, n - j0);
-    const int nc_padded = (nc + GEMM_NR - 1) / GEMM_NR * GEMM_NR;
-    for (int p0 = 0; p0 < k; p0 += GEMM_KC) {
-      gemm_block(a + p0, lda, packed + j0 * k + p0 * nc_padded, c + j0, ldc, m, nc,
-                 min_int(GEMM_KC, k - p0), accumulate || p0 > 0, edge_a, edge_c);
-    }
-  }
+  gemm_run(a, lda, 0, 0, 0, packed, c, ldc, m, n, k, accumulate, scratch);
 }
 
 // Rows [r0, r0 + rows) of the im2col matrix of an NHWC tensor x [N, H, W, C] for a kh × kw

@@ -228,7 +228,7 @@ export async function registerTrainingKernels(
     for (const config of wasmKernels) {
       const existing = getKernel(config.kernelName, 'wasm');
       if (existing !== undefined && ours.has(existing)) continue;
-      // The wasm backend's own kernels that ours call, taken before BatchMatMul is replaced.
+      // The wasm backend's own kernels that ours call, taken before Conv2D is replaced.
       base ??= captureBaseKernels();
       if (existing !== undefined) {
         replaced.set(config.kernelName, existing);

@@ -4,14 +4,15 @@ import type { WasmContext } from '../wasm/wasm_context.js';
 import { gradientConvInfo } from './conv_info.js';
 
 /**
- * Output positions summed per GEMM. The filter gradient's GEMM sums over every output position
- * (N·Ho·Wo: 50,176 at 56² and batch 16); XNNPACK's GEMM walks that whole length for each tile, so
- * long sums run from memory instead of cache. Chunks of about this many positions stay in cache.
+ * Output positions summed per GEMM call. The filter gradient's GEMM sums over every output
+ * position (N·Ho·Wo: 50,176 at 56² and batch 16); a chunk at a time, the transposed im2col
+ * columns of the whole batch (kh·kw·Ci rows of that length) are never allocated at once.
  */
 const positionsPerChunk = 4096;
 /**
- * Fewer GEMM rows (kh·kw·Ci) than this and chunking costs more (a copy and a packing of each dy
- * chunk) than the cache saves: measured on ResNet-50's 1×1 convs with 64 input channels.
+ * Fewer GEMM rows (kh·kw·Ci) than this and the columns of the whole batch are built at once, for
+ * one GEMM call (in ResNet-50, the 1×1 convolutions of 64 channels: 64 × 50,176 floats, 12.8 MB at
+ * batch 16).
  */
 const minRowsToChunk = 128;
 
@@ -43,10 +44,10 @@ function chunks(n: number, ho: number, wo: number, rows: number): Chunk[] {
 }
 
 /**
- * The filter gradient of a 2-D convolution as GEMMs in XNNPACK:
+ * The filter gradient of a 2-D convolution as the package's GEMM (`WasmContext.gemm`):
  * `dw[(i, j, ci), co] = Σ_(n, oh, ow) x[n, oh·s + i − pt, ow·s + j − pl, ci] · dy[n, oh, ow, co]`,
  * the transposed im2col of x (built by `im2col_t`, padding read as zeros) times dy viewed as
- * [N·Ho·Wo, Co], summed a chunk of output positions at a time. Rows come out in the filter's own
+ * [N·Ho·Wo, Co], accumulated into dw a chunk of output positions at a time. Rows come out in the filter's own
  * [kh, kw, Ci, Co] order.
  */
 export function conv2dBackpropFilter(

@@ -19,7 +19,6 @@ export interface WasmBackendLike {
 /** The wasm backend's own kernels that ours call, captured before any of them is replaced. */
 export interface BaseKernels {
   conv2d: KernelConfig;
-  batchMatMul: KernelConfig;
 }
 
 export function captureBaseKernels(): BaseKernels {
@@ -33,26 +32,25 @@ export function captureBaseKernels(): BaseKernels {
     }
     return config;
   };
-  return { conv2d: find('Conv2D'), batchMatMul: find('BatchMatMul') };
+  return { conv2d: find('Conv2D') };
 }
 
 /**
- * Runs wasm kernels on raw tensor data: allocation, views, and calls into XNNPACK through the
- * backend's own kernels, with the intermediates freed by the caller.
+ * Runs wasm kernels on raw tensor data: allocation, views, the package's GEMM, and XNNPACK's
+ * convolution (for what the GEMM path does not take) through the backend's own kernel, with the
+ * intermediates freed by the caller.
  */
 export class WasmContext {
   readonly k: TrainingKernels;
   private readonly conv2dFunc: KernelFunc;
-  private readonly batchMatMulFunc: KernelFunc;
 
   constructor(
     readonly backend: WasmBackendLike,
     base: BaseKernels,
   ) {
     // A replaced kernel's setup never ran if it was unregistered before the backend started.
-    for (const config of [base.conv2d, base.batchMatMul]) config.setupFunc?.(backend as never);
+    base.conv2d.setupFunc?.(backend as never);
     this.conv2dFunc = base.conv2d.kernelFunc;
-    this.batchMatMulFunc = base.batchMatMul.kernelFunc;
     const memory = backend.wasm.asm['memory'];
     if (!(memory instanceof WebAssembly.Memory)) {
       throw new Error('expected the tfjs wasm module to export its memory, found none');
@@ -108,18 +106,6 @@ export class WasmContext {
       backend: this.backend as never,
       attrs: attrs as never,
     }) as TensorInfo;
-  }
-
-  /** a [m, k] times b [k, n] in XNNPACK's fully-connected GEMM (no transposes, batch 1). */
-  matmulXnnpack(a: TensorInfo, b: TensorInfo): TensorInfo {
-    const [m, k] = a.shape as [number, number];
-    const n = b.shape[1] as number;
-    const out = this.batchMatMulFunc({
-      inputs: { a: this.view(a, [1, m, k]), b: this.view(b, [1, k, n]) },
-      backend: this.backend as never,
-      attrs: { transposeA: false, transposeB: false } as never,
-    }) as TensorInfo;
-    return this.view(out, [m, n]);
   }
 
   /** a [m, k] times b [k, n] in the package's own GEMM (`gemm`). */

@@ -591,3 +591,118 @@ EXPORT void im2col(const f32* x, f32* out, int H, int W, int C, int Ho, int Wo, 
     }
   }
 }
+
+// ---- Convolution as an implicit GEMM: the tile reads the input itself, no im2col copy. ----
+
+// The GEMM_MR × GEMM_NR tile c (+)= A · bp for GEMM rows [p0, p0 + kc) of depth, where A's row i
+// is a window of the input: depth p = t · C + c (tap t, channel c) reads rp[t · GEMM_MR + i][c]
+// (a pixel's C channels, or zeros where the window reads padding). bp: kc × GEMM_NR, packed.
+static inline void conv_tile(const f32* const* rp, int p0, int kc, int C, const f32* bp, f32* c,
+                             int ldc, int load_c) {
+  v128_t c00, c01, c10, c11, c20, c21, c30, c31;
+  if (load_c) {
+    c00 = wasm_v128_load(c), c01 = wasm_v128_load(c + 4);
+    c10 = wasm_v128_load(c + ldc), c11 = wasm_v128_load(c + ldc + 4);
+    c20 = wasm_v128_load(c + 2 * ldc), c21 = wasm_v128_load(c + 2 * ldc + 4);
+    c30 = wasm_v128_load(c + 3 * ldc), c31 = wasm_v128_load(c + 3 * ldc + 4);
+  } else {
+    c00 = c01 = c10 = c11 = c20 = c21 = c30 = c31 = wasm_f32x4_splat(0.0f);
+  }
+  const int end = p0 + kc;
+  for (int p = p0; p < end;) {
+    const int t = p / C, ch = p - t * C;
+    const int len = min_int(C - ch, end - p);
+    const f32* const* r = rp + t * GEMM_MR;
+    const f32 *a0 = r[0] + ch, *a1 = r[1] + ch, *a2 = r[2] + ch, *a3 = r[3] + ch;
+    for (int q = 0; q < len; q++) {
+      const v128_t b0 = wasm_v128_load(bp), b1 = wasm_v128_load(bp + 4);
+      bp += GEMM_NR;
+      v128_t x = wasm_v128_load32_splat(a0 + q);
+      c00 = wasm_f32x4_add(c00, wasm_f32x4_mul(x, b0));
+      c01 = wasm_f32x4_add(c01, wasm_f32x4_mul(x, b1));
+      x = wasm_v128_load32_splat(a1 + q);
+      c10 = wasm_f32x4_add(c10, wasm_f32x4_mul(x, b0));
+      c11 = wasm_f32x4_add(c11, wasm_f32x4_mul(x, b1));
+      x = wasm_v128_load32_splat(a2 + q);
+      c20 = wasm_f32x4_add(c20, wasm_f32x4_mul(x, b0));
+      c21 = wasm_f32x4_add(c21, wasm_f32x4_mul(x, b1));
+      x = wasm_v128_load32_splat(a3 + q);
+      c30 = wasm_f32x4_add(c30, wasm_f32x4_mul(x, b0));
+      c31 = wasm_f32x4_add(c31, wasm_f32x4_mul(x, b1));
+    }
+    p += len;
+  }
+  wasm_v128_store(c, c00), wasm_v128_store(c + 4, c01);
+  wasm_v128_store(c + ldc, c10), wasm_v128_store(c + ldc + 4, c11);
+  wasm_v128_store(c + 2 * ldc, c20), wasm_v128_store(c + 2 * ldc + 4, c21);
+  wasm_v128_store(c + 3 * ldc, c30), wasm_v128_store(c + 3 * ldc + 4, c31);
+}
+
+// Floats (or pointers) of scratch conv_gemm needs for `rows` output positions of a convolution
+// with `taps` = kh · kw taps and C input channels: a zero pixel, an edge tile and the windows' table.
+EXPORT int conv_gemm_scratch_floats(int rows, int taps, int C) {
+  return C + GEMM_MR * GEMM_NR + (rows + GEMM_MR - 1) / GEMM_MR * GEMM_MR * taps;
+}
+
+// Output positions [r0, r0 + rows) of a 2-D convolution of the NHWC input x [N, H, W, C] with a
+// kh × kw filter packed by gemm_pack (k = kh · kw · C rows, n = Co columns), strides (sh, sw) and
+// top/left padding (pt, pl): y[r - r0][co] = Σ_(i, j, c) x[n][oh·sh + i − pt][ow·sw + j − pl][c] ·
+// w[i][j][c][co] with r = (n · Ho + oh) · Wo + ow, as gemm_f32_packed would compute it on the
+// im2col rows, but reading each window's pixels where they are. `scratch` holds
+// conv_gemm_scratch_floats(rows, kh · kw, C) floats.
+EXPORT void conv_gemm(const f32* x, const f32* packed, f32* y, int H, int W, int C, int Ho,
+                      int Wo, int kh, int kw, int sh, int sw, int pt, int pl, int Co, int r0,
+                      int rows, f32* scratch) {
+  const int taps = kh * kw, K = taps * C;
+  f32* zero = scratch;
+  f32* edge_c = zero + C;
+  const f32** table = (const f32**)(edge_c + GEMM_MR * GEMM_NR);
+  for (int c = 0; c < C; c++) zero[c] = 0.0f;
+  // table[(r / MR) · taps · MR + t · MR + r % MR]: where window r reads tap t's C channels.
+  int ow = r0 % Wo, oh = (r0 / Wo) % Ho, n = r0 / (Wo * Ho);
+  const int padded_rows = (rows + GEMM_MR - 1) / GEMM_MR * GEMM_MR;
+  for (int r = 0; r < padded_rows; r++) {
+    const f32** entry = table + (r / GEMM_MR) * taps * GEMM_MR + r % GEMM_MR;
+    for (int i = 0; i < kh; i++) {
+      const int ih = oh * sh + i - pt;
+      for (int j = 0; j < kw; j++) {
+        const int iw = ow * sw + j - pl;
+        const int inside = r < rows && ih >= 0 && ih < H && iw >= 0 && iw < W;
+        entry[(i * kw + j) * GEMM_MR] = inside ? x + ((n * H + ih) * W + iw) * C : zero;
+      }
+    }
+    if (++ow == Wo) {
+      ow = 0;
+      if (++oh == Ho) oh = 0, n++;
+    }
+  }
+  for (int j0 = 0; j0 < Co; j0 += GEMM_NC) {
+    const int nc = min_int(GEMM_NC, Co - j0);
+    for (int p0 = 0; p0 < K; p0 += GEMM_KC) {
+      const int kc = min_int(GEMM_KC, K - p0);
+      const f32* block = packed + j0 * K + p0 * gemm_padded(nc);
+      for (int i0 = 0; i0 < rows; i0 += GEMM_MR) {
+        const int mr = min_int(GEMM_MR, rows - i0);
+        const f32* const* rp = table + (i0 / GEMM_MR) * taps * GEMM_MR;
+        f32* c_rows = y + i0 * Co + j0;
+        for (int jr = 0; jr < nc; jr += GEMM_NR) {
+          const f32* panel = block + jr * kc;
+          const int nr = min_int(GEMM_NR, nc - jr);
+          if (mr == GEMM_MR && nr == GEMM_NR) {
+            conv_tile(rp, p0, kc, C, panel, c_rows + jr, Co, p0 > 0);
+            continue;
+          }
+          for (int i = 0; i < GEMM_MR; i++) {
+            for (int j = 0; j < GEMM_NR; j++) {
+              edge_c[i * GEMM_NR + j] = p0 > 0 && i < mr && j < nr ? c_rows[i * Co + jr + j] : 0.0f;
+            }
+          }
+          conv_tile(rp, p0, kc, C, panel, edge_c, GEMM_NR, 1);
+          for (int i = 0; i < mr; i++) {
+            for (int j = 0; j < nr; j++) c_rows[i * Co + jr + j] = edge_c[i * GEMM_NR + j];
+          }
+        }
+      }
+    }
+  }
+}

@@ -44,6 +44,10 @@ const cases: Case[] = [
   // 4608 > the im2col chunk's 112 rows of 144 positions.
   { x: [1, 5, 5, 300], k: [1, 1], co: 520, strides: [1, 1], pad: 'valid' },
   { x: [1, 12, 12, 512], k: [3, 3], co: 9, strides: [1, 1], pad: 'same' },
+  // Windows read in place: output columns past one 512-column block and an edge panel; output
+  // positions over two chunks, the second starting mid-row.
+  { x: [1, 5, 5, 40], k: [3, 3], co: 523, strides: [2, 2], pad: 'same' },
+  { x: [2, 28, 27, 40], k: [3, 3], co: 21, strides: [1, 1], pad: 'same' },
 ];
 
 const geometry = (c: Case, ho: number, wo: number) => {

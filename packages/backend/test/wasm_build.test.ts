@@ -23,6 +23,8 @@ describe('wasm/training_kernels.wasm', () => {
       'bn_train',
       'bn_train_grad',
       'col2im_add',
+      'conv_gemm',
+      'conv_gemm_scratch_floats',
       'copy_f32',
       'crop_nhwc',
       'fill_zero',

@@ -9,6 +9,13 @@ import type { WasmContext } from '../wasm/wasm_context.js';
  */
 const columnFloatsPerChunk = 1 << 19;
 
+/**
+ * From this many input channels the GEMM reads each window's pixels in place (`conv_gemm`), 1–6%
+ * faster than copying them into im2col rows first on ResNet-50's and ResNet-8's convolutions;
+ * below it (an RGB stem) a window's runs of C floats are too short and the im2col rows win.
+ */
+const minChannelsInPlace = 8;
+
 /** A convolution's geometry, NHWC input [n, h, w, ci] and HWIO filter [kh, kw, ci, co]. */
 export interface ConvGeometry {
   n: number;
@@ -30,8 +37,9 @@ export interface ConvGeometry {
 /**
  * A 2-D convolution (no dilation) as the package's own GEMM: `y[(n, oh, ow), co] =
  * Σ_(i, j, ci) x[n, oh·sh + i − pt, ow·sw + j − pl, ci] · w[i, j, ci, co]`. A 1×1 stride-1
- * convolution is one GEMM on x itself; any other reads x through im2col rows, a chunk of output
- * positions at a time, against the filter packed once.
+ * convolution is one GEMM on x itself; any other runs a chunk of output positions at a time against
+ * the filter packed once, its tiles reading x's pixels in place (`conv_gemm`), or, with fewer than
+ * `minChannelsInPlace` input channels, im2col rows copied out first.
  */
 export function conv2dGemm(ctx: WasmContext, x: TensorInfo, filter: TensorInfo, g: ConvGeometry) {
   const { n, h, w, ci, co, kh, kw, ho, wo, sh, sw, pt, pl } = g;
@@ -62,6 +70,34 @@ export function conv2dGemm(ctx: WasmContext, x: TensorInfo, filter: TensorInfo, 
   }
   const packed = ctx.packB(weights, depth, co);
   const rows = Math.min(positions, Math.max(4, Math.floor(columnFloatsPerChunk / depth / 4) * 4));
+  if (ci >= minChannelsInPlace) {
+    const scratch = ctx.alloc([ctx.k.convGemmScratchFloats(rows, kh * kw, ci)]);
+    for (let r0 = 0; r0 < positions; r0 += rows) {
+      const m = Math.min(rows, positions - r0);
+      ctx.k.convGemm(
+        ctx.ptr(x),
+        ctx.ptr(packed),
+        ctx.ptr(out) + r0 * co * 4,
+        h,
+        w,
+        ci,
+        ho,
+        wo,
+        kh,
+        kw,
+        sh,
+        sw,
+        pt,
+        pl,
+        co,
+        r0,
+        m,
+        ctx.ptr(scratch),
+      );
+    }
+    ctx.free(scratch, packed);
+    return out;
+  }
   const cols = ctx.alloc([rows, depth]);
   for (let r0 = 0; r0 < positions; r0 += rows) {
     const m = Math.min(rows, positions - r0);

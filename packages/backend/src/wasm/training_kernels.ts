@@ -181,6 +181,32 @@ export interface TrainingKernels {
     r0: number,
     rows: number,
   ): void;
+  /** Floats of scratch `convGemm` needs for `rows` output positions. */
+  convGemmScratchFloats(rows: number, taps: number, c: number): number;
+  /**
+   * Output positions [r0, r0 + rows) of a convolution, y [rows, Co], as `gemmF32Packed` on the
+   * im2col rows but reading the input's pixels in place (the filter packed by `gemmPack`).
+   */
+  convGemm(
+    x: number,
+    packed: number,
+    y: number,
+    h: number,
+    w: number,
+    c: number,
+    ho: number,
+    wo: number,
+    kh: number,
+    kw: number,
+    sh: number,
+    sw: number,
+    pt: number,
+    pl: number,
+    co: number,
+    r0: number,
+    rows: number,
+    scratch: number,
+  ): void;
 }
 
 const wasmUrl = new URL('../../wasm/training_kernels.wasm', import.meta.url);
@@ -223,6 +249,12 @@ export function trainingKernelsFor(memory: WebAssembly.Memory): TrainingKernels 
     gemmPack: fn('gemm_pack'),
     gemmF32Packed: fn('gemm_f32_packed'),
     im2col: fn('im2col'),
+    convGemmScratchFloats: fn('conv_gemm_scratch_floats') as unknown as (
+      rows: number,
+      taps: number,
+      c: number,
+    ) => number,
+    convGemm: fn('conv_gemm'),
   };
   instances.set(memory, kernels);
   return kernels;

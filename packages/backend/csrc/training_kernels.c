@@ -706,3 +706,118 @@ EXPORT void conv_gemm(const f32* x, const f32* packed, f32* y, int H, int W, int
     }
   }
 }
+
+// ---- The filter gradient as an implicit GEMM: windows read in place, no transposed im2col. ----
+
+// A run of output positions that one tap reads inside the input: `len` positions from offset
+// `q` of the block, the first reading `x_at` (a pixel's channel 0), the next ones `step` further.
+typedef struct {
+  int q, len;
+  const f32* x_at;
+} window_run;
+
+// The GEMM_MR × GEMM_NR tile c += A · bp where A's row i is channel c0 + i of one tap's windows:
+// for each run, `len` positions whose 4 channels are one vector at x_at + c0 (+ step each), times
+// the rows of bp (the packed output gradient, GEMM_NR columns) at the run's offset.
+static inline void filter_grad_tile(const window_run* runs, int nruns, int step, int c0,
+                                    const f32* bp, f32* c, int ldc) {
+  v128_t c00 = wasm_v128_load(c), c01 = wasm_v128_load(c + 4);
+  v128_t c10 = wasm_v128_load(c + ldc), c11 = wasm_v128_load(c + ldc + 4);
+  v128_t c20 = wasm_v128_load(c + 2 * ldc), c21 = wasm_v128_load(c + 2 * ldc + 4);
+  v128_t c30 = wasm_v128_load(c + 3 * ldc), c31 = wasm_v128_load(c + 3 * ldc + 4);
+  for (int s = 0; s < nruns; s++) {
+    const f32* a = runs[s].x_at + c0;
+    const f32* b = bp + runs[s].q * GEMM_NR;
+    for (int q = 0; q < runs[s].len; q++, a += step, b += GEMM_NR) {
+      const v128_t b0 = wasm_v128_load(b), b1 = wasm_v128_load(b + 4);
+      const v128_t v = wasm_v128_load(a);
+      v128_t x = wasm_i32x4_shuffle(v, v, 0, 0, 0, 0);
+      c00 = wasm_f32x4_add(c00, wasm_f32x4_mul(x, b0));
+      c01 = wasm_f32x4_add(c01, wasm_f32x4_mul(x, b1));
+      x = wasm_i32x4_shuffle(v, v, 1, 1, 1, 1);
+      c10 = wasm_f32x4_add(c10, wasm_f32x4_mul(x, b0));
+      c11 = wasm_f32x4_add(c11, wasm_f32x4_mul(x, b1));
+      x = wasm_i32x4_shuffle(v, v, 2, 2, 2, 2);
+      c20 = wasm_f32x4_add(c20, wasm_f32x4_mul(x, b0));
+      c21 = wasm_f32x4_add(c21, wasm_f32x4_mul(x, b1));
+      x = wasm_i32x4_shuffle(v, v, 3, 3, 3, 3);
+      c30 = wasm_f32x4_add(c30, wasm_f32x4_mul(x, b0));
+      c31 = wasm_f32x4_add(c31, wasm_f32x4_mul(x, b1));
+    }
+  }
+  wasm_v128_store(c, c00), wasm_v128_store(c + 4, c01);
+  wasm_v128_store(c + ldc, c10), wasm_v128_store(c + ldc + 4, c11);
+  wasm_v128_store(c + 2 * ldc, c20), wasm_v128_store(c + 2 * ldc + 4, c21);
+  wasm_v128_store(c + 3 * ldc, c30), wasm_v128_store(c + 3 * ldc + 4, c31);
+}
+
+// Floats of scratch conv_filter_grad needs: a packed block of dy, an edge tile and the runs.
+EXPORT int conv_filter_grad_scratch_floats(void) {
+  return GEMM_KC * GEMM_NC + GEMM_MR * GEMM_NR + 3 * (GEMM_KC + 2);
+}
+
+// dw[i][j][c][co] += Σ_(n, oh, ow) x[n][oh·sh + i − pt][ow·sw + j − pl][c] · dy[n][oh][ow][co]
+// over the output positions [P0, P0 + P) (dy points at position P0), for an NHWC input x
+// [N, H, W, C] with C a multiple of 4 and a kh × kw filter; windows that read padding add
+// nothing and are skipped. `scratch` holds conv_filter_grad_scratch_floats() floats.
+EXPORT void conv_filter_grad(const f32* x, const f32* dy, f32* dw, int H, int W, int C, int Ho,
+                             int Wo, int kh, int kw, int sh, int sw, int pt, int pl, int Co, int P0,
+                             int P, f32* scratch) {
+  f32* bp = scratch;
+  f32* edge_c = bp + GEMM_KC * GEMM_NC;
+  window_run* runs = (window_run*)(edge_c + GEMM_MR * GEMM_NR);
+  const int step = sw * C;
+  for (int j0 = 0; j0 < Co; j0 += GEMM_NC) {
+    const int nc = min_int(GEMM_NC, Co - j0);
+    for (int p0 = 0; p0 < P; p0 += GEMM_KC) {
+      const int kc = min_int(GEMM_KC, P - p0);
+      gemm_pack_b(dy + p0 * Co + j0, Co, 1, kc, nc, bp);
+      for (int i = 0; i < kh; i++) {
+        for (int j = 0; j < kw; j++) {
+          // Output columns [ow0, ow1) whose window column j lies inside the input.
+          int ow0 = 0;
+          while (ow0 < Wo && ow0 * sw + j - pl < 0) ow0++;
+          int ow1 = Wo;
+          while (ow1 > ow0 && (ow1 - 1) * sw + j - pl >= W) ow1--;
+          int nruns = 0;
+          for (int q = 0; q < kc;) {
+            const int pos = P0 + p0 + q;
+            const int ow = pos % Wo, oh = (pos / Wo) % Ho, n = pos / (Wo * Ho);
+            const int len = min_int(Wo - ow, kc - q);
+            const int ih = oh * sh + i - pt;
+            const int a = ow > ow0 ? ow : ow0, b = ow + len < ow1 ? ow + len : ow1;
+            if (ih >= 0 && ih < H && a < b) {
+              runs[nruns].q = q + a - ow;
+              runs[nruns].len = b - a;
+              runs[nruns].x_at = x + ((n * H + ih) * W + a * sw + j - pl) * C;
+              nruns++;
+            }
+            q += len;
+          }
+          if (nruns == 0) continue;
+          f32* rows = dw + (i * kw + j) * C * Co + j0;
+          for (int c0 = 0; c0 < C; c0 += GEMM_MR) {
+            for (int jr = 0; jr < nc; jr += GEMM_NR) {
+              const f32* panel = bp + jr * kc;
+              f32* c = rows + c0 * Co + jr;
+              const int nr = min_int(GEMM_NR, nc - jr);
+              if (nr == GEMM_NR) {
+                filter_grad_tile(runs, nruns, step, c0, panel, c, Co);
+                continue;
+              }
+              for (int r = 0; r < GEMM_MR; r++) {
+                for (int t = 0; t < GEMM_NR; t++) {
+                  edge_c[r * GEMM_NR + t] = t < nr ? c[r * Co + t] : 0.0f;
+                }
+              }
+              filter_grad_tile(runs, nruns, step, c0, panel, edge_c, GEMM_NR);
+              for (int r = 0; r < GEMM_MR; r++) {
+                for (int t = 0; t < nr; t++) c[r * Co + t] = edge_c[r * GEMM_NR + t];
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+}

@@ -48,6 +48,8 @@ const cases: Case[] = [
   // positions over two chunks, the second starting mid-row.
   { x: [1, 5, 5, 40], k: [3, 3], co: 523, strides: [2, 2], pad: 'same' },
   { x: [2, 28, 27, 40], k: [3, 3], co: 21, strides: [1, 1], pad: 'same' },
+  // The filter gradient read in place past one 512-column block, with an edge panel.
+  { x: [1, 6, 5, 4], k: [3, 3], co: 603, strides: [1, 1], pad: 'same' },
 ];
 
 const geometry = (c: Case, ho: number, wo: number) => {

@@ -207,6 +207,32 @@ export interface TrainingKernels {
     rows: number,
     scratch: number,
   ): void;
+  /** Floats of scratch `convFilterGrad` needs. */
+  convFilterGradScratchFloats(): number;
+  /**
+   * dw [kh, kw, C, Co] += the filter gradient over output positions [p0, p0 + positions) (dy at
+   * position p0), each window's pixels read in place; C a multiple of 4.
+   */
+  convFilterGrad(
+    x: number,
+    dy: number,
+    dw: number,
+    h: number,
+    w: number,
+    c: number,
+    ho: number,
+    wo: number,
+    kh: number,
+    kw: number,
+    sh: number,
+    sw: number,
+    pt: number,
+    pl: number,
+    co: number,
+    p0: number,
+    positions: number,
+    scratch: number,
+  ): void;
 }
 
 const wasmUrl = new URL('../../wasm/training_kernels.wasm', import.meta.url);
@@ -255,6 +281,8 @@ export function trainingKernelsFor(memory: WebAssembly.Memory): TrainingKernels 
       c: number,
     ) => number,
     convGemm: fn('conv_gemm'),
+    convFilterGradScratchFloats: fn('conv_filter_grad_scratch_floats') as unknown as () => number,
+    convFilterGrad: fn('conv_filter_grad'),
   };
   instances.set(memory, kernels);
   return kernels;

@@ -23,6 +23,8 @@ describe('wasm/training_kernels.wasm', () => {
       'bn_train',
       'bn_train_grad',
       'col2im_add',
+      'conv_filter_grad',
+      'conv_filter_grad_scratch_floats',
       'conv_gemm',
       'conv_gemm_scratch_floats',
       'copy_f32',

@@ -19,13 +19,24 @@ export const hasWasmToolchain = (() => {
   }
 })();
 
-/** Runs `<packageDir>/scripts/build-wasm.sh` into a temporary file and compares it with `committed`. */
-export function rebuildsCommittedWasm(packageDir: string, committed: string): boolean {
+/**
+ * Runs `<packageDir>/scripts/build-wasm.sh` into a temporary file and compares it with `committed`,
+ * and each other module the script writes beside it (`<name><suffix>.wasm`, one per `suffixes`)
+ * with the committed file of the same suffix.
+ */
+export function rebuildsCommittedWasm(
+  packageDir: string,
+  committed: string,
+  suffixes: string[] = [],
+): boolean {
   const dir = mkdtempSync(join(tmpdir(), 'thor-wasm-build-'));
   try {
     const out = join(dir, 'module.wasm');
     execFileSync(join(packageDir, 'scripts', 'build-wasm.sh'), [out]);
-    return readFileSync(out).equals(readFileSync(committed));
+    const variant = (path: string, suffix: string) => path.replace(/\.wasm$/, `${suffix}.wasm`);
+    return ['', ...suffixes].every((s) =>
+      readFileSync(variant(out, s)).equals(readFileSync(variant(committed, s))),
+    );
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -310,6 +310,21 @@ EXPORT void relu_grad(const f32* dy, const f32* y, f32* dx, int n) {
   for (; i < n; i++) dx[i] = y[i] > 0 ? dy[i] : 0;
 }
 
+// y = max(a + b, 0), the residual add and the ReLU after it in one pass (NaN stays NaN, as
+// f32x4.max propagates it).
+EXPORT void add_relu(const f32* a, const f32* b, f32* y, int n) {
+  const v128_t zero = wasm_f32x4_splat(0);
+  int i = 0;
+  for (; i + 4 <= n; i += 4) {
+    v128_t sum = wasm_f32x4_add(wasm_v128_load(a + i), wasm_v128_load(b + i));
+    wasm_v128_store(y + i, wasm_f32x4_max(sum, zero));
+  }
+  for (; i < n; i++) {
+    const f32 sum = a[i] + b[i];
+    y[i] = sum > 0 || sum != sum ? sum : 0;
+  }
+}
+
 // The max-pool gradient: each output's dy goes to the first maximum of its window (scanning rows,
 // then columns, as tfjs and PyTorch do); windows that overlap add up. NHWC; `scratch` holds 2·C
 // 32-bit values.

@@ -10,6 +10,7 @@ export {
   type TrainingKernelsReport,
 } from './register_training_kernels.js';
 export { registerGradients } from './register_gradients.js';
+export { addRelu, AddRelu } from './ops/add_relu.js';
 export { axisPhases, type AxisPhase } from './kernels/conv_phases.js';
 export {
   batchNormReluTrain,

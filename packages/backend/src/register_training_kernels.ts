@@ -18,12 +18,14 @@ import { batchMatMul } from './kernels/batch_mat_mul.js';
 import {
   batchNormTrainGradWasm,
   batchNormTrainWasm,
+  addReluWasm,
   reluGradWasm,
 } from './kernels/batch_norm_train.js';
 import { conv2d } from './kernels/conv2d.js';
 import { conv2dBackpropFilter } from './kernels/conv2d_backprop_filter.js';
 import { conv2dBackpropInput } from './kernels/conv2d_backprop_input.js';
 import { maxPoolGrad } from './kernels/max_pool_grad.js';
+import { AddRelu, addReluGradConfig } from './ops/add_relu.js';
 import {
   BatchNormReluTrain,
   batchNormReluTrainGradConfig,
@@ -185,6 +187,12 @@ const wasmKernels: KernelConfig[] = [
     kernelFunc: ({ inputs, backend }) =>
       reluGradWasm(context(backend), inputs['dy'] as TensorInfo, inputs['x'] as TensorInfo),
   },
+  {
+    kernelName: AddRelu,
+    backendName: 'wasm',
+    kernelFunc: ({ inputs, backend }) =>
+      addReluWasm(context(backend), inputs['a'] as TensorInfo, inputs['b'] as TensorInfo),
+  },
 ];
 
 /**
@@ -205,7 +213,12 @@ wasmKernels.push({
 });
 
 /** Gradients of this package's fused ops, and ReLU's through the one-pass kernel. */
-const ownGradients = [batchNormTrainGradConfig, batchNormReluTrainGradConfig, reluGradConfig];
+const ownGradients = [
+  batchNormTrainGradConfig,
+  batchNormReluTrainGradConfig,
+  reluGradConfig,
+  addReluGradConfig,
+];
 
 /**
  * Makes the loaded tfjs backends able to train: registers tfjs-core's gradients (missing in Node

@@ -62,6 +62,7 @@ describe('initBackend', () => {
           'ThorBatchNormReluTrain',
           'ThorBatchNormTrainGrad',
           'ThorReluGrad',
+          'ThorAddRelu',
           'Identity',
         ],
         dx: [16, 16, 24],

@@ -20,6 +20,7 @@ describe('wasm/training_kernels.wasm', () => {
       .sort();
     expect(exports).toEqual([
       'add_f32',
+      'add_relu',
       'bn_train',
       'bn_train_grad',
       'col2im_add',

@@ -1,4 +1,5 @@
-import { add, avgPool, pad, relu, type Tensor4D } from '@tensorflow/tfjs-core';
+import { avgPool, pad, type Tensor4D } from '@tensorflow/tfjs-core';
+import { addRelu } from '@thor-ts/backend';
 
 import { BatchNorm2d, type BatchNormConfig } from './layers/batch_norm.js';
 import type { ForwardContext } from './layers/context.js';
@@ -56,7 +57,8 @@ class Residual implements Block {
       y = layer.apply(y, ctx, i % 2 === 1 && i < this.branch.length - 1);
     });
     const identity = this.shortcut === undefined ? x : this.shortcut.apply(x, ctx);
-    return relu(add(y, identity)) as Tensor4D;
+    // The residual add and the ReLU after it, one pass on wasm.
+    return addRelu(y, identity);
   }
 }
 

@@ -93,3 +93,15 @@ export function reluGradWasm(ctx: WasmContext, dy: TensorInfo, x: TensorInfo): T
   );
   return dx;
 }
+
+/** max(a + b, 0) for two float32 tensors of one shape (`addRelu`). */
+export function addReluWasm(ctx: WasmContext, a: TensorInfo, b: TensorInfo): TensorInfo {
+  const y = ctx.alloc(a.shape);
+  ctx.k.addRelu(
+    ctx.ptr(a),
+    ctx.ptr(b),
+    ctx.ptr(y),
+    a.shape.reduce((p, d) => p * d, 1),
+  );
+  return y;
+}

@@ -107,6 +107,8 @@ export interface TrainingKernels {
     y: number,
   ): void;
   reluGrad(dy: number, x: number, dx: number, count: number): void;
+  /** y = max(a + b, 0) over `count` floats. */
+  addRelu(a: number, b: number, y: number, count: number): void;
   maxPoolGrad(
     x: number,
     dy: number,
@@ -267,6 +269,7 @@ export function trainingKernelsFor(memory: WebAssembly.Memory): TrainingKernels 
     bnTrain: fn('bn_train'),
     bnTrainGrad: fn('bn_train_grad'),
     reluGrad: fn('relu_grad'),
+    addRelu: fn('add_relu'),
     maxPoolGrad: fn('max_pool_grad'),
     copyF32: fn('copy_f32'),
     gemmF32: fn('gemm_f32'),

@@ -772,12 +772,12 @@ EXPORT int conv_filter_grad_scratch_floats(void) {
 }
 
 // dw[i][j][c][co] += Σ_(n, oh, ow) x[n][oh·sh + i − pt][ow·sw + j − pl][c] · dy[n][oh][ow][co]
-// over the output positions [P0, P0 + P) (dy points at position P0), for an NHWC input x
+// over the P output positions of an NHWC input x
 // [N, H, W, C] with C a multiple of 4 and a kh × kw filter; windows that read padding add
 // nothing and are skipped. `scratch` holds conv_filter_grad_scratch_floats() floats.
 EXPORT void conv_filter_grad(const f32* x, const f32* dy, f32* dw, int H, int W, int C, int Ho,
-                             int Wo, int kh, int kw, int sh, int sw, int pt, int pl, int Co, int P0,
-                             int P, f32* scratch) {
+                             int Wo, int kh, int kw, int sh, int sw, int pt, int pl, int Co, int P,
+                             f32* scratch) {
   f32* bp = scratch;
   f32* edge_c = bp + GEMM_KC * GEMM_NC;
   window_run* runs = (window_run*)(edge_c + GEMM_MR * GEMM_NR);
@@ -796,7 +796,7 @@ EXPORT void conv_filter_grad(const f32* x, const f32* dy, f32* dw, int H, int W,
           while (ow1 > ow0 && (ow1 - 1) * sw + j - pl >= W) ow1--;
           int nruns = 0;
           for (int q = 0; q < kc;) {
-            const int pos = P0 + p0 + q;
+            const int pos = p0 + q;
             const int ow = pos % Wo, oh = (pos / Wo) % Ho, n = pos / (Wo * Ho);
             const int len = min_int(Wo - ow, kc - q);
             const int ih = oh * sh + i - pt;

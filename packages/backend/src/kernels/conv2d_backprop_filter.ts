@@ -94,7 +94,6 @@ export function conv2dBackpropFilter(
       padInfo.top,
       padInfo.left,
       co,
-      0,
       n * ho * wo,
       ctx.ptr(scratch),
     );

@@ -212,8 +212,8 @@ export interface TrainingKernels {
   /** Floats of scratch `convFilterGrad` needs. */
   convFilterGradScratchFloats(): number;
   /**
-   * dw [kh, kw, C, Co] += the filter gradient over output positions [p0, p0 + positions) (dy at
-   * position p0), each window's pixels read in place; C a multiple of 4.
+   * dw [kh, kw, C, Co] += the filter gradient over all `positions` output positions, each
+   * window's pixels read in place; C a multiple of 4.
    */
   convFilterGrad(
     x: number,
@@ -231,7 +231,6 @@ export interface TrainingKernels {
     pt: number,
     pl: number,
     co: number,
-    p0: number,
     positions: number,
     scratch: number,
   ): void;

@@ -1,11 +1,13 @@
 // `npm run bench:epoch` (from the repository root): the reproduction's figure a user sees, one
 // epoch of its SGD run on its own prepared images (all 60,000 Fashion-MNIST training images,
-// RandomResizedCrop(28, [0.25, 1]) and a flip, the ResNet-8, batch 128, Nesterov SGD), with
-// thor-ts (8 worker processes over the ring, as `npm run reproduce` trains) and with PyTorch 1.13
-// on the same cores in the same run, both ways PyTorch users run it: one process with 2 threads,
-// and 8 processes with Gloo (DDP). Images per second over the epoch's training (evaluation
-// excluded, data loading included), and thor-ts's over the faster PyTorch's. Prints a table and
-// one JSON line. `--data <dir>` trains on another prepared tree; `--rounds n` repeats (medians).
+// RandomResizedCrop(28, [0.25, 1]) and a flip, the ResNet-8, batch 128 as 8 ranks of 16, Nesterov
+// SGD), with thor-ts as `npm run reproduce` trains (one process per core, each training its ranks'
+// micro-batches in turn) and on 8 processes (a process per rank), and with PyTorch 1.13 on the
+// same cores in the same run, both ways PyTorch users run it: one process with all the cores'
+// threads, and 8 processes with Gloo (DDP). Images per second over the epoch's training
+// (evaluation excluded, data loading included), and thor-ts's (the reproduction's layout) over
+// the faster PyTorch's. Prints a table and one JSON line. `--data <dir>` trains on another
+// prepared tree; `--rounds n` repeats (medians).
 import { execFile } from 'node:child_process';
 import { rm } from 'node:fs/promises';
 import { availableParallelism, loadavg } from 'node:os';
@@ -14,7 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
 
 import { settings, TRAIN_PER_CLASS } from './regimes.mjs';
-import { fashionMnist, resumableRun, root } from './runs.mjs';
+import { asRanks, defaultProcesses, fashionMnist, RANKS, resumableRun, root } from './runs.mjs';
 
 const { values } = parseArgs({
   options: {
@@ -24,18 +26,22 @@ const { values } = parseArgs({
   },
 });
 const rounds = Number(values.rounds);
-const NPROC = 8;
+const NPROC = defaultProcesses();
 const data = await fashionMnist(TRAIN_PER_CLASS, values.data);
 const { sgd } = await settings();
 const cores = availableParallelism();
 const load = loadavg()[0];
 
-/** thor-ts: one epoch of the reproduction's SGD run on 8 workers; images per training second. */
-async function ours(round) {
-  const out = join(root, 'runs', 'bench-epoch', `round-${round}`);
+/** thor-ts: one epoch of the reproduction's SGD run on `nproc` processes; images per training second. */
+async function ours(round, nproc) {
+  const out = join(root, 'runs', 'bench-epoch', `round-${round}-${nproc}`);
   await rm(out, { recursive: true, force: true });
-  const config = { ...sgd, data, out, epochs: 1, evalsPerEpoch: 1, seed: round + 1 };
-  const { metrics } = await resumableRun({ config, nproc: NPROC });
+  const config = asRanks(
+    { ...sgd, data, out, epochs: 1, evalsPerEpoch: 1, seed: round + 1 },
+    nproc,
+    'bench:epoch',
+  );
+  const { metrics } = await resumableRun({ config, nproc });
   const m = metrics.at(-1);
   return (m.step * config.batchSize) / m.trainSeconds;
 }
@@ -50,34 +56,44 @@ async function torch(mode, n) {
 }
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-const runs = { ours: [], single: [], ddp: [] };
+const runs = { ours: [], perRank: [], single: [], ddp: [] };
 for (let r = 0; r < rounds; r++) {
-  runs.ours.push(await ours(r));
+  runs.ours.push(await ours(r, NPROC));
+  if (NPROC !== RANKS) runs.perRank.push(await ours(r, RANKS));
   runs.single.push(await torch('single', cores));
-  runs.ddp.push(await torch('ddp', NPROC));
+  runs.ddp.push(await torch('ddp', RANKS));
 }
 const row = {
   ours: median(runs.ours),
+  ...(runs.perRank.length > 0 ? { perRank: median(runs.perRank) } : {}),
   single: median(runs.single),
   ddp: median(runs.ddp),
 };
 const peer = Math.max(row.single, row.ddp);
+const line = (label, value) => console.log(`  ${label.padEnd(48)}${value}`);
 console.log(
-  `one epoch of the reproduction's SGD run (${data}), batch ${sgd.batchSize}, ${cores} cores, ` +
-    `load average ${load.toFixed(2)} before, median of ${rounds} round(s):`,
+  `one epoch of the reproduction's SGD run (${data}), batch ${sgd.batchSize} as ${RANKS} ranks, ` +
+    `${cores} cores, load average ${load.toFixed(2)} before, median of ${rounds} round(s):`,
 );
-console.log(
-  `  thor-ts, ${NPROC} processes over the ring       ${row.ours.toFixed(0).padStart(6)} img/s`,
+line(
+  `thor-ts, ${NPROC} processes × ${RANKS / NPROC} micro-batches (reproduce)`,
+  `${row.ours.toFixed(0).padStart(6)} img/s`,
 );
+if (row.perRank !== undefined) {
+  line(`thor-ts, ${RANKS} processes over the ring`, `${row.perRank.toFixed(0).padStart(6)} img/s`);
+}
+line(`PyTorch 1 process, ${cores} threads`, `${row.single.toFixed(0).padStart(6)} img/s`);
+line(`PyTorch ${RANKS} processes, Gloo (DDP)`, `${row.ddp.toFixed(0).padStart(6)} img/s`);
+line('thor-ts (reproduce) / the faster PyTorch', `${(row.ours / peer).toFixed(2).padStart(6)}×`);
 console.log(
-  `  PyTorch 1 process, ${cores} threads             ${row.single.toFixed(0).padStart(6)} img/s`,
-);
-console.log(
-  `  PyTorch ${NPROC} processes, Gloo (DDP)          ${row.ddp.toFixed(0).padStart(6)} img/s`,
-);
-console.log(
-  `  thor-ts / the faster PyTorch              ${(row.ours / peer).toFixed(2).padStart(6)}×`,
-);
-console.log(
-  JSON.stringify({ bench: 'epoch', cores, load, rounds, ...row, ratio: row.ours / peer, runs }),
+  JSON.stringify({
+    bench: 'epoch',
+    cores,
+    load,
+    rounds,
+    processes: NPROC,
+    ...row,
+    ratio: row.ours / peer,
+    runs,
+  }),
 );

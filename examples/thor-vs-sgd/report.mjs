@@ -147,9 +147,17 @@ export async function writeStudyReport(out, { runs, verdict, chosen, quick, seed
     runs.length < seedsPlanned.length
       ? `\n**Partial**: ${runs.length} of the ${seedsPlanned.length} seeds asked for (${seedsPlanned.join(', ')}) are done; the command goes on where it stopped.\n`
       : '';
+  // 8 ranks of 16 images: as many processes, or fewer each training several ranks in turn.
+  const layout = (c) => {
+    const k = c.accumulate ?? 1;
+    const ranks = `${c.workers * k} ranks of ${c.batchSize / c.workers / k} images`;
+    return k === 1
+      ? `${ranks} (a process each)`
+      : `${ranks} (${c.workers} processes × ${k} micro-batches)`;
+  };
   const cfg = (c) => {
     const lr = `lr ${c.lr.schedule}${c.lr.power === undefined ? '' : ` (power ${c.lr.power}${c.lr.decayEpochs === undefined ? '' : ` over ${c.lr.decayEpochs} epochs`})`} from ${c.lr.base}${c.lr.warmupEpochs ? ` after ${c.lr.warmupEpochs} epoch(s) of warm-up` : ''}`;
-    const base = `${c.epochs} epochs, batch ${c.batchSize} over ${c.workers} workers, ${lr}, ${c.nesterov ? 'Nesterov ' : ''}momentum ${c.momentum}, weight decay ${c.weightDecay}, label smoothing ${c.labelSmoothing}`;
+    const base = `${c.epochs} epochs, batch ${c.batchSize} over ${layout(c)}, ${lr}, ${c.nesterov ? 'Nesterov ' : ''}momentum ${c.momentum}, weight decay ${c.weightDecay}, label smoothing ${c.labelSmoothing}`;
     return c.optimizer === 'thor'
       ? `${base}, damping ${c.thor.dampingBase}·${c.thor.dampingDecay}^(e/10), ${c.thor.factorDecay === undefined ? `factors and inverses every ${c.thor.frequency} steps` : `factors every ${c.thor.factorEvery ?? c.thor.frequency} steps into a running average (decay ${c.thor.factorDecay}), inverses every ${c.thor.frequency}`}, ${c.thor.blockSize ?? 'whole'}-blocks`
       : base;
@@ -158,7 +166,7 @@ export async function writeStudyReport(out, { runs, verdict, chosen, quick, seed
   const md = `# THOR vs SGD in ImageNet's regime
 
 SGD for ${sgdC.epochs} epochs against THOR for ${thorC.epochs}, and SGD for ${first.sgdHalf.config.epochs} (THOR's budget), each
-data-parallel over ${sgdC.workers} workers on loopback: a ResNet-8 (${sgdC.model.arch}, layers
+data-parallel over ${layout(sgdC)} on loopback: a ResNet-8 (${sgdC.model.arch}, layers
 ${JSON.stringify(sgdC.model.layers)}, widths ${JSON.stringify(sgdC.model.widths)}: 78,042 parameters) from scratch on ${perClass === undefined ? 'Fashion-MNIST' : `${Number(perClass) * 10} Fashion-MNIST training images (${perClass} a class)`},
 augmented as ImageNet is (RandomResizedCrop to ${crop.size}² with the area from [${crop.scale.join(', ')}], then a
 horizontal flip), scored on its test images (the val split, never used for tuning) ${sgdC.evalsPerEpoch ?? 1} times

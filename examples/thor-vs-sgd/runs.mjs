@@ -2,6 +2,7 @@
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { copyFile, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
@@ -12,6 +13,35 @@ import { readMetrics, validateConfig } from '@thor-ts/train';
 import { presets } from './presets.mjs';
 
 export const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+/**
+ * The study's data-parallel ranks: the reference's 8 accelerators, each with its share of a batch
+ * (16 of 128 here). A run on fewer processes trains each process's ranks as micro-batches in turn
+ * (`accumulate`): the same gradients and THOR factors as 8 processes, batch norm over 16 images
+ * each; only batch norm's running statistics differ, each micro-batch updating them in turn as
+ * PyTorch's gradient accumulation does.
+ */
+export const RANKS = 8;
+
+/** The processes a study runs on by default: one per core, as many as divide RANKS. */
+export function defaultProcesses(cores = availableParallelism()) {
+  let n = Math.max(1, Math.min(cores, RANKS));
+  while (RANKS % n !== 0) n -= 1;
+  return n;
+}
+
+/**
+ * `config` as `nproc` processes train the study's RANKS ranks: each accumulates RANKS / nproc
+ * micro-batches (times what `config` already accumulates). `command` names the error's source.
+ */
+export function asRanks(config, nproc, command) {
+  if (!Number.isInteger(nproc) || nproc < 1 || RANKS % nproc !== 0) {
+    throw new Error(
+      `${command}: --nproc expected a divisor of ${RANKS} (the study's ranks; each process trains ${RANKS} / nproc of them in turn), found ${nproc}`,
+    );
+  }
+  return { ...config, accumulate: (config.accumulate ?? 1) * (RANKS / nproc) };
+}
 
 /**
  * `.data/fashion-mnist-<limit>` (or `data`), prepared unless it is there. Returns its path. The tree

@@ -29,14 +29,24 @@ describe("npm run reproduce -- --quick (ImageNet's regime)", () => {
   afterAll(() => rm(out, { recursive: true, force: true }));
 
   it('trains SGD, SGD for half its epochs and THOR, with crops, and scores them twice an epoch', async () => {
-    expect(first.stdout).toContain('seed 1: sgd (SGD for 2 epochs on 2 workers)');
-    expect(first.stdout).toContain('seed 1: sgd-half (SGD for 1 epochs on 2 workers)');
-    expect(first.stdout).toContain('seed 1: thor (THOR for 1 epochs on 2 workers)');
+    expect(first.stdout).toContain(
+      'seed 1: sgd (SGD for 2 epochs on 2 processes × 4 micro-batches)',
+    );
+    expect(first.stdout).toContain(
+      'seed 1: sgd-half (SGD for 1 epochs on 2 processes × 4 micro-batches)',
+    );
+    expect(first.stdout).toContain(
+      'seed 1: thor (THOR for 1 epochs on 2 processes × 4 micro-batches)',
+    );
     const runs = join(out, 'seed-1');
     expect((await readdir(runs)).sort()).toEqual(['sgd', 'sgd-half', 'thor']);
     const sgd = await metrics(join(runs, 'sgd'));
     expect(sgd.map((m) => m.epoch)).toEqual([0.5, 1, 1.5, 2]);
     const config = JSON.parse(await readFile(join(runs, 'thor', 'config.json'), 'utf8'));
+    // The study's 8 ranks (of 6 images at --quick's batch of 48), 4 on each of the 2 processes.
+    expect([config.workers, config.accumulate, config.batchSize]).toEqual([2, 4, 48]);
+    const report = await readFile(join(out, 'report.md'), 'utf8');
+    expect(report).toContain('8 ranks of 6 images (2 processes × 4 micro-batches)');
     expect(config.augment).toEqual({
       randomResizedCrop: { size: 28, scale: [0.25, 1] },
       flip: true,
@@ -64,6 +74,23 @@ describe("npm run reproduce -- --quick (ImageNet's regime)", () => {
     for (const f of ['top1-vs-epoch.png', 'top1-vs-time.svg', 'train-loss.png']) {
       expect(await readdir(out)).toContain(f);
     }
+  });
+
+  it('refuses a process count that does not divide the 8 ranks, before training', async () => {
+    const err = await run(process.execPath, [
+      reproduce,
+      '--quick',
+      '--nproc',
+      '3',
+      '--out',
+      out,
+    ]).then(
+      () => undefined,
+      (e: { code: number; stderr: string }) => e,
+    );
+    expect(err?.code).toBe(1);
+    expect(err?.stderr).toContain('reproduce: --nproc expected a divisor of 8');
+    expect(err?.stderr).toContain('found 3');
   });
 
   it('goes on where it stopped: a second run trains nothing, and --check exits 1 on an unmet target', async () => {

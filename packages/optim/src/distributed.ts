@@ -18,20 +18,21 @@ export interface Collective {
 }
 
 /**
- * THOR's refresh on every rank (call it on every rank, at the same steps, with this step's taps): this rank's factors averaged over the ring; the layers to refresh
- * chosen from them (the same choice everywhere, since every rank holds the same bytes); their
- * inversions split over the ranks, largest first to the least loaded (kfac-pytorch's greedy
- * assignment); and the inverses shared, so every rank installs all of them. With THOR's
- * `factorDecay`, the averaged factors first go into its running average, and only inverse steps
- * go on to invert (the averages).
+ * THOR's refresh on every rank (call it on every rank, at the same steps): this rank's factors,
+ * from this step's taps or already computed (`meanFactors` of its micro-batches' factors, which
+ * the refresh then disposes), averaged over the ring; the layers to refresh chosen from them (the
+ * same choice everywhere, since every rank holds the same bytes); their inversions split over the
+ * ranks, largest first to the least loaded (kfac-pytorch's greedy assignment); and the inverses
+ * shared, so every rank installs all of them. With THOR's `factorDecay`, the averaged factors
+ * first go into its running average, and only inverse steps go on to invert (the averages).
  */
 export async function refreshThor(
   thor: Thor,
-  taps: { all(): LayerTap[] },
+  curvature: { all(): LayerTap[] } | Map<string, FactorPair>,
   ring: Collective,
   step: number,
 ): Promise<ThorReport> {
-  const factors = thor.computeFactors(taps.all());
+  const factors = curvature instanceof Map ? curvature : thor.computeFactors(curvature.all());
   let averaged = await allReducePairs(factors, ring, 'mean');
   disposePairs(factors);
   const report: ThorReport = { step, refreshed: [], retried: [], nonFinite: [], stopped: [] };
@@ -98,6 +99,36 @@ function cost(f: FactorPair): number {
   const [na, ba] = f.a.shape;
   const [ng, bg] = f.g.shape;
   return na * ba ** 3 + ng * bg ** 3;
+}
+
+/**
+ * The element-wise mean of several micro-batches' factors (`thor.computeFactors` of each one's
+ * taps, all of the same layers): what one rank passes to `refreshThor` when it trains its share of
+ * a step in micro-batches, so that k micro-batches on one rank give the factors k ranks would.
+ * New tensors; the inputs are disposed.
+ */
+export function meanFactors(parts: Map<string, FactorPair>[]): Map<string, FactorPair> {
+  if (parts.length === 0)
+    throw new Error('meanFactors: expected at least one map of factors, found none');
+  const [first, ...rest] = parts as [Map<string, FactorPair>, ...Map<string, FactorPair>[]];
+  if (rest.length === 0) return first;
+  const out = new Map<string, FactorPair>();
+  for (const [layer, f] of first) {
+    const others = rest.map((m, i) => {
+      const o = m.get(layer);
+      if (o === undefined) {
+        throw new Error(
+          `meanFactors: layer '${layer}' has factors in micro-batch 0 but none in micro-batch ${i + 1}`,
+        );
+      }
+      return o;
+    });
+    const mean = (pick: (p: FactorPair) => tf.Tensor3D): tf.Tensor3D =>
+      tf.tidy(() => tf.div(tf.addN([pick(f), ...others.map(pick)]), parts.length));
+    out.set(layer, { a: mean((p) => p.a), g: mean((p) => p.g) });
+  }
+  for (const m of parts) disposePairs(m);
+  return out;
 }
 
 function disposePairs(pairs: Map<string, FactorPair>): void {

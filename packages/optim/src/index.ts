@@ -1,6 +1,6 @@
 export { assignInversions, inversionCost } from './assign.js';
 export { softmaxCrossEntropy } from './cross_entropy.js';
-export { refreshThor, type Collective } from './distributed.js';
+export { meanFactors, refreshThor, type Collective } from './distributed.js';
 export { flatten, unflatten } from './flat.js';
 export { MomentumSGD, type MomentumSGDOptions } from './momentum_sgd.js';
 export {

@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import {
   assignInversions,
   flatten,
+  meanFactors,
   refreshThor,
   softmaxCrossEntropy,
   Thor,
@@ -14,10 +15,13 @@ import {
 } from '../dist/index.js';
 
 /** A seeded tiny ResNet's curvature taps after one forward/backward pass on a fixed batch. */
-function tapsOfOneStep(): { taps: CurvatureTaps; dispose: () => void } {
+function tapsOfOneStep(batchSeed = 3): { taps: CurvatureTaps; dispose: () => void } {
   const model = resnetLight({ classes: 4, layers: [1, 1], widths: [8, 16], seed: 7 });
-  const x = tf.randomNormal([6, 12, 12, 3], 0, 1, 'float32', 3);
-  const y = tf.tensor1d([0, 1, 2, 3, 0, 1], 'int32');
+  const x = tf.randomNormal([6, 12, 12, 3], 0, 1, 'float32', batchSeed);
+  const y = tf.tensor1d(
+    [0, 1, 2, 3, 0, 1].map((c) => (c + batchSeed) % 4),
+    'int32',
+  );
   const taps = new CurvatureTaps();
   const { grads, value } = tf.variableGrads(
     () => softmaxCrossEntropy(model.forward(x, { training: true, taps }), y, 0.1),
@@ -85,6 +89,61 @@ describe("THOR's refresh over a process group", () => {
     } finally {
       for (const s of [one, ...steps]) s.dispose();
       for (const t of [local, ...thors]) t.dispose();
+    }
+  });
+});
+
+describe("one rank's micro-batches", () => {
+  it('give the inverses that as many ranks, one micro-batch each, would', async () => {
+    await initBackend({ backend: 'cpu' });
+    const options = { damping: 0.03, blockSize: 8, refresh: { every: 1 } };
+    const batches = [tapsOfOneStep(3), tapsOfOneStep(11)];
+    const ranks = [new Thor(options), new Thor(options)];
+    const single = new Thor(options);
+    try {
+      const group = localGroup(2);
+      await Promise.all(group.map((rank, r) => refreshThor(ranks[r]!, batches[r]!.taps, rank, 0)));
+      const alone = { rank: 0, worldSize: 1, allReduce: async (b: Float32Array) => b };
+      const factors = meanFactors(batches.map((b) => single.computeFactors(b.taps.all())));
+      const report = await refreshThor(single, factors, alone, 0);
+      expect(report.refreshed.length).toBeGreaterThan(2);
+      const expected = ranks[0]!.state().tensors;
+      const got = single.state().tensors;
+      expect(Object.keys(got).sort()).toEqual(Object.keys(expected).sort());
+      for (const [k, t] of Object.entries(expected)) {
+        const a = got[k]!.dataSync();
+        const e = t.dataSync();
+        for (let i = 0; i < e.length; i++) expect(a[i]!, `${k}[${i}]`).toBeCloseTo(e[i]!, 4);
+      }
+      // The two batches differ, so the mean is not either one's factors.
+      const lone = new Thor(options);
+      await refreshThor(lone, batches[0]!.taps, alone, 0);
+      const differs = Object.entries(lone.state().tensors).some(([k, t]) =>
+        t.dataSync().some((v, i) => Math.abs(v - got[k]!.dataSync()[i]!) > 1e-3),
+      );
+      expect(differs).toBe(true);
+      lone.dispose();
+    } finally {
+      for (const b of batches) b.dispose();
+      for (const t of [single, ...ranks]) t.dispose();
+    }
+  });
+
+  it('must all have factors of the same layers', async () => {
+    await initBackend({ backend: 'cpu' });
+    const thor = new Thor({ damping: 0.03, blockSize: 8, refresh: { every: 1 } });
+    const one = tapsOfOneStep(3);
+    try {
+      const full = thor.computeFactors(one.taps.all());
+      const part = thor.computeFactors(one.taps.all().slice(1));
+      expect(() => meanFactors([full, part])).toThrow(
+        /has factors in micro-batch 0 but none in micro-batch 1/,
+      );
+      expect(() => meanFactors([])).toThrow(/expected at least one/);
+      tf.dispose([...full.values(), ...part.values()].flatMap((f) => [f.a, f.g]));
+    } finally {
+      one.dispose();
+      thor.dispose();
     }
   });
 });

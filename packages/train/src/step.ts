@@ -3,10 +3,12 @@ import type { Batch } from '@thor-ts/data';
 import { CurvatureTaps } from '@thor-ts/model';
 import {
   flatten,
+  meanFactors,
   refreshThor,
   softmaxCrossEntropy,
   unflatten,
   valueAt,
+  type FactorPair,
   type ThorReport,
 } from '@thor-ts/optim';
 
@@ -18,7 +20,7 @@ export const MAX_NON_FINITE_STEPS = 5;
 
 /**
  * One optimizer step on every rank: the loss and gradients of `accumulate` micro-batches of this
- * rank's shard, one all-reduce (mean) of the gradients with the loss, the share classified right,
+ * rank's shard (and on THOR's refresh steps the curvature factors of each, averaged), one all-reduce (mean) of the gradients with the loss, the share classified right,
  * a check of batch norm's statistics and the stop flag; THOR's refresh on its steps (factors
  * averaged, inversions shared) and its preconditioning; momentum SGD's update. A step whose
  * reduced values are not all finite is skipped whole (no update, no refresh, batch norm's
@@ -32,19 +34,26 @@ export async function trainStep(
 ): Promise<{ stopRequested: boolean }> {
   const { ring, model, thor, opt, pos, accumulate } = run;
   const started = performance.now();
-  const taps = thor?.wantsTaps(pos.step) ? new CurvatureTaps() : undefined;
+  const refresh = thor?.wantsTaps(pos.step) === true;
   // Batch norm's statistics as they were, in case this step turns out non-finite.
   const before = new BufferSnapshot(model);
   let sum: Map<string, tf.Tensor> | undefined;
   let lossSum = 0;
   let correct = 0;
   const used: Batch[] = [];
+  // THOR's factors from every micro-batch, averaged: k micro-batches on this rank give the
+  // factors k ranks of one micro-batch each would.
+  const factors: Map<string, FactorPair>[] = [];
   for (let m = 0; m < accumulate; m++) {
     const next = await batches.next();
     if (next.done === true) throw new Error('train: the loader ended an epoch early');
     used.push(next.value);
-    // Curvature from the step's first micro-batch, as the reference takes it from one batch.
-    const { loss, hits, grads } = gradients(run, next.value, m === 0 ? taps : undefined);
+    const taps = refresh ? new CurvatureTaps() : undefined;
+    const { loss, hits, grads } = gradients(run, next.value, taps);
+    if (taps !== undefined) {
+      factors.push(thor!.computeFactors(taps.all()));
+      taps.dispose();
+    }
     lossSum += loss;
     correct += hits;
     sum = sum === undefined ? grads : addInto(sum, grads);
@@ -76,9 +85,9 @@ export async function trainStep(
     const { tensors: mean, extra } = unflatten(run.names, run.params, reduced);
     pos.lossSum += extra[0] as number;
     pos.top1Sum = (pos.top1Sum ?? 0) + (extra[1] as number);
-    if (taps !== undefined && thor !== undefined) {
+    if (factors.length > 0 && thor !== undefined) {
       const refreshStart = performance.now();
-      const report = await refreshThor(thor, taps, ring, pos.step);
+      const report = await refreshThor(thor, meanFactors(factors), ring, pos.step);
       refreshMs = performance.now() - refreshStart;
       pos.refreshes += 1;
       if (ring.rank === 0) logThorReport(report, run.log);
@@ -87,6 +96,7 @@ export async function trainStep(
     opt.step(update);
     tf.dispose([...mean.values(), ...update.values()]);
   } else {
+    tf.dispose(factors.flatMap((f) => [...f.values()].flatMap((p) => [p.a, p.g])));
     before.restore();
     run.nonFiniteInARow += 1;
     pos.skippedInEpoch = (pos.skippedInEpoch ?? 0) + 1;
@@ -97,13 +107,11 @@ export async function trainStep(
       );
     }
     if (run.nonFiniteInARow >= MAX_NON_FINITE_STEPS) {
-      taps?.dispose();
       throw new Error(
         `training diverged: the loss, the gradients or batch norm's statistics were not finite in ${run.nonFiniteInARow} steps in a row (steps ${pos.step + 2 - run.nonFiniteInARow}–${pos.step + 1}); none of them was applied, and no checkpoint was written from them (a lower learning rate may help)`,
       );
     }
   }
-  taps?.dispose();
   // Nothing reads the step's images any more (the curvature taps, which may share the first
   // layer's input with them on the cpu backend, are gone): the loader may fill their buffers
   // with later batches.

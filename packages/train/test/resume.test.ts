@@ -258,6 +258,28 @@ describe('train', () => {
     expect(accumulatedMoved).not.toBe(plainMoved);
   });
 
+  it("refreshes THOR from every micro-batch's curvature when it accumulates", async () => {
+    // 2 ranks × 2 micro-batches of 2: the step's factors are the mean over 4 micro-batches.
+    const [r0, r1] = await trainOnRing(2, tiny('thor-accumulated', { epochs: 1, accumulate: 2 }));
+    for (const r of [r0!, r1!]) {
+      expect(r.history[0]!.step).toBe(4);
+      expect(r.history[0]!.refreshes).toBe(2); // steps 0 and 3
+      expect(Number.isFinite(r.history[0]!.trainLoss)).toBe(true);
+    }
+    // Not the weights of the run without accumulation (batch norm sees 2 images at a time).
+    const [plain] = await trainOnRing(2, tiny('thor-plain', { epochs: 1 }));
+    expect(plain!.history[0]!.refreshes).toBe(2);
+    const [wa, wp] = [
+      await parameters(tiny('thor-accumulated').out),
+      await parameters(tiny('thor-plain').out),
+    ];
+    expect(
+      Buffer.from(wa.get('conv1.weight')!.buffer).equals(
+        Buffer.from(wp.get('conv1.weight')!.buffer),
+      ),
+    ).toBe(false);
+  });
+
   it('steps with Nesterov momentum and the warmed-up learning rate when the config asks', async () => {
     const sgd = { optimizer: 'sgd', epochs: 2 } as const;
     const [plain] = await trainOnRing(1, tiny('sgd-plain', sgd));

@@ -55,7 +55,11 @@ async function torch(mode, n) {
   return images / seconds;
 }
 
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return s.length % 2 === 1 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
+};
 const runs = { ours: [], perRank: [], single: [], ddp: [] };
 for (let r = 0; r < rounds; r++) {
   runs.ours.push(await ours(r, NPROC));

@@ -40,7 +40,8 @@ export function asRanks(config, nproc, command) {
       `${command}: --nproc expected a divisor of ${RANKS} (the study's ranks; each process trains ${RANKS} / nproc of them in turn), found ${nproc}`,
     );
   }
-  return { ...config, accumulate: (config.accumulate ?? 1) * (RANKS / nproc) };
+  const accumulate = (config.accumulate ?? 1) * (RANKS / nproc);
+  return accumulate === 1 ? config : { ...config, accumulate };
 }
 
 /**

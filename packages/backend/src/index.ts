@@ -11,6 +11,7 @@ export {
 } from './register_training_kernels.js';
 export { registerGradients } from './register_gradients.js';
 export { addRelu, AddRelu } from './ops/add_relu.js';
+export { readInto, tensorOwning } from './buffers.js';
 export { axisPhases, type AxisPhase } from './kernels/conv_phases.js';
 export {
   batchNormReluTrain,

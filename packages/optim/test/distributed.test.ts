@@ -162,4 +162,30 @@ describe('flattening for collectives', () => {
     expect(Array.from(tensors.get('a')!.dataSync())).toEqual([1, 2, 3, 4]);
     expect(Array.from(extra)).toEqual([9]);
   });
+
+  it.each(['wasm', 'cpu'] as const)(
+    'refills a buffer of the right length, whose unflattened tensors keep their values (%s)',
+    async (backend) => {
+      await initBackend({ backend });
+      const t = new Map<string, tf.Tensor>([
+        ['a', tf.tensor2d([1, 2, 3, 4], [2, 2])],
+        ['b', tf.tensor1d([5])],
+      ]);
+      const first = flatten(['a', 'b'], t, [9]);
+      const { tensors } = unflatten(['a', 'b'], t, first);
+      const kept = tf.variable(tensors.get('b')!, false);
+      const again = flatten(['b', 'a'], t, [8], first);
+      expect(again).toBe(first);
+      expect(Array.from(again)).toEqual([5, 1, 2, 3, 4, 8]);
+      // Made from the buffer before it was refilled: their own values still.
+      expect(Array.from(tensors.get('a')!.dataSync())).toEqual([1, 2, 3, 4]);
+      expect(Array.from(kept.dataSync())).toEqual([5]);
+      // A buffer of another length is not written: a new one comes back.
+      const other = new Float32Array(3);
+      const fresh = flatten(['a'], t, [], other);
+      expect(fresh).not.toBe(other);
+      expect(Array.from(other)).toEqual([0, 0, 0]);
+      tf.dispose([...t.values(), ...tensors.values(), kept]);
+    },
+  );
 });

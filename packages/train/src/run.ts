@@ -46,6 +46,8 @@ export interface Run {
   byVariable: Map<string, string>;
   opt: MomentumSGD;
   thor: Thor | undefined;
+  /** The buffer each step's gradients are all-reduced in, kept for the next step. */
+  reduceBuffer?: Float32Array;
   progress: Progress;
   /** Seconds of work after this run, when a study's command launched it (for its whole ETA). */
   afterSeconds: number | undefined;

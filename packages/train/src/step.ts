@@ -61,15 +61,22 @@ export async function trainStep(
   const local = accumulate > 1 ? scale(sum!, 1 / accumulate) : sum!;
   const stopHere = run.options.signal?.aborted === true ? 1 : 0;
   const reduced = await ring.allReduce(
-    flatten(run.names, local, [
-      lossSum / accumulate,
-      correct / (run.micro * accumulate),
-      // Batch norm's running statistics overflow before the loss does: NaN here if they did.
-      finiteBuffers(model) ? 0 : NaN,
-      stopHere,
-    ]),
+    flatten(
+      run.names,
+      local,
+      [
+        lossSum / accumulate,
+        correct / (run.micro * accumulate),
+        // Batch norm's running statistics overflow before the loss does: NaN here if they did.
+        finiteBuffers(model) ? 0 : NaN,
+        stopHere,
+      ],
+      // Last step's buffer: every tensor made from it was disposed with that step.
+      run.reduceBuffer,
+    ),
     { op: 'mean' },
   );
+  run.reduceBuffer = reduced;
   tf.dispose([...local.values()]);
   const stopRequested = (reduced[reduced.length - 1] as number) > 0;
   // The step's mean loss over the ranks (the first of the four values after the gradients), the

@@ -20,9 +20,10 @@ export const MAX_NON_FINITE_STEPS = 5;
 
 /**
  * One optimizer step on every rank: the loss and gradients of `accumulate` micro-batches of this
- * rank's shard (and on THOR's refresh steps the curvature factors of each, averaged), one all-reduce (mean) of the gradients with the loss, the share classified right,
- * a check of batch norm's statistics and the stop flag; THOR's refresh on its steps (factors
- * averaged, inversions shared) and its preconditioning; momentum SGD's update. A step whose
+ * rank's shard (and on THOR's refresh steps the curvature factors of each, averaged), one
+ * all-reduce (mean) of the gradients with the loss, the share classified right, a check of batch
+ * norm's statistics and the stop flag; THOR's refresh on its steps (factors averaged, inversions
+ * shared) and its preconditioning; momentum SGD's update. A step whose
  * reduced values are not all finite is skipped whole (no update, no refresh, batch norm's
  * statistics put back); MAX_NON_FINITE_STEPS in a row end the run with an error. Rank 0's
  * logger gets the step's loss, learning rate, damping, img/s and refresh time. Returns whether
@@ -71,7 +72,7 @@ export async function trainStep(
         finiteBuffers(model) ? 0 : NaN,
         stopHere,
       ],
-      // Last step's buffer: every tensor made from it was disposed with that step.
+      // The buffer the last step reduced in (the tensors unflattened from it own their values).
       run.reduceBuffer,
     ),
     { op: 'mean' },

@@ -4,6 +4,7 @@ import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promis
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 
 import { openImageNet, syntheticJpeg, writeSyntheticImageNet } from '@thor-ts/data';
@@ -274,26 +275,33 @@ async function workersOf(configPath: string): Promise<number[]> {
 
 describe('thor-ts train under a fault', () => {
   it('restarts after a worker is killed (--max-restarts 1) and ends with an undisturbed run’s weights', async () => {
-    // Enough steps after the first checkpoint that the watcher below finds the workers in time.
     const fields = { optimizer: 'thor', epochs: 4, checkpointEvery: 2 };
     const calm = await smallRun('calm', fields);
     expect((await thorTs(['train', '--config', calm, '--nproc', '2'])).code).toBe(0);
 
     const chaos = await smallRun('chaos', fields);
     const out = join(dir, 'chaos');
-    let killed: number | undefined;
-    const watch = setInterval(() => {
-      if (killed !== undefined || !existsSync(join(out, 'last.ckpt'))) return;
-      // The first checkpoint is there (step 2 of 16): kill one worker outright.
-      void workersOf(join(out, 'config.json')).then((pids) => {
-        if (killed !== undefined || pids.length < 2) return;
-        killed = pids[1]!;
-        process.kill(killed, 'SIGKILL');
-      });
-    }, 20);
-    const run = await thorTs(['train', '--config', chaos, '--nproc', '2', '--max-restarts', '1']);
-    clearInterval(watch);
-    expect(killed).toBeDefined();
+    const running = thorTs(['train', '--config', chaos, '--nproc', '2', '--max-restarts', '1']);
+    let ended = false;
+    void running.then(() => (ended = true));
+    // The workers' pids are found while they start, so that the kill follows the first checkpoint
+    // (step 2 of 16) within milliseconds: the steps of this tiny model are fast.
+    const killed = await (async () => {
+      let pids: number[] = [];
+      while (!ended && pids.length < 2) {
+        pids = await workersOf(join(out, 'config.json'));
+        await sleep(10);
+      }
+      while (!ended && !existsSync(join(out, 'last.ckpt'))) await sleep(2);
+      try {
+        process.kill(pids[1]!, 'SIGKILL');
+        return pids[1];
+      } catch {
+        return undefined; // it had already exited: the run ended first
+      }
+    })();
+    const run = await running;
+    expect(killed, `the run ended before a worker could be killed:\n${run.output}`).toBeDefined();
     expect(run.code, run.output).toBe(0);
     expect(run.output).toMatch(/\[launch\] rank \d was killed by SIGKILL \(exit code 137\)/);
     expect(run.output).toContain('[launch] restarting all 2 workers (restart 1 of 1)');

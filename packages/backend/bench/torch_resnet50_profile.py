@@ -8,29 +8,14 @@ one JSON line: the plain step of median length with its phases, and the profiled
 length with its phases and each op's self CPU time (wall time on the calling thread, which waits
 for the intra-op threads).
 """
-import argparse
 import json
 import time
 
 import torch
-import torchvision
 from torch.profiler import ProfilerActivity, profile, record_function
+from torch_resnet50_step import setup
 
-parser = argparse.ArgumentParser()
-parser.add_argument("--batch", type=int, default=16)
-parser.add_argument("--threads", type=int, default=2)
-parser.add_argument("--steps", type=int, default=3)
-parser.add_argument("--size", type=int, default=224)
-args = parser.parse_args()
-
-torch.set_num_threads(args.threads)
-torch.manual_seed(0)
-model = torchvision.models.resnet50()
-model.train()
-optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
-loss_fn = torch.nn.CrossEntropyLoss()
-images = torch.randn(args.batch, 3, args.size, args.size)
-labels = torch.randint(0, 1000, (args.batch,))
+args, model, optimizer, loss_fn, images, labels = setup()
 PHASES = ("forward", "backward", "update")
 
 

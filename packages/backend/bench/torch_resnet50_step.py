@@ -12,37 +12,47 @@ import time
 import torch
 import torchvision
 
-parser = argparse.ArgumentParser()
-parser.add_argument("--batch", type=int, default=16)
-parser.add_argument("--threads", type=int, default=2)
-parser.add_argument("--steps", type=int, default=3)
-parser.add_argument("--size", type=int, default=224)
-args = parser.parse_args()
 
-torch.set_num_threads(args.threads)
-torch.manual_seed(0)
-model = torchvision.models.resnet50()
-model.train()
-optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
-loss_fn = torch.nn.CrossEntropyLoss()
-images = torch.randn(args.batch, 3, args.size, args.size)
-labels = torch.randint(0, 1000, (args.batch,))
+def setup():
+    """The command line's settings, and the step's model, optimizer, loss and batch."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--size", type=int, default=224)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    model = torchvision.models.resnet50()
+    model.train()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    images = torch.randn(args.batch, 3, args.size, args.size)
+    labels = torch.randint(0, 1000, (args.batch,))
+    return args, model, optimizer, loss_fn, images, labels
 
-times = []
-for step in range(args.steps + 1):
-    t0 = time.perf_counter()
-    optimizer.zero_grad(set_to_none=True)
-    loss = loss_fn(model(images), labels)
-    loss.backward()
-    optimizer.step()
-    times.append(time.perf_counter() - t0)
-seconds = statistics.median(times[1:])
-print(json.dumps({
-    "bench": "resnet50-step",
-    "peer": f"pytorch {torch.__version__}",
-    "threads": args.threads,
-    "batch": args.batch,
-    "size": args.size,
-    "secondsPerStep": seconds,
-    "imagesPerSecond": args.batch / seconds,
-}))
+
+def main():
+    args, model, optimizer, loss_fn, images, labels = setup()
+    times = []
+    for step in range(args.steps + 1):
+        t0 = time.perf_counter()
+        optimizer.zero_grad(set_to_none=True)
+        loss = loss_fn(model(images), labels)
+        loss.backward()
+        optimizer.step()
+        times.append(time.perf_counter() - t0)
+    seconds = statistics.median(times[1:])
+    print(json.dumps({
+        "bench": "resnet50-step",
+        "peer": f"pytorch {torch.__version__}",
+        "threads": args.threads,
+        "batch": args.batch,
+        "size": args.size,
+        "secondsPerStep": seconds,
+        "imagesPerSecond": args.batch / seconds,
+    }))
+
+
+if __name__ == "__main__":
+    main()

@@ -417,39 +417,64 @@ EXPORT void col2im_add(const f32* cols, f32* dx, int N, int H, int W, int C, int
 // Floats of scratch `gemm_f32` needs: the packed block of B, and an edge tile's A rows and C.
 EXPORT int gemm_scratch_floats(void) { return GEMM_KC * GEMM_NC + GEMM_MR * GEMM_KC + GEMM_MR * GEMM_NR; }
 
+// A GEMM_MR × GEMM_NR tile of C in registers: row i is r[i][0] and r[i][1]. The tile functions
+// below take it by pointer and are inlined, so it never leaves the registers.
+typedef struct {
+  v128_t r[GEMM_MR][2];
+} c_tile;
+
+// The tile of C at c (rows ldc apart), or zeros unless load_c.
+static inline void tile_load(c_tile* t, const f32* c, int ldc, int load_c) {
+  if (load_c) {
+    for (int i = 0; i < GEMM_MR; i++) {
+      t->r[i][0] = wasm_v128_load(c + i * ldc), t->r[i][1] = wasm_v128_load(c + i * ldc + 4);
+    }
+  } else {
+    for (int i = 0; i < GEMM_MR; i++) t->r[i][0] = t->r[i][1] = wasm_f32x4_splat(0.0f);
+  }
+}
+
+// Row i of the tile += x · (b0, b1): one float of A's row i (splat in x) times a row of B.
+static inline void tile_madd(c_tile* t, int i, v128_t x, v128_t b0, v128_t b1) {
+  t->r[i][0] = wasm_f32x4_add(t->r[i][0], wasm_f32x4_mul(x, b0));
+  t->r[i][1] = wasm_f32x4_add(t->r[i][1], wasm_f32x4_mul(x, b1));
+}
+
+static inline void tile_store(const c_tile* t, f32* c, int ldc) {
+  for (int i = 0; i < GEMM_MR; i++) {
+    wasm_v128_store(c + i * ldc, t->r[i][0]), wasm_v128_store(c + i * ldc + 4, t->r[i][1]);
+  }
+}
+
+// A tile at the edge of C, only mr × nr of it inside: copied (or zeros unless load_c) into the
+// whole tile `edge` (GEMM_NR apart, zeros around it) for a tile function to compute in place...
+static void edge_tile_in(f32* edge, const f32* c, int ldc, int mr, int nr, int load_c) {
+  for (int i = 0; i < GEMM_MR; i++) {
+    for (int j = 0; j < GEMM_NR; j++) {
+      edge[i * GEMM_NR + j] = load_c && i < mr && j < nr ? c[i * ldc + j] : 0.0f;
+    }
+  }
+}
+
+// ...and its mr × nr part copied back to C.
+static void edge_tile_out(const f32* edge, f32* c, int ldc, int mr, int nr) {
+  for (int i = 0; i < mr; i++) {
+    for (int j = 0; j < nr; j++) c[i * ldc + j] = edge[i * GEMM_NR + j];
+  }
+}
+
 // The GEMM_MR × GEMM_NR tile c (rows ldc apart) (+)= a (GEMM_MR rows lda apart) · bp (kc × NR).
 static inline void gemm_tile(const f32* a, int lda, const f32* bp, int kc, f32* c, int ldc,
                              int load_c) {
-  v128_t c00, c01, c10, c11, c20, c21, c30, c31;
-  if (load_c) {
-    c00 = wasm_v128_load(c), c01 = wasm_v128_load(c + 4);
-    c10 = wasm_v128_load(c + ldc), c11 = wasm_v128_load(c + ldc + 4);
-    c20 = wasm_v128_load(c + 2 * ldc), c21 = wasm_v128_load(c + 2 * ldc + 4);
-    c30 = wasm_v128_load(c + 3 * ldc), c31 = wasm_v128_load(c + 3 * ldc + 4);
-  } else {
-    c00 = c01 = c10 = c11 = c20 = c21 = c30 = c31 = wasm_f32x4_splat(0.0f);
-  }
-  const f32 *a0 = a, *a1 = a + lda, *a2 = a + 2 * lda, *a3 = a + 3 * lda;
-  for (int p = 0; p < kc; p++) {
+  c_tile acc;
+  tile_load(&acc, c, ldc, load_c);
+  for (int p = 0; p < kc; p++, bp += GEMM_NR) {
     const v128_t b0 = wasm_v128_load(bp), b1 = wasm_v128_load(bp + 4);
-    bp += GEMM_NR;
-    v128_t x = wasm_v128_load32_splat(a0 + p);
-    c00 = wasm_f32x4_add(c00, wasm_f32x4_mul(x, b0));
-    c01 = wasm_f32x4_add(c01, wasm_f32x4_mul(x, b1));
-    x = wasm_v128_load32_splat(a1 + p);
-    c10 = wasm_f32x4_add(c10, wasm_f32x4_mul(x, b0));
-    c11 = wasm_f32x4_add(c11, wasm_f32x4_mul(x, b1));
-    x = wasm_v128_load32_splat(a2 + p);
-    c20 = wasm_f32x4_add(c20, wasm_f32x4_mul(x, b0));
-    c21 = wasm_f32x4_add(c21, wasm_f32x4_mul(x, b1));
-    x = wasm_v128_load32_splat(a3 + p);
-    c30 = wasm_f32x4_add(c30, wasm_f32x4_mul(x, b0));
-    c31 = wasm_f32x4_add(c31, wasm_f32x4_mul(x, b1));
+    for (int i = 0; i < GEMM_MR; i++) {
+      tile_madd(&acc, i, wasm_v128_load32_splat(a + i * lda + p), b0, b1);
+    }
   }
-  wasm_v128_store(c, c00), wasm_v128_store(c + 4, c01);
-  wasm_v128_store(c + ldc, c10), wasm_v128_store(c + ldc + 4, c11);
-  wasm_v128_store(c + 2 * ldc, c20), wasm_v128_store(c + 2 * ldc + 4, c21);
-  wasm_v128_store(c + 3 * ldc, c30), wasm_v128_store(c + 3 * ldc + 4, c31);
+  tile_store(&acc, c, ldc);
 }
 
 // Packs B[0:kc, 0:nc] (element (p, j) at b[p * sbk + j * sbn]) into panels of GEMM_NR columns,
@@ -500,17 +525,10 @@ static void gemm_block(const f32* a, int lda, const f32* bp, f32* c, int ldc, in
         gemm_tile(a_rows, a_stride, panel, kc, c_rows + jr, ldc, load_c);
         continue;
       }
-      // An edge tile: computed in edge_c, then its valid part written to C.
       const int nr = min_int(GEMM_NR, nc - jr);
-      for (int i = 0; i < GEMM_MR; i++) {
-        for (int j = 0; j < GEMM_NR; j++) {
-          edge_c[i * GEMM_NR + j] = load_c && i < mr && j < nr ? c_rows[i * ldc + jr + j] : 0.0f;
-        }
-      }
+      edge_tile_in(edge_c, c_rows + jr, ldc, mr, nr, load_c);
       gemm_tile(a_rows, a_stride, panel, kc, edge_c, GEMM_NR, 1);
-      for (int i = 0; i < mr; i++) {
-        for (int j = 0; j < nr; j++) c_rows[i * ldc + jr + j] = edge_c[i * GEMM_NR + j];
-      }
+      edge_tile_out(edge_c, c_rows + jr, ldc, mr, nr);
     }
   }
 }
@@ -614,43 +632,22 @@ EXPORT void im2col(const f32* x, f32* out, int H, int W, int C, int Ho, int Wo, 
 // (a pixel's C channels, or zeros where the window reads padding). bp: kc × GEMM_NR, packed.
 static inline void conv_tile(const f32* const* rp, int p0, int kc, int C, const f32* bp, f32* c,
                              int ldc, int load_c) {
-  v128_t c00, c01, c10, c11, c20, c21, c30, c31;
-  if (load_c) {
-    c00 = wasm_v128_load(c), c01 = wasm_v128_load(c + 4);
-    c10 = wasm_v128_load(c + ldc), c11 = wasm_v128_load(c + ldc + 4);
-    c20 = wasm_v128_load(c + 2 * ldc), c21 = wasm_v128_load(c + 2 * ldc + 4);
-    c30 = wasm_v128_load(c + 3 * ldc), c31 = wasm_v128_load(c + 3 * ldc + 4);
-  } else {
-    c00 = c01 = c10 = c11 = c20 = c21 = c30 = c31 = wasm_f32x4_splat(0.0f);
-  }
+  c_tile acc;
+  tile_load(&acc, c, ldc, load_c);
   const int end = p0 + kc;
   for (int p = p0; p < end;) {
     const int t = p / C, ch = p - t * C;
     const int len = min_int(C - ch, end - p);
     const f32* const* r = rp + t * GEMM_MR;
-    const f32 *a0 = r[0] + ch, *a1 = r[1] + ch, *a2 = r[2] + ch, *a3 = r[3] + ch;
-    for (int q = 0; q < len; q++) {
+    for (int q = 0; q < len; q++, bp += GEMM_NR) {
       const v128_t b0 = wasm_v128_load(bp), b1 = wasm_v128_load(bp + 4);
-      bp += GEMM_NR;
-      v128_t x = wasm_v128_load32_splat(a0 + q);
-      c00 = wasm_f32x4_add(c00, wasm_f32x4_mul(x, b0));
-      c01 = wasm_f32x4_add(c01, wasm_f32x4_mul(x, b1));
-      x = wasm_v128_load32_splat(a1 + q);
-      c10 = wasm_f32x4_add(c10, wasm_f32x4_mul(x, b0));
-      c11 = wasm_f32x4_add(c11, wasm_f32x4_mul(x, b1));
-      x = wasm_v128_load32_splat(a2 + q);
-      c20 = wasm_f32x4_add(c20, wasm_f32x4_mul(x, b0));
-      c21 = wasm_f32x4_add(c21, wasm_f32x4_mul(x, b1));
-      x = wasm_v128_load32_splat(a3 + q);
-      c30 = wasm_f32x4_add(c30, wasm_f32x4_mul(x, b0));
-      c31 = wasm_f32x4_add(c31, wasm_f32x4_mul(x, b1));
+      for (int i = 0; i < GEMM_MR; i++) {
+        tile_madd(&acc, i, wasm_v128_load32_splat(r[i] + ch + q), b0, b1);
+      }
     }
     p += len;
   }
-  wasm_v128_store(c, c00), wasm_v128_store(c + 4, c01);
-  wasm_v128_store(c + ldc, c10), wasm_v128_store(c + ldc + 4, c11);
-  wasm_v128_store(c + 2 * ldc, c20), wasm_v128_store(c + 2 * ldc + 4, c21);
-  wasm_v128_store(c + 3 * ldc, c30), wasm_v128_store(c + 3 * ldc + 4, c31);
+  tile_store(&acc, c, ldc);
 }
 
 // Floats (or pointers) of scratch conv_gemm needs for `rows` output positions of a convolution
@@ -707,15 +704,9 @@ EXPORT void conv_gemm(const f32* x, const f32* packed, f32* y, int H, int W, int
             conv_tile(rp, p0, kc, C, panel, c_rows + jr, Co, p0 > 0);
             continue;
           }
-          for (int i = 0; i < GEMM_MR; i++) {
-            for (int j = 0; j < GEMM_NR; j++) {
-              edge_c[i * GEMM_NR + j] = p0 > 0 && i < mr && j < nr ? c_rows[i * Co + jr + j] : 0.0f;
-            }
-          }
+          edge_tile_in(edge_c, c_rows + jr, Co, mr, nr, p0 > 0);
           conv_tile(rp, p0, kc, C, panel, edge_c, GEMM_NR, 1);
-          for (int i = 0; i < mr; i++) {
-            for (int j = 0; j < nr; j++) c_rows[i * Co + jr + j] = edge_c[i * GEMM_NR + j];
-          }
+          edge_tile_out(edge_c, c_rows + jr, Co, mr, nr);
         }
       }
     }
@@ -736,34 +727,21 @@ typedef struct {
 // the rows of bp (the packed output gradient, GEMM_NR columns) at the run's offset.
 static inline void filter_grad_tile(const window_run* runs, int nruns, int step, int c0,
                                     const f32* bp, f32* c, int ldc) {
-  v128_t c00 = wasm_v128_load(c), c01 = wasm_v128_load(c + 4);
-  v128_t c10 = wasm_v128_load(c + ldc), c11 = wasm_v128_load(c + ldc + 4);
-  v128_t c20 = wasm_v128_load(c + 2 * ldc), c21 = wasm_v128_load(c + 2 * ldc + 4);
-  v128_t c30 = wasm_v128_load(c + 3 * ldc), c31 = wasm_v128_load(c + 3 * ldc + 4);
+  c_tile acc;
+  tile_load(&acc, c, ldc, 1);
   for (int s = 0; s < nruns; s++) {
     const f32* a = runs[s].x_at + c0;
     const f32* b = bp + runs[s].q * GEMM_NR;
     for (int q = 0; q < runs[s].len; q++, a += step, b += GEMM_NR) {
       const v128_t b0 = wasm_v128_load(b), b1 = wasm_v128_load(b + 4);
       const v128_t v = wasm_v128_load(a);
-      v128_t x = wasm_i32x4_shuffle(v, v, 0, 0, 0, 0);
-      c00 = wasm_f32x4_add(c00, wasm_f32x4_mul(x, b0));
-      c01 = wasm_f32x4_add(c01, wasm_f32x4_mul(x, b1));
-      x = wasm_i32x4_shuffle(v, v, 1, 1, 1, 1);
-      c10 = wasm_f32x4_add(c10, wasm_f32x4_mul(x, b0));
-      c11 = wasm_f32x4_add(c11, wasm_f32x4_mul(x, b1));
-      x = wasm_i32x4_shuffle(v, v, 2, 2, 2, 2);
-      c20 = wasm_f32x4_add(c20, wasm_f32x4_mul(x, b0));
-      c21 = wasm_f32x4_add(c21, wasm_f32x4_mul(x, b1));
-      x = wasm_i32x4_shuffle(v, v, 3, 3, 3, 3);
-      c30 = wasm_f32x4_add(c30, wasm_f32x4_mul(x, b0));
-      c31 = wasm_f32x4_add(c31, wasm_f32x4_mul(x, b1));
+      tile_madd(&acc, 0, wasm_i32x4_shuffle(v, v, 0, 0, 0, 0), b0, b1);
+      tile_madd(&acc, 1, wasm_i32x4_shuffle(v, v, 1, 1, 1, 1), b0, b1);
+      tile_madd(&acc, 2, wasm_i32x4_shuffle(v, v, 2, 2, 2, 2), b0, b1);
+      tile_madd(&acc, 3, wasm_i32x4_shuffle(v, v, 3, 3, 3, 3), b0, b1);
     }
   }
-  wasm_v128_store(c, c00), wasm_v128_store(c + 4, c01);
-  wasm_v128_store(c + ldc, c10), wasm_v128_store(c + ldc + 4, c11);
-  wasm_v128_store(c + 2 * ldc, c20), wasm_v128_store(c + 2 * ldc + 4, c21);
-  wasm_v128_store(c + 3 * ldc, c30), wasm_v128_store(c + 3 * ldc + 4, c31);
+  tile_store(&acc, c, ldc);
 }
 
 // Floats of scratch conv_filter_grad needs: a packed block of dy, an edge tile and the runs.
@@ -820,15 +798,9 @@ EXPORT void conv_filter_grad(const f32* x, const f32* dy, f32* dw, int H, int W,
                 filter_grad_tile(runs, nruns, step, c0, panel, c, Co);
                 continue;
               }
-              for (int r = 0; r < GEMM_MR; r++) {
-                for (int t = 0; t < GEMM_NR; t++) {
-                  edge_c[r * GEMM_NR + t] = t < nr ? c[r * Co + t] : 0.0f;
-                }
-              }
+              edge_tile_in(edge_c, c, Co, GEMM_MR, nr, 1);
               filter_grad_tile(runs, nruns, step, c0, panel, edge_c, GEMM_NR);
-              for (int r = 0; r < GEMM_MR; r++) {
-                for (int t = 0; t < nr; t++) c[r * Co + t] = edge_c[r * GEMM_NR + t];
-              }
+              edge_tile_out(edge_c, c, Co, GEMM_MR, nr);
             }
           }
         }

@@ -18,8 +18,7 @@ import { batchMatMul } from './kernels/batch_mat_mul.js';
 import {
   batchNormTrainGradWasm,
   batchNormTrainWasm,
-  addReluWasm,
-  reluGradWasm,
+  elementwise2Wasm,
 } from './kernels/batch_norm_train.js';
 import { conv2d } from './kernels/conv2d.js';
 import { conv2dBackpropFilter } from './kernels/conv2d_backprop_filter.js';
@@ -141,31 +140,19 @@ const wasmKernels: KernelConfig[] = [
         attrs as unknown as MaxPoolGradAttrs,
       ),
   },
-  {
-    kernelName: BatchNormTrain,
+  ...([BatchNormTrain, BatchNormReluTrain] as const).map((kernelName) => ({
+    kernelName,
     backendName: 'wasm',
-    kernelFunc: ({ inputs, backend, attrs }) =>
+    kernelFunc: ({ inputs, backend, attrs }: Parameters<KernelConfig['kernelFunc']>[0]) =>
       batchNormTrainWasm(
         context(backend),
         inputs['x'] as TensorInfo,
         inputs['gamma'] as TensorInfo,
         inputs['beta'] as TensorInfo,
         (attrs as { epsilon: number }).epsilon,
+        kernelName === BatchNormReluTrain,
       ),
-  },
-  {
-    kernelName: BatchNormReluTrain,
-    backendName: 'wasm',
-    kernelFunc: ({ inputs, backend, attrs }) =>
-      batchNormTrainWasm(
-        context(backend),
-        inputs['x'] as TensorInfo,
-        inputs['gamma'] as TensorInfo,
-        inputs['beta'] as TensorInfo,
-        (attrs as { epsilon: number }).epsilon,
-        true,
-      ),
-  },
+  })),
   {
     kernelName: BatchNormTrainGrad,
     backendName: 'wasm',
@@ -185,13 +172,23 @@ const wasmKernels: KernelConfig[] = [
     kernelName: ReluGrad,
     backendName: 'wasm',
     kernelFunc: ({ inputs, backend }) =>
-      reluGradWasm(context(backend), inputs['dy'] as TensorInfo, inputs['x'] as TensorInfo),
+      elementwise2Wasm(
+        context(backend),
+        'reluGrad',
+        inputs['dy'] as TensorInfo,
+        inputs['x'] as TensorInfo,
+      ),
   },
   {
     kernelName: AddRelu,
     backendName: 'wasm',
     kernelFunc: ({ inputs, backend }) =>
-      addReluWasm(context(backend), inputs['a'] as TensorInfo, inputs['b'] as TensorInfo),
+      elementwise2Wasm(
+        context(backend),
+        'addRelu',
+        inputs['a'] as TensorInfo,
+        inputs['b'] as TensorInfo,
+      ),
   },
 ];
 

@@ -7,19 +7,13 @@ import { fileURLToPath } from 'node:url';
 
 import { initBackend } from '@thor-ts/backend';
 import { writeSyntheticImageNet } from '@thor-ts/data';
-import { joinRing, startCoordinator, type Ring } from '@thor-ts/distributed';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import {
-  Progress,
-  train,
-  validateConfig,
-  type TrainConfig,
-  type TrainOptions,
-} from '../dist/index.js';
+import { validateConfig, type TrainConfig } from '../dist/index.js';
 import { CsvLog } from '../src/csv_log.js';
 import { METRIC_COLUMNS, STEP_COLUMNS } from '../src/run_logger.js';
 import { smallThor } from './configs.js';
+import { trainOnRing } from './ring.js';
 import { readEvents, type ReadEvent } from './tfevents.js';
 
 const cli = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
@@ -190,41 +184,6 @@ describe('thor-ts train --tensorboard', () => {
     expect(tags['val/top1']).toEqual([2, 4, 6, 8]);
   });
 });
-
-/** `train` on every rank of an in-process ring of `n`. */
-async function trainOnRing(
-  n: number,
-  config: TrainConfig,
-  options: (rank: number) => TrainOptions = () => ({}),
-) {
-  const token = 'logs-test-token';
-  const coordinator = await startCoordinator({ worldSize: n, token, log: () => undefined });
-  const rings: Ring[] = await Promise.all(
-    Array.from({ length: n }, (_, rank) =>
-      joinRing({
-        rank,
-        worldSize: n,
-        coordinator: coordinator.address,
-        token,
-        log: () => undefined,
-      }),
-    ),
-  );
-  try {
-    return await Promise.all(
-      rings.map((r) =>
-        train(config, r, {
-          log: () => undefined,
-          progress: new Progress('none', () => undefined),
-          ...options(r.rank),
-        }),
-      ),
-    );
-  } finally {
-    await Promise.all(rings.map((r) => r.close()));
-    await coordinator.close();
-  }
-}
 
 describe('a resumed run’s logs', () => {
   it('hold each step and evaluation once, under one header, and TensorBoard purges the rest', async () => {

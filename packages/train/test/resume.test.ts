@@ -6,12 +6,12 @@ import { fileURLToPath } from 'node:url';
 
 import { initBackend } from '@thor-ts/backend';
 import { writeSyntheticImageNet } from '@thor-ts/data';
-import { joinRing, startCoordinator, type Ring } from '@thor-ts/distributed';
 import { readSafetensors, saveWeights } from '@thor-ts/model';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { buildModel, train, type TrainConfig, type TrainOptions } from '../dist/index.js';
+import { buildModel, type TrainConfig } from '../dist/index.js';
 import { smallThor } from './configs.js';
+import { trainOnRing } from './ring.js';
 
 let dir: string;
 let data: string;
@@ -47,35 +47,6 @@ function tiny(out: string, overrides: Partial<TrainConfig> = {}): TrainConfig {
     normalization: { mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25] },
     ...overrides,
   };
-}
-
-/** `train` on every rank of an in-process ring of `n`. */
-async function trainOnRing(
-  n: number,
-  config: TrainConfig,
-  options: (rank: number) => TrainOptions = () => ({}),
-) {
-  const token = 'resume-test-token';
-  const coordinator = await startCoordinator({ worldSize: n, token, log: () => undefined });
-  const rings: Ring[] = await Promise.all(
-    Array.from({ length: n }, (_, rank) =>
-      joinRing({
-        rank,
-        worldSize: n,
-        coordinator: coordinator.address,
-        token,
-        log: () => undefined,
-      }),
-    ),
-  );
-  try {
-    return await Promise.all(
-      rings.map((r) => train(config, r, { log: () => undefined, ...options(r.rank) })),
-    );
-  } finally {
-    await Promise.all(rings.map((r) => r.close()));
-    await coordinator.close();
-  }
 }
 
 async function parameters(out: string): Promise<Map<string, Float32Array>> {

@@ -83,25 +83,22 @@ export function batchNormTrainGradWasm(
   return [dx, dgamma, dbeta];
 }
 
-export function reluGradWasm(ctx: WasmContext, dy: TensorInfo, x: TensorInfo): TensorInfo {
-  const dx = ctx.alloc(x.shape);
-  ctx.k.reluGrad(
-    ctx.ptr(dy),
-    ctx.ptr(x),
-    ctx.ptr(dx),
-    x.shape.reduce((p, d) => p * d, 1),
-  );
-  return dx;
-}
-
-/** max(a + b, 0) for two float32 tensors of one shape (`addRelu`). */
-export function addReluWasm(ctx: WasmContext, a: TensorInfo, b: TensorInfo): TensorInfo {
-  const y = ctx.alloc(a.shape);
-  ctx.k.addRelu(
+/**
+ * A kernel of two float32 tensors of one shape into a third of that shape: `reluGrad` (dy where
+ * x > 0) and `addRelu` (max(a + b, 0)).
+ */
+export function elementwise2Wasm(
+  ctx: WasmContext,
+  kernel: 'reluGrad' | 'addRelu',
+  a: TensorInfo,
+  b: TensorInfo,
+): TensorInfo {
+  const out = ctx.alloc(b.shape);
+  ctx.k[kernel](
     ctx.ptr(a),
     ctx.ptr(b),
-    ctx.ptr(y),
-    a.shape.reduce((p, d) => p * d, 1),
+    ctx.ptr(out),
+    b.shape.reduce((p, d) => p * d, 1),
   );
-  return y;
+  return out;
 }

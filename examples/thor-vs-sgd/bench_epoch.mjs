@@ -46,13 +46,17 @@ async function ours(round, nproc) {
   return (m.step * config.batchSize) / m.trainSeconds;
 }
 
+/** How torch_epoch.py set PyTorch's memory allocator up (see scripts/torch_peer.py). */
+let allocator = 'unknown';
+
 /** PyTorch, `mode` 'single' (n threads) or 'ddp' (n processes): images per second. */
 async function torch(mode, n) {
   const script = fileURLToPath(new URL('./torch_epoch.py', import.meta.url));
   const args = [script, mode, data, String(sgd.batchSize), String(n), String(10 ** 9)];
   const { stdout } = await promisify(execFile)(values.python, args, { maxBuffer: 1 << 24 });
-  const { images, seconds } = JSON.parse(stdout.trim().split('\n').at(-1));
-  return images / seconds;
+  const result = JSON.parse(stdout.trim().split('\n').at(-1));
+  allocator = result.allocator;
+  return result.images / result.seconds;
 }
 
 const median = (xs) => {
@@ -88,6 +92,7 @@ if (row.perRank !== undefined) {
 }
 line(`PyTorch 1 process, ${cores} threads`, `${row.single.toFixed(0).padStart(6)} img/s`);
 line(`PyTorch ${RANKS} processes, Gloo (DDP)`, `${row.ddp.toFixed(0).padStart(6)} img/s`);
+line("PyTorch's allocator", allocator);
 line('thor-ts (reproduce) / the faster PyTorch', `${(row.ours / peer).toFixed(2).padStart(6)}×`);
 console.log(
   JSON.stringify({
@@ -98,6 +103,7 @@ console.log(
     processes: NPROC,
     ...row,
     ratio: row.ours / peer,
+    allocator,
     runs,
   }),
 );

@@ -11,6 +11,9 @@ first batch included, as in thor-ts's trainSeconds; building the dataset and the
 """
 import json, os, sys, time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '../../scripts'))
+from torch_peer import ALLOCATOR  # first: it sets the allocator up before torch loads (each rank too)
+
 import torch
 import torch.distributed as dist
 import torch.nn as nn
@@ -100,4 +103,4 @@ if __name__ == '__main__':
         trained, seconds = out.get()
         for p in procs:
             p.join()
-    print(json.dumps({'images': trained, 'seconds': seconds}))
+    print(json.dumps({'images': trained, 'seconds': seconds, 'allocator': ALLOCATOR}))

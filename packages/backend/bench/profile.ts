@@ -87,7 +87,7 @@ console.log(
 console.log(
   torch === undefined
     ? `PyTorch: ${peer as string}`
-    : `${torch.peer.replace('pytorch', 'PyTorch')} (${torch.threads} threads): ` +
+    : `${torch.peer.replace('pytorch', 'PyTorch')} (${torch.threads} threads, ${torch.allocator}): ` +
         `${torch.wallMs.toFixed(0)} ms profiled step (median of ${steps}), ` +
         `${torch.plainStepMs.toFixed(0)} ms plain step (median of ${steps})`,
 );

@@ -29,6 +29,8 @@ const batch = Number(values.batch);
 const here = (f: string) => fileURLToPath(new URL(f, import.meta.url));
 
 interface StepResult {
+  /** PyTorch's only: how its memory allocator was set up (see torch_resnet50_step.py). */
+  allocator?: string;
   secondsPerStep: number;
   imagesPerSecond: number;
 }
@@ -85,7 +87,8 @@ if (measured.length === 0) console.log(`PyTorch: ${peers[0] as string}`);
 else {
   const s = median(measured.map((p) => p.secondsPerStep));
   console.log(
-    `PyTorch (1 process, ${procs} threads):       ${s.toFixed(2)} s/step  ${(batch / s).toFixed(2)} img/s`,
+    `PyTorch (1 process, ${procs} threads):       ${s.toFixed(2)} s/step  ${(batch / s).toFixed(2)} img/s` +
+      `  (${measured[0]?.allocator ?? 'allocator unknown'})`,
   );
 }
 console.log(

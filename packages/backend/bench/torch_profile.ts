@@ -10,6 +10,8 @@ export interface TorchProfile {
   /** "pytorch <version>". */
   peer: string;
   threads: number;
+  /** How its memory allocator was set up (see torch_resnet50_step.py). */
+  allocator: string;
   /** The plain step of median length, and its phases. */
   plainStepMs: number;
   plainPhasesMs: Record<StepPhase, number>;

@@ -11,9 +11,10 @@ for the intra-op threads).
 import json
 import time
 
+from torch_resnet50_step import ALLOCATOR, setup  # first: it sets the allocator up before torch loads
+
 import torch
 from torch.profiler import ProfilerActivity, profile, record_function
-from torch_resnet50_step import setup
 
 args, model, optimizer, loss_fn, images, labels = setup()
 PHASES = ("forward", "backward", "update")
@@ -68,6 +69,7 @@ print(json.dumps({
     "threads": args.threads,
     "batch": args.batch,
     "size": args.size,
+    "allocator": ALLOCATOR,
     "plainStepMs": sum(plain[len(plain) // 2].values()),
     "plainPhasesMs": plain[len(plain) // 2],
     "profiledStepMs": [s["wallMs"] for s in profiled],

@@ -6,11 +6,16 @@ Prints one JSON line: median seconds per step after one warm-up step, and img/s.
 """
 import argparse
 import json
+import os
 import statistics
+import sys
 import time
 
-import torch
-import torchvision
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../../scripts"))
+from torch_peer import ALLOCATOR  # noqa: E402  (first: it sets the allocator up before torch loads)
+
+import torch  # noqa: E402
+import torchvision  # noqa: E402
 
 
 def setup():
@@ -49,6 +54,7 @@ def main():
         "threads": args.threads,
         "batch": args.batch,
         "size": args.size,
+        "allocator": ALLOCATOR,
         "secondsPerStep": seconds,
         "imagesPerSecond": args.batch / seconds,
     }))

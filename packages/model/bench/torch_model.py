@@ -4,11 +4,16 @@ ResNet at 224², median over --steps after a warm-up. Run with Debian's interpre
 """
 import argparse
 import json
+import os
 import statistics
+import sys
 import time
 
-import torch
-import torchvision
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../../scripts"))
+from torch_peer import ALLOCATOR  # noqa: E402  (first: it sets the allocator up before torch loads)
+
+import torch  # noqa: E402
+import torchvision  # noqa: E402
 
 p = argparse.ArgumentParser()
 p.add_argument("--arch", default="resnet50")
@@ -49,5 +54,5 @@ def step():
 
 
 train = timed(step)
-print(json.dumps({"arch": a.arch, "batch": a.batch, "threads": a.threads,
+print(json.dumps({"arch": a.arch, "batch": a.batch, "threads": a.threads, "allocator": ALLOCATOR,
                   "forwardImagesPerSecond": a.batch / forward, "trainImagesPerSecond": a.batch / train}))

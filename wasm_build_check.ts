@@ -4,20 +4,21 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 /**
- * Shared by the packages that commit a wasm module built from C (backend, data): whether this
- * machine has the toolchain their `scripts/build-wasm.sh` needs (Debian's clang and lld), and
- * whether that script rebuilds the committed module byte for byte.
+ * Shared by the packages that commit a wasm module built from C (backend, data, distributed,
+ * optim): whether this machine has the toolchain their `scripts/build-wasm.sh` needs (Debian's
+ * `clang` and lld, or the versioned `clang-16` the backend's script calls), and whether that
+ * script rebuilds the committed module byte for byte.
  */
-export const hasWasmToolchain = (() => {
+export function hasWasmToolchain(clang = 'clang'): boolean {
   try {
-    execFileSync('wasm-ld', ['--version'], { stdio: 'pipe' });
-    return execFileSync('clang', ['--print-targets'], { stdio: 'pipe' })
-      .toString()
-      .includes('wasm32');
+    const targets = execFileSync(clang, ['--print-targets'], { stdio: 'pipe' }).toString();
+    const linker = execFileSync(clang, ['--print-prog-name=wasm-ld'], { stdio: 'pipe' });
+    execFileSync(linker.toString().trim(), ['--version'], { stdio: 'pipe' });
+    return targets.includes('wasm32');
   } catch {
     return false;
   }
-})();
+}
 
 /**
  * Runs `<packageDir>/scripts/build-wasm.sh` into a temporary file and compares it with `committed`,

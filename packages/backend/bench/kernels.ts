@@ -145,7 +145,7 @@ const f1 = (v: number | undefined) => (v === undefined ? '-' : v.toFixed(1)).pad
 const r2 = (v: number | undefined, w = 8) => (v === undefined ? '-' : v.toFixed(2)).padStart(w);
 const peak = onWasm ? gemmPeak() : undefined;
 console.log(
-  `backend ${init.backend} (simd ${init.simd}, ${init.threads} thread), batch ${batch}, ` +
+  `backend ${init.backend} (simd ${init.simd}, relaxed SIMD ${init.relaxedSimd}, ${init.threads} thread, Node.js ${process.version}), batch ${batch}, ` +
     `median of ${reps}; GFLOP/s, each gradient as a ratio to the forward conv, and the forward ` +
     `as a ratio to XNNPACK's`,
 );

@@ -31,8 +31,9 @@ const steps = Number(values.steps);
 const batch = Number(values.batch);
 const size = Number(values.size);
 
+let relaxedSimd = false;
 async function ours(): Promise<WasmProfile> {
-  await initBackend({ backend: 'wasm' });
+  ({ relaxedSimd } = await initBackend({ backend: 'wasm' }));
   const model = resnet50();
   const images = tf.randomNormal<tf.Rank.R4>([batch, size, size, 3]);
   const labels = tf.tidy(() =>
@@ -81,7 +82,7 @@ console.log(
     `load average (1, 5, 15 min): ${fmtLoad(0)} at start, ${fmtLoad(1)} after PyTorch, ${fmtLoad(2)} at end`,
 );
 console.log(
-  `thor-ts wasm (1 thread): ${mine.wallMs.toFixed(0)} ms profiled step (median of ${steps}), ` +
+  `thor-ts wasm (1 thread, Node.js ${process.version}, relaxed SIMD ${relaxedSimd ? 'on' : 'off'}): ${mine.wallMs.toFixed(0)} ms profiled step (median of ${steps}), ` +
     `${mine.plainStepMs.toFixed(0)} ms plain step (median of ${steps})`,
 );
 console.log(

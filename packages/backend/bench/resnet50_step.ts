@@ -20,7 +20,7 @@ const { values } = parseArgs({
 });
 const batch = Number(values.batch);
 const size = Number(values.size);
-await initBackend({ backend: values.backend as BackendName });
+const init = await initBackend({ backend: values.backend as BackendName });
 
 const model = resnet50();
 const images = tf.randomNormal<tf.Rank.R4>([batch, size, size, 3]);
@@ -59,6 +59,8 @@ console.log(
   JSON.stringify({
     bench: 'resnet50-step',
     backend: values.backend,
+    relaxedSimd: init.relaxedSimd,
+    node: process.version,
     batch,
     size,
     params: count,

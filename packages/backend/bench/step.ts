@@ -29,6 +29,9 @@ const batch = Number(values.batch);
 const here = (f: string) => fileURLToPath(new URL(f, import.meta.url));
 
 interface StepResult {
+  /** Ours only: whether the kernels ran relaxed SIMD's fused multiply-add, on which Node.js. */
+  relaxedSimd?: boolean;
+  node?: string;
   /** PyTorch's only: how its memory allocator was set up (see torch_resnet50_step.py). */
   allocator?: string;
   secondsPerStep: number;
@@ -92,7 +95,8 @@ else {
   );
 }
 console.log(
-  `thor-ts wasm (${procs} processes × ${batch / procs} images): ${oursSeconds.toFixed(2)} s/step  ${(batch / oursSeconds).toFixed(2)} img/s`,
+  `thor-ts wasm (${procs} processes × ${batch / procs} images): ${oursSeconds.toFixed(2)} s/step  ${(batch / oursSeconds).toFixed(2)} img/s` +
+    `  (Node.js ${mine[0]?.perProcess[0]?.node}, relaxed SIMD ${mine[0]?.perProcess[0]?.relaxedSimd ? 'on' : 'off'})`,
 );
 if (ratios.length > 0) {
   console.log(

@@ -1,18 +1,22 @@
 #!/usr/bin/env bash
-# Rebuilds wasm/training_kernels.wasm from csrc/training_kernels.c, and the same kernels over a
-# shared memory (wasm/training_kernels_shared.wasm, for `npm run bench:threads`). Needs Debian's clang and lld
-# (apt-get install clang lld). The result is committed, so installing or building the package
-# needs neither; test/wasm_build.test.ts checks that the committed file matches the source.
+# Rebuilds wasm/training_kernels.wasm from csrc/training_kernels.c (128-bit SIMD), the same kernels
+# with relaxed SIMD's fused multiply-add (wasm/training_kernels_relaxed.wasm, loaded where the
+# runtime has relaxed SIMD), and over a shared memory (wasm/training_kernels_shared.wasm, for
+# `npm run bench:threads`). Needs Debian's clang 16 and lld 16 (apt-get install clang-16 lld-16;
+# the relaxed builtins need clang ≥ 16; $CLANG picks another). The results are committed, so
+# installing or building the package needs neither; test/wasm_build.test.ts checks that the
+# committed files match the source.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-wasm/training_kernels.wasm}
+clang=${CLANG:-clang-16}
 mkdir -p "$(dirname "$out")"
-clang --target=wasm32 -O3 -msimd128 -mbulk-memory -nostdlib -ffreestanding \
-  -fno-stack-protector -Wall -Werror \
-  -Wl,--no-entry -Wl,--import-memory -Wl,--export-dynamic -Wl,--strip-debug \
-  -o "$out" csrc/training_kernels.c
-clang --target=wasm32 -O3 -msimd128 -mbulk-memory -matomics -nostdlib -ffreestanding \
-  -fno-stack-protector -Wall -Werror \
-  -Wl,--no-entry -Wl,--import-memory -Wl,--shared-memory -Wl,--max-memory=4294967296 \
-  -Wl,--export-dynamic -Wl,--strip-debug \
-  -o "${out%.wasm}_shared.wasm" csrc/training_kernels.c
+build() {
+  "$clang" --target=wasm32 -O3 -msimd128 -mbulk-memory -nostdlib -ffreestanding \
+    -fno-stack-protector -Wall -Werror \
+    -Wl,--no-entry -Wl,--import-memory -Wl,--export-dynamic -Wl,--strip-debug \
+    "$@" csrc/training_kernels.c
+}
+build -o "$out"
+build -mrelaxed-simd -o "${out%.wasm}_relaxed.wasm"
+build -matomics -Wl,--shared-memory -Wl,--max-memory=4294967296 -o "${out%.wasm}_shared.wasm"

@@ -36,6 +36,7 @@ import {
 } from './ops/batch_norm_train.js';
 import { installLeanGradients } from './lean_gradients.js';
 import { registerGradients } from './register_gradients.js';
+import { selectKernelBuild } from './wasm/training_kernels.js';
 import {
   captureBaseKernels,
   WasmContext,
@@ -51,6 +52,11 @@ export interface TrainingKernelsReport {
   wasmKernels: string[];
   /** Whether this call made the engine free memory during backward passes. */
   leanGradients: boolean;
+  /**
+   * Whether the wasm kernels registered here run relaxed SIMD's fused multiply-add (the runtime
+   * has it and `relaxedSimd` is not false); false where tfjs-backend-wasm is not loaded.
+   */
+  relaxedSimd: boolean;
 }
 
 export interface TrainingKernelsOptions {
@@ -59,6 +65,12 @@ export interface TrainingKernelsOptions {
    * true). tfjs keeps them all to the end, which doubles a train step's peak memory.
    */
   leanGradients?: boolean;
+  /**
+   * Run the wasm convolutions and matrix products with relaxed SIMD's fused multiply-add: by
+   * default where the runtime has it (Node.js ≥ 22). false keeps the 128-bit SIMD build, whose
+   * results do not depend on whether the CPU fuses; true where the runtime lacks it is an error.
+   */
+  relaxedSimd?: boolean;
 }
 
 /** Marks our kernel configs so that registering twice replaces nothing. */
@@ -233,8 +245,15 @@ export async function registerTrainingKernels(
     registerGradient(config);
     if (!gradients.includes(config.kernelName)) gradients.push(config.kernelName);
   }
+  if (options.relaxedSimd !== undefined && typeof options.relaxedSimd !== 'boolean') {
+    throw new Error(
+      `registerTrainingKernels: expected relaxedSimd to be true, false or undefined, found ${JSON.stringify(options.relaxedSimd)}`,
+    );
+  }
   const registered: string[] = [];
+  let relaxedSimd = false;
   if (getKernel('Conv2D', 'wasm') !== undefined) {
+    relaxedSimd = selectKernelBuild(options.relaxedSimd) === 'relaxed';
     for (const config of wasmKernels) {
       const existing = getKernel(config.kernelName, 'wasm');
       if (existing !== undefined && ours.has(existing)) continue;
@@ -250,5 +269,5 @@ export async function registerTrainingKernels(
     }
   }
   const leanGradients = (options.leanGradients ?? true) && installLeanGradients(engine());
-  return { gradients, wasmKernels: registered, leanGradients };
+  return { gradients, wasmKernels: registered, leanGradients, relaxedSimd };
 }

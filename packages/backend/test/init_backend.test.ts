@@ -160,8 +160,64 @@ describe('initBackend', () => {
       console.log(JSON.stringify([first.gradients.length > 90, again, second.wasmKernels]));`;
     expect(JSON.parse(await runNode(code, packageDir))).toEqual([
       true,
-      { gradients: [], wasmKernels: [], leanGradients: false },
+      { gradients: [], wasmKernels: [], leanGradients: false, relaxedSimd: relaxedByDefault },
       [],
     ]);
+  });
+
+  // A convolution and its two gradients over tiles of every edge (17 output channels, 7 × 7
+  // positions, 3 × 3 × 12 depth), as numbers that would differ if a build computed another thing.
+  const convProbe = (options: string) => `
+    import * as tf from '${tfjsCore}';
+    import { initBackend } from '${entry}';
+    try {
+      const r = await initBackend(${options});
+      const wave = (shape, f) => tf.tensor(Array.from({ length: shape.reduce((a, b) => a * b) },
+        (_, i) => Math.sin(i * f)), shape);
+      const x = wave([2, 7, 7, 12], 0.37), w = wave([3, 3, 12, 17], 0.91);
+      const [dx, dw] = tf.grads((a, b) => tf.sum(tf.square(tf.conv2d(a, b, 1, 'same'))))([x, w]);
+      const y = tf.conv2d(x, w, 1, 'same');
+      console.log(JSON.stringify({ relaxedSimd: r.relaxedSimd,
+        values: [...y.dataSync(), ...dx.dataSync(), ...dw.dataSync()] }));
+    } catch (e) { console.log(JSON.stringify({ error: e.message })); }`;
+  const relaxedByDefault = Number(process.versions.node.split('.')[0]) >= 22;
+
+  it("runs relaxed SIMD's fused multiply-add where the runtime has it, and agrees with the 128-bit build", async () => {
+    const simd128 = JSON.parse(await runNode(convProbe('{ relaxedSimd: false }'), packageDir));
+    const byDefault = JSON.parse(await runNode(convProbe(''), packageDir));
+    // Node.js 20 has relaxed SIMD behind a flag: the relaxed build is tested on every runtime.
+    const flags = relaxedByDefault ? [] : ['--experimental-wasm-relaxed-simd'];
+    const relaxed = JSON.parse(
+      await runNode(convProbe('{ relaxedSimd: true }'), packageDir, flags),
+    );
+    expect([simd128.relaxedSimd, byDefault.relaxedSimd, relaxed.relaxedSimd]).toEqual([
+      false,
+      relaxedByDefault,
+      true,
+    ]);
+    const values = simd128.values as number[];
+    expect(values.length).toBe(2 * 7 * 7 * 17 + 2 * 7 * 7 * 12 + 3 * 3 * 12 * 17);
+    const scale = Math.max(...values.map(Math.abs));
+    for (const other of [byDefault.values, relaxed.values] as number[][]) {
+      const worst = Math.max(...other.map((v, i) => Math.abs(v - (values[i] as number))));
+      expect(worst / scale).toBeLessThan(1e-5);
+    }
+  });
+
+  it.skipIf(relaxedByDefault)(
+    'says what relaxedSimd: true needs where the runtime lacks it',
+    async () => {
+      const out = JSON.parse(await runNode(convProbe('{ relaxedSimd: true }'), packageDir));
+      expect(out.error).toMatch(
+        /relaxedSimd: true needs WebAssembly relaxed SIMD \(Node\.js ≥ 22.*Node\.js v20\.\d+\.\d+ does not validate .*training_kernels_relaxed\.wasm/,
+      );
+    },
+  );
+
+  it('rejects a relaxedSimd that is not a boolean', async () => {
+    const out = JSON.parse(await runNode(convProbe("{ relaxedSimd: 'yes' }"), packageDir));
+    expect(out.error).toBe(
+      'registerTrainingKernels: expected relaxedSimd to be true, false or undefined, found "yes"',
+    );
   });
 });

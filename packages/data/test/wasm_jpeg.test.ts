@@ -93,7 +93,7 @@ async function sharpRgb(bytes: Buffer) {
 }
 
 describe('WasmJpeg', () => {
-  it.skipIf(!hasWasmToolchain)(
+  it.skipIf(!hasWasmToolchain())(
     'is what scripts/build-wasm.sh builds from csrc/ (needs clang and lld)',
     () => {
       const committed = join(packageDir, 'wasm', 'jpeg.wasm');

@@ -61,8 +61,8 @@ describe('SimdSum', () => {
     expect(wasm.Module.exports(module)).toEqual([{ name: 'add_into', kind: 'function' }]);
   });
 
-  it.skipIf(!hasWasmToolchain)(
-    `is what scripts/build-wasm.sh builds from csrc/${hasWasmToolchain ? '' : ' (skipped: needs clang and lld)'}`,
+  it.skipIf(!hasWasmToolchain())(
+    `is what scripts/build-wasm.sh builds from csrc/${hasWasmToolchain() ? '' : ' (skipped: needs clang and lld)'}`,
     () => {
       expect(rebuildsCommittedWasm(packageDir, committed)).toBe(true);
     },

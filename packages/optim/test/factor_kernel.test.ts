@@ -129,7 +129,7 @@ describe('the wasm factor kernel', () => {
     tf.dispose([src.input, src.outputGrad!, grad]);
   });
 
-  it.skipIf(!hasWasmToolchain)(
+  it.skipIf(!hasWasmToolchain())(
     'is committed as scripts/build-wasm.sh builds it from csrc/factors.c',
     () => {
       expect(rebuildsCommittedWasm(packageDir, join(packageDir, 'src', 'factors_wasm.ts'))).toBe(

@@ -121,11 +121,16 @@ describe('the wasm factor kernel', () => {
     const byKernel = step();
     useFactorKernel(false);
     const byTfjs = step();
+    // Against the gradient's largest entry: the tfjs path's products may run relaxed SIMD's fused
+    // multiply-add (Node.js ≥ 22), which rounds differently, and an entry near zero has no
+    // meaningful relative error of its own.
+    const scale = Math.max(...Array.from(byTfjs, Math.abs));
     let worst = 0;
     for (let i = 0; i < byKernel.length; i++) {
-      worst = Math.max(worst, Math.abs(byKernel[i]! - byTfjs[i]!) / (Math.abs(byTfjs[i]!) + 1e-6));
+      worst = Math.max(worst, Math.abs(byKernel[i]! - byTfjs[i]!) / scale);
     }
-    expect(worst).toBeLessThan(1e-3);
+    expect(scale).toBeGreaterThan(0);
+    expect(worst).toBeLessThan(1e-5);
     tf.dispose([src.input, src.outputGrad!, grad]);
   });
 

@@ -50,6 +50,8 @@ const cases: Case[] = [
   { x: [2, 28, 27, 40], k: [3, 3], co: 21, strides: [1, 1], pad: 'same' },
   // The filter gradient read in place past one 512-column block, with an edge panel.
   { x: [1, 6, 5, 4], k: [3, 3], co: 603, strides: [1, 1], pad: 'same' },
+  // A 1×1 filter gradient read in place over several blocks of 256 positions, with an edge panel.
+  { x: [3, 11, 10, 8], k: [1, 1], co: 13, strides: [1, 1], pad: 'valid' },
 ];
 
 const geometry = (c: Case, ho: number, wo: number) => {

@@ -20,10 +20,16 @@ const minRowsToChunk = 128;
  * The filter gradient reads windows in place (`conv_filter_grad`) for kernels larger than 1×1 with
  * Ci a multiple of 4 and at most this many filter floats (256 KiB): every block of 256 output
  * positions adds into the whole filter gradient, which must stay in cache. There it ran 1.1–1.45×
- * the transposed im2col's speed (ResNet-8's 3×3s, ResNet-50's at 56²); on larger filters and on
- * 1×1 kernels, 0.67–1.0×.
+ * the transposed im2col's speed (ResNet-8's 3×3s, ResNet-50's at 56²); on larger filters, 0.67–1.0×.
  */
 const maxInPlaceFilterFloats = 1 << 16;
+/**
+ * 1×1 kernels read in place up to this many filter floats (ResNet-50's 64 → 64, ResNet-8's
+ * shortcuts), where transposing x costs about as much as the product: at 64 → 64, 1.16× the
+ * transposed im2col's speed with relaxed SIMD and 1.07× without; from 64 → 256 up, in place was
+ * slower.
+ */
+const maxInPlacePointwiseFloats = 1 << 12;
 
 interface Chunk {
   n0: number;
@@ -75,8 +81,11 @@ export function conv2dBackpropFilter(
   const { strideHeight: sh, strideWidth: sw, padInfo } = info;
   const k = ctx.k;
   const dw = ctx.alloc([kh, kw, ci, co]);
-  if (ci % 4 === 0 && kh * kw > 1 && kh * kw * ci * co <= maxInPlaceFilterFloats) {
-    k.fillZero(ctx.ptr(dw), kh * kw * ci * co);
+  const floats = kh * kw * ci * co;
+  const inPlace =
+    kh * kw > 1 ? floats <= maxInPlaceFilterFloats : floats <= maxInPlacePointwiseFloats;
+  if (ci % 4 === 0 && inPlace) {
+    k.fillZero(ctx.ptr(dw), floats);
     const scratch = ctx.alloc([k.convFilterGradScratchFloats()]);
     k.convFilterGrad(
       ctx.ptr(x),
@@ -136,6 +145,6 @@ export function conv2dBackpropFilter(
     ctx.free(cols);
   }
   // No output positions (an empty batch): the gradient is zero.
-  if (n * ho * wo === 0) k.fillZero(ctx.ptr(dw), kh * kw * ci * co);
+  if (n * ho * wo === 0) k.fillZero(ctx.ptr(dw), floats);
   return dw;
 }

@@ -10,15 +10,23 @@ import { join } from 'node:path';
  * script rebuilds the committed module byte for byte.
  */
 export function hasWasmToolchain(clang = 'clang'): boolean {
-  try {
-    const targets = execFileSync(clang, ['--print-targets'], { stdio: 'pipe' }).toString();
-    const linker = execFileSync(clang, ['--print-prog-name=wasm-ld'], { stdio: 'pipe' });
-    execFileSync(linker.toString().trim(), ['--version'], { stdio: 'pipe' });
-    return targets.includes('wasm32');
-  } catch {
-    return false;
+  let found = toolchains.get(clang);
+  if (found === undefined) {
+    try {
+      const targets = execFileSync(clang, ['--print-targets'], { stdio: 'pipe' }).toString();
+      const linker = execFileSync(clang, ['--print-prog-name=wasm-ld'], { stdio: 'pipe' });
+      execFileSync(linker.toString().trim(), ['--version'], { stdio: 'pipe' });
+      found = targets.includes('wasm32');
+    } catch {
+      found = false;
+    }
+    toolchains.set(clang, found);
   }
+  return found;
 }
+
+/** hasWasmToolchain's answer per compiler: each asks by running it, and tests ask more than once. */
+const toolchains = new Map<string, boolean>();
 
 /**
  * Runs `<packageDir>/scripts/build-wasm.sh` into a temporary file and compares it with `committed`,

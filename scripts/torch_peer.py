@@ -1,7 +1,7 @@
 """What every PyTorch peer script in the benchmarks does before it loads torch.
 
-Import it first: `sys.path.insert(0, <repo>/scripts); from torch_peer import ALLOCATOR`; ALLOCATOR says how the
-allocator was set up, for the script's JSON line.
+Import it first: `sys.path.insert(0, <repo>/scripts); from torch_peer import ALLOCATOR`.
+ALLOCATOR says how the allocator was set up, for the script's JSON line.
 """
 import ctypes
 

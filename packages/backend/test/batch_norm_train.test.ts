@@ -52,6 +52,8 @@ describe('batchNormTrain', () => {
     [[4, 5, 3, 7], 1e-5],
     [[2, 9, 9, 64], 1e-4],
     [[130, 6], 1e-5],
+    // Over 2^17 floats with more than 16 channels: the statistics are summed row after row.
+    [[4, 33, 33, 37], 1e-5],
   ] as const)(
     'fused on wasm equals tfjs ops on cpu, values and gradients: %j eps %d',
     async (shape, eps) => {

@@ -275,6 +275,18 @@ EXPORT void bn_train(const f32* x, f32* y, int M, int C, const f32* gamma, const
   scale_shift(x, y, M, C, a, b, relu);
 }
 
+// PyTorch's running statistics after a batch of M rows whose mean and (biased) variance bn_train
+// gave: new = (1 − momentum) · running + momentum · batch, the batch's variance made unbiased
+// (M / (M − 1)) first, as PyTorch keeps it.
+EXPORT void bn_running(const f32* mean, const f32* var, const f32* run_mean, const f32* run_var,
+                       int C, int M, f32 momentum, f32* new_mean, f32* new_var) {
+  const f32 unbias = M > 1 ? (f32)((double)M / (M - 1)) : 1.0f;
+  for (int c = 0; c < C; c++) {
+    new_mean[c] = (1 - momentum) * run_mean[c] + momentum * mean[c];
+    new_var[c] = (1 - momentum) * run_var[c] + momentum * (unbias * var[c]);
+  }
+}
+
 // The gradients of bn_train given dy:
 //   dβ = Σ dy,  dγ = Σ dy · x̂,  dx = γ/σ · (dy − dβ/M − x̂ · dγ/M),  x̂ = (x − mean)/σ.
 // With `y` (the output of bn_train with relu), dy passes where y > 0 only: the ReLU's gradient,

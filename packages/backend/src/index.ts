@@ -21,4 +21,5 @@ export {
   BatchNormTrainGrad,
   ReluGrad,
   type BatchNormTrainResult,
+  type RunningStats,
 } from './ops/batch_norm_train.js';

@@ -163,6 +163,13 @@ const wasmKernels: KernelConfig[] = [
         inputs['beta'] as TensorInfo,
         (attrs as { epsilon: number }).epsilon,
         kernelName === BatchNormReluTrain,
+        inputs['runningMean'] === undefined
+          ? undefined
+          : {
+              mean: inputs['runningMean'],
+              variance: inputs['runningVariance'] as TensorInfo,
+              momentum: (attrs as { momentum: number }).momentum,
+            },
       ),
   })),
   {

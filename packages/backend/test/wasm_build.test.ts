@@ -21,6 +21,7 @@ describe('wasm/training_kernels.wasm', () => {
     expect(exports).toEqual([
       'add_f32',
       'add_relu',
+      'bn_running',
       'bn_train',
       'bn_train_grad',
       'col2im_add',

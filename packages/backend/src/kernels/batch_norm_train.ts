@@ -18,6 +18,17 @@ function rowsAndChannels(kernel: string, x: TensorInfo, gamma: TensorInfo): [num
   return [x.shape.reduce((p, d) => p * d, 1) / Math.max(c, 1), c];
 }
 
+/** The running statistics a batch norm kernel updates, and the new batch's weight in them. */
+export interface RunningInfo {
+  mean: TensorInfo;
+  variance: TensorInfo;
+  momentum: number;
+}
+
+/**
+ * y, the batch's mean and variance, and with `running` the running statistics after this batch
+ * (new tensors, PyTorch's update: see bn_running).
+ */
 export function batchNormTrainWasm(
   ctx: WasmContext,
   x: TensorInfo,
@@ -25,6 +36,7 @@ export function batchNormTrainWasm(
   beta: TensorInfo,
   epsilon: number,
   relu = false,
+  running?: RunningInfo,
 ): TensorInfo[] {
   const [m, c] = rowsAndChannels(relu ? 'ThorBatchNormReluTrain' : 'ThorBatchNormTrain', x, gamma);
   const y = ctx.alloc(x.shape);
@@ -45,7 +57,31 @@ export function batchNormTrainWasm(
     relu ? 1 : 0,
   );
   ctx.free(scratch);
-  return [y, mean, variance];
+  if (running === undefined) return [y, mean, variance];
+  for (const [name, t] of [
+    ['runningMean', running.mean],
+    ['runningVariance', running.variance],
+  ] as const) {
+    if (t.dtype !== 'float32' || t.shape.length !== 1 || t.shape[0] !== c) {
+      throw new Error(
+        `${relu ? 'ThorBatchNormReluTrain' : 'ThorBatchNormTrain'}: expected ${name} of dtype float32 and shape [${c}] (x's channels), found ${t.dtype} [${t.shape}]`,
+      );
+    }
+  }
+  const newMean = ctx.alloc([c]);
+  const newVariance = ctx.alloc([c]);
+  ctx.k.bnRunning(
+    ctx.ptr(mean),
+    ctx.ptr(variance),
+    ctx.ptr(running.mean),
+    ctx.ptr(running.variance),
+    c,
+    m,
+    running.momentum,
+    ctx.ptr(newMean),
+    ctx.ptr(newVariance),
+  );
+  return [y, mean, variance, newMean, newVariance];
 }
 
 export function batchNormTrainGradWasm(

@@ -1,4 +1,5 @@
 import {
+  add,
   batchNorm,
   cast,
   relu,
@@ -8,6 +9,7 @@ import {
   moments,
   mul,
   step,
+  tidy,
   type GradConfig,
   type Tensor,
   type Tensor1D,
@@ -25,6 +27,47 @@ export interface BatchNormTrainResult<T extends Tensor> {
   /** Per-channel mean and biased variance of this batch (for the running statistics). */
   mean: Tensor1D;
   variance: Tensor1D;
+  /** With `running` given: the running statistics after this batch, new tensors. */
+  running?: { mean: Tensor1D; variance: Tensor1D };
+}
+
+/**
+ * PyTorch's running statistics of a batch norm, to update after the batch as `F.batch_norm` does
+ * in training: new = (1 − momentum) · running + momentum · batch's, the batch's variance unbiased
+ * (n / (n − 1), n the values per channel).
+ */
+export interface RunningStats {
+  mean: Tensor1D;
+  variance: Tensor1D;
+  /** The new batch's weight, in [0, 1] (torchvision's 0.1). */
+  momentum: number;
+}
+
+/** The running statistics after a batch, with tfjs's ops (backends without the fused kernel). */
+function updatedRunning(
+  running: RunningStats,
+  mean: Tensor1D,
+  variance: Tensor1D,
+  n: number,
+): { mean: Tensor1D; variance: Tensor1D } {
+  const m = running.momentum;
+  return tidy(() => ({
+    mean: add(mul(running.mean, 1 - m), mul(mean, m)) as Tensor1D,
+    variance: add(mul(running.variance, 1 - m), mul(variance, (m * n) / Math.max(n - 1, 1))) as Tensor1D,
+  }));
+}
+
+/** The fused kernel's inputs and attributes for `running`, checked. */
+function runningInputs(
+  op: string,
+  running: RunningStats | undefined,
+): [Record<string, Tensor>, Record<string, number>] {
+  if (running === undefined) return [{}, {}];
+  const m = running.momentum;
+  if (typeof m !== 'number' || !(m >= 0 && m <= 1)) {
+    throw new RangeError(`${op}: expected a momentum in [0, 1], found ${String(m)}`);
+  }
+  return [{ runningMean: running.mean, runningVariance: running.variance }, { momentum: m }];
 }
 
 /**
@@ -39,19 +82,52 @@ export function batchNormTrain<T extends Tensor>(
   gamma: Tensor1D,
   beta: Tensor1D,
   epsilon = 1e-5,
+  running?: RunningStats,
 ): BatchNormTrainResult<T> {
-  if (getKernel(BatchNormTrain, getBackend()) !== undefined) {
-    const [y, mean, variance] = engine().runKernel(
-      BatchNormTrain,
-      { x, gamma, beta },
-      { epsilon },
-    ) as [T, Tensor1D, Tensor1D];
-    return { y, mean, variance };
+  return fusedOrOps(BatchNormTrain, x, gamma, beta, epsilon, running, (y) => y);
+}
+
+/**
+ * The fused kernel `kernelName` where the backend has it, else tfjs's ops (`moments`,
+ * `batchNorm`, then `after` on y), with the running statistics updated either way when given.
+ */
+function fusedOrOps<T extends Tensor>(
+  kernelName: string,
+  x: T,
+  gamma: Tensor1D,
+  beta: Tensor1D,
+  epsilon: number,
+  running: RunningStats | undefined,
+  after: (y: T) => T,
+): BatchNormTrainResult<T> {
+  const [extraInputs, extraAttrs] = runningInputs(kernelName, running);
+  if (getKernel(kernelName, getBackend()) !== undefined) {
+    const [y, mean, variance, runningMean, runningVariance] = engine().runKernel(
+      kernelName,
+      { x, gamma, beta, ...extraInputs },
+      { epsilon, ...extraAttrs },
+    ) as [T, Tensor1D, Tensor1D, Tensor1D?, Tensor1D?];
+    return {
+      y,
+      mean,
+      variance,
+      ...(running === undefined ? {} : { running: { mean: runningMean!, variance: runningVariance! } }),
+    };
   }
   const axes = x.shape.slice(0, -1).map((_, i) => i);
-  const { mean, variance } = moments(x, axes);
-  const y = batchNorm(x, mean, variance, beta, gamma, epsilon) as T;
-  return { y, mean: mean as Tensor1D, variance: variance as Tensor1D };
+  const stats = moments(x, axes);
+  const mean = stats.mean as Tensor1D;
+  const variance = stats.variance as Tensor1D;
+  const normalized = batchNorm(x, mean, variance, beta, gamma, epsilon) as T;
+  const y = after(normalized);
+  if (y !== normalized) normalized.dispose();
+  const n = x.size / Math.max(x.shape[x.shape.length - 1] ?? 1, 1);
+  return {
+    y,
+    mean,
+    variance,
+    ...(running === undefined ? {} : { running: updatedRunning(running, mean, variance, n) }),
+  };
 }
 
 /**
@@ -65,17 +141,9 @@ export function batchNormReluTrain<T extends Tensor>(
   gamma: Tensor1D,
   beta: Tensor1D,
   epsilon = 1e-5,
+  running?: RunningStats,
 ): BatchNormTrainResult<T> {
-  if (getKernel(BatchNormReluTrain, getBackend()) !== undefined) {
-    const [y, mean, variance] = engine().runKernel(
-      BatchNormReluTrain,
-      { x, gamma, beta },
-      { epsilon },
-    ) as [T, Tensor1D, Tensor1D];
-    return { y, mean, variance };
-  }
-  const { y, mean, variance } = batchNormTrain(x, gamma, beta, epsilon);
-  return { y: relu(y) as T, mean, variance };
+  return fusedOrOps(BatchNormReluTrain, x, gamma, beta, epsilon, running, (y) => relu(y) as T);
 }
 
 export const batchNormTrainGradConfig: GradConfig = {

@@ -91,6 +91,17 @@ export interface TrainingKernels {
     scratch: number,
     relu: number,
   ): void;
+  bnRunning(
+    mean: number,
+    variance: number,
+    runningMean: number,
+    runningVariance: number,
+    c: number,
+    m: number,
+    momentum: number,
+    newMean: number,
+    newVariance: number,
+  ): void;
   bnTrainGrad(
     dy: number,
     x: number,
@@ -323,6 +334,7 @@ export function trainingKernelsFor(
     fillZero: fn('fill_zero'),
     addF32: fn('add_f32'),
     bnTrain: fn('bn_train'),
+    bnRunning: fn('bn_running'),
     bnTrainGrad: fn('bn_train_grad'),
     reluGrad: fn('relu_grad'),
     addRelu: fn('add_relu'),

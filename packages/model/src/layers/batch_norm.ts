@@ -1,7 +1,6 @@
 import {
-  add,
   batchNorm,
-  mul,
+  dispose,
   relu,
   tidy,
   type Tensor1D,
@@ -89,18 +88,15 @@ export class BatchNorm2d {
       }) as Tensor4D;
     }
     const train = withRelu ? batchNormReluTrain : batchNormTrain;
-    const { y, mean, variance } = train(x, gamma, beta, this.config.eps);
-    const n = x.size / this.channels;
-    const m = this.config.momentum;
-    tidy(() => {
-      this.runningMean.assign(add(mul(this.runningMean, 1 - m), mul(mean, m)));
-      // PyTorch keeps the unbiased variance (n / (n − 1)) in its running average.
-      this.runningVar.assign(
-        add(mul(this.runningVar, 1 - m), mul(variance, (m * n) / Math.max(n - 1, 1))),
-      );
+    const { y, mean, variance, running } = train(x, gamma, beta, this.config.eps, {
+      mean: this.runningMean as unknown as Tensor1D,
+      variance: this.runningVar as unknown as Tensor1D,
+      momentum: this.config.momentum,
     });
-    mean.dispose();
-    variance.dispose();
+    // PyTorch's update, unbiased variance and all, in the same kernel as the batch's statistics.
+    this.runningMean.assign(running!.mean);
+    this.runningVar.assign(running!.variance);
+    dispose([mean, variance, running!.mean, running!.variance]);
     this.batches.value += 1;
     return y;
   }

@@ -53,6 +53,21 @@ EXPORT void transpose_batched(const f32* src, f32* dst, int batch, int rows, int
   }
 }
 
+// dst[i] = src[i] for i < n, for the short runs (a pixel's channels, a window's row) that data
+// movement copies: inline, where memcpy would be a call out of the module on every run.
+static inline void copy_floats(f32* dst, const f32* src, int n) {
+  int i = 0;
+  for (; i + 4 <= n; i += 4) wasm_v128_store(dst + i, wasm_v128_load(src + i));
+  for (; i < n; i++) dst[i] = src[i];
+}
+
+// dst[i] = 0 for i < n, inline (as copy_floats).
+static inline void zero_floats(f32* dst, int n) {
+  int i = 0;
+  for (; i + 4 <= n; i += 4) wasm_v128_store(dst + i, wasm_f32x4_splat(0));
+  for (; i < n; i++) dst[i] = 0;
+}
+
 // The transposed im2col of an NHWC tensor, for taps [t0, t1) of a kh x kw window and output rows
 // [oh0, oh1) of each of the N images:
 //   out[(t - t0) * C + c][(n * R + oh - oh0) * Wo + ow] = x[n][oh * sh + i - pt][ow * sw + j - pl][c]
@@ -113,8 +128,7 @@ EXPORT void scatter_phase(const f32* phase, f32* dx, int N, int Qh, int Qw, int 
       for (int p = 0; p < Qw; p++) {
         const int w = p * sw + rw;
         if (w >= W) break;
-        __builtin_memcpy(dx + ((n * H + h) * W + w) * C, phase + ((n * Qh + q) * Qw + p) * C,
-                         C * sizeof(f32));
+        copy_floats(dx + ((n * H + h) * W + w) * C, phase + ((n * Qh + q) * Qw + p) * C, C);
       }
     }
   }
@@ -674,14 +688,14 @@ EXPORT void im2col(const f32* x, f32* out, int H, int W, int C, int Ho, int Wo, 
       f32* o = out + i * kw * C;
       const int ih = oh * sh + i - pt;
       if (ih < 0 || ih >= H) {
-        __builtin_memset(o, 0, kw * C * sizeof(f32));
+        zero_floats(o, kw * C);
       } else if (whole_row) {
-        __builtin_memcpy(o, image + (ih * W + w0) * C, kw * C * sizeof(f32));
+        copy_floats(o, image + (ih * W + w0) * C, kw * C);
       } else {
         for (int j = 0; j < kw; j++) {
           const int iw = w0 + j;
-          if (iw < 0 || iw >= W) __builtin_memset(o + j * C, 0, C * sizeof(f32));
-          else __builtin_memcpy(o + j * C, image + (ih * W + iw) * C, C * sizeof(f32));
+          if (iw < 0 || iw >= W) zero_floats(o + j * C, C);
+          else copy_floats(o + j * C, image + (ih * W + iw) * C, C);
         }
       }
     }

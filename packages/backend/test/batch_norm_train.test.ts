@@ -113,12 +113,12 @@ describe('batchNormTrain', () => {
     "updates PyTorch's running statistics as given (%j, with its ReLU: %s), on wasm as on cpu",
     async (shape, relu) => {
       const momentum = 0.1;
-      const c = shape[3];
-      const size = shape.reduce((p, d) => p * d, 1);
+      const c: number = shape[3];
+      const size = shape.reduce((p: number, d: number) => p * d, 1);
       const xv = values(size, 31).map((v, i) => v * (1 + (i % c)) + (i % c) - 3);
       const runMean = values(c, 32);
       const runVar = values(c, 33).map((v) => v + 1.5);
-      const results: Record<string, Float32Array>[] = [];
+      const results: Record<'mean' | 'variance', tf.TypedArray>[] = [];
       for (const backend of ['wasm', 'cpu'] as const) {
         await initBackend({ backend });
         const before = tf.memory().numTensors;
@@ -126,14 +126,17 @@ describe('batchNormTrain', () => {
         const [gamma, beta] = [tf.ones([c]) as tf.Tensor1D, tf.zeros([c]) as tf.Tensor1D];
         const running = { mean: tf.tensor1d(runMean), variance: tf.tensor1d(runVar), momentum };
         const out = (relu ? batchNormReluTrain : batchNormTrain)(x, gamma, beta, 1e-5, running);
-        results.push({ mean: out.running!.mean.dataSync(), variance: out.running!.variance.dataSync() });
+        results.push({
+          mean: out.running!.mean.dataSync(),
+          variance: out.running!.variance.dataSync(),
+        });
         // The given statistics are left as they were: the new ones are new tensors.
         expect(Array.from(running.mean.dataSync())).toEqual(Array.from(Float32Array.from(runMean)));
         tf.dispose([x, gamma, beta, running.mean, running.variance, out.y, out.mean, out.variance]);
         tf.dispose([out.running!.mean, out.running!.variance]);
         expect(tf.memory().numTensors).toBe(before);
       }
-      const [wasm, cpu] = results as [Record<string, Float32Array>, Record<string, Float32Array>];
+      const [wasm, cpu] = results as [(typeof results)[0], (typeof results)[0]];
       // By hand in float64: (1 − m) · running + m · batch's, the variance unbiased (n / (n − 1)).
       const n = size / c;
       for (let ch = 0; ch < c; ch++) {
@@ -158,14 +161,20 @@ describe('batchNormTrain', () => {
 
   it('rejects running statistics of the wrong size and a momentum outside [0, 1]', async () => {
     await initBackend({ backend: 'wasm' });
-    const [x, g, b] = [tf.zeros([2, 3, 4]), tf.ones([4]) as tf.Tensor1D, tf.zeros([4]) as tf.Tensor1D];
+    const [x, g, b] = [
+      tf.zeros([2, 3, 4]),
+      tf.ones([4]) as tf.Tensor1D,
+      tf.zeros([4]) as tf.Tensor1D,
+    ];
     const ok = tf.zeros([4]) as tf.Tensor1D;
     expect(() =>
       batchNormTrain(x, g, b, 1e-5, { mean: tf.zeros([3]), variance: ok, momentum: 0.1 }),
-    ).toThrow(/expected runningMean of dtype float32 and shape \[4\] \(x's channels\), found float32 \[3\]/);
-    expect(() => batchNormReluTrain(x, g, b, 1e-5, { mean: ok, variance: ok, momentum: 1.5 })).toThrow(
-      /ThorBatchNormReluTrain: expected a momentum in \[0, 1\], found 1.5/,
+    ).toThrow(
+      /expected runningMean of dtype float32 and shape \[4\] \(x's channels\), found float32 \[3\]/,
     );
+    expect(() =>
+      batchNormReluTrain(x, g, b, 1e-5, { mean: ok, variance: ok, momentum: 1.5 }),
+    ).toThrow(/ThorBatchNormReluTrain: expected a momentum in \[0, 1\], found 1.5/);
   });
 
   it('rejects gamma of the wrong size naming both shapes', async () => {

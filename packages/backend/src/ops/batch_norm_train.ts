@@ -53,7 +53,10 @@ function updatedRunning(
   const m = running.momentum;
   return tidy(() => ({
     mean: add(mul(running.mean, 1 - m), mul(mean, m)) as Tensor1D,
-    variance: add(mul(running.variance, 1 - m), mul(variance, (m * n) / Math.max(n - 1, 1))) as Tensor1D,
+    variance: add(
+      mul(running.variance, 1 - m),
+      mul(variance, (m * n) / Math.max(n - 1, 1)),
+    ) as Tensor1D,
   }));
 }
 
@@ -111,7 +114,9 @@ function fusedOrOps<T extends Tensor>(
       y,
       mean,
       variance,
-      ...(running === undefined ? {} : { running: { mean: runningMean!, variance: runningVariance! } }),
+      ...(running === undefined
+        ? {}
+        : { running: { mean: runningMean!, variance: runningVariance! } }),
     };
   }
   const axes = x.shape.slice(0, -1).map((_, i) => i);

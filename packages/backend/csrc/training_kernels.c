@@ -716,15 +716,15 @@ static inline void conv_tile(const f32* const* rp, int p0, int kc, int C, const 
   c_tile acc;
   tile_load(&acc, c, ldc, load_c);
   const int end = p0 + kc;
-  for (int p = p0; p < end;) {
-    const int t = p / C, ch = p - t * C;
+  // The first tap and channel, then tap after tap from channel 0 (no division per tap).
+  int t = p0 / C, ch = p0 - t * C;
+  for (int p = p0; p < end; t++, ch = 0) {
     const int len = min_int(C - ch, end - p);
-    const f32* const* r = rp + t * GEMM_MR;
+    const f32* a[GEMM_MR];
+    for (int i = 0; i < GEMM_MR; i++) a[i] = rp[t * GEMM_MR + i] + ch;
     for (int q = 0; q < len; q++, bp += GEMM_NR) {
       const v128_t b0 = wasm_v128_load(bp), b1 = wasm_v128_load(bp + 4);
-      for (int i = 0; i < GEMM_MR; i++) {
-        tile_madd(&acc, i, wasm_v128_load32_splat(r[i] + ch + q), b0, b1);
-      }
+      for (int i = 0; i < GEMM_MR; i++) tile_madd(&acc, i, wasm_v128_load32_splat(a[i] + q), b0, b1);
     }
     p += len;
   }

@@ -1,7 +1,9 @@
-// npm run bench:kernels [-- --batch 16 --reps 5 --only <name substring> --backend wasm]
+// npm run bench:kernels [-- --batch 16 --reps 5 --only <name substring> --backend wasm
+//                          --shapes <file.json>]
 //
 // GFLOP/s of the forward convolution, its input gradient and its filter gradient for every
-// distinct ResNet-50 v1.5 conv shape, on one tfjs backend in this process (one thread), as a table
+// distinct ResNet-50 v1.5 conv shape (or those of another network: --shapes, a JSON array as
+// `convShapesFromJson` reads it, relative to where npm was run), on one tfjs backend in this process (one thread), as a table
 // and as one JSON line. On wasm also tfjs-backend-wasm's own forward convolution (XNNPACK), which
 // the package replaces, and the package's GEMM on operands that stay in cache (its peak). Each figure is the median of --reps timed runs after one warm-up. The wasm
 // backend computes synchronously, so a kernel's time is the time of its call; outputs are never
@@ -9,12 +11,13 @@
 import { parseArgs } from 'node:util';
 
 import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-wasm';
 
 import { initBackend, type BackendName } from '../dist/index.js';
-import { resnet50Convs, type ConvShape } from './resnet50_convs.js';
+import { convShapesFromJson, resnet50Convs, type ConvShape } from './resnet50_convs.js';
 
 const { values } = parseArgs({
   options: {
@@ -22,8 +25,16 @@ const { values } = parseArgs({
     reps: { type: 'string', default: '5' },
     only: { type: 'string' },
     backend: { type: 'string', default: 'wasm' },
+    shapes: { type: 'string' },
   },
 });
+// npm runs the script in this package's folder; INIT_CWD is where it was run from.
+const shapesFile =
+  values.shapes === undefined ? undefined : resolve(process.env['INIT_CWD'] ?? '.', values.shapes);
+const network =
+  shapesFile === undefined
+    ? resnet50Convs
+    : convShapesFromJson(readFileSync(shapesFile, 'utf8'), shapesFile);
 const batch = Number(values.batch);
 const reps = Number(values.reps);
 // tfjs-backend-wasm's own Conv2D (XNNPACK), taken before initBackend() registers the package's.
@@ -140,9 +151,7 @@ function measure(s: ConvShape): Row {
   };
 }
 
-const shapes = resnet50Convs.filter(
-  (s) => values.only === undefined || s.name.includes(values.only),
-);
+const shapes = network.filter((s) => values.only === undefined || s.name.includes(values.only));
 const rows = shapes.map(measure);
 const f1 = (v: number | undefined) => (v === undefined ? '-' : v.toFixed(1)).padStart(7);
 const r2 = (v: number | undefined, w = 8) => (v === undefined ? '-' : v.toFixed(2)).padStart(w);
@@ -164,7 +173,7 @@ const line = (name: string, r: Omit<Row, 'name' | 'shape' | 'gflop'>) =>
   `${name} ${f1(r.forward)} ${f1(r.inputGrad)} ${f1(r.filterGrad)} ${f1(r.xnnpackForward)}  ` +
   `${r2(r.inputGrad / r.forward, 7)} ${r2(r.filterGrad / r.forward)} ${r2(r.xnnpackForward && r.forward / r.xnnpackForward, 11)}`;
 for (const r of rows) console.log(line(`${r.name.padEnd(24)} ${r.shape.padEnd(24)}`, r));
-// Whole-network rates: each shape weighted by its FLOPs and how often ResNet-50 uses it.
+// Whole-network rates: each shape weighted by its FLOPs and how often the network uses it.
 const total = (key: 'forward' | 'inputGrad' | 'filterGrad' | 'xnnpackForward') => {
   let flop = 0;
   let seconds = 0;

@@ -48,3 +48,68 @@ export const resnet50Convs: ConvShape[] = [
   conv('l4 1x1 2048>512', 7, 2048, 512, 1, 1, 2),
   conv('l4 3x3 512', 7, 512, 512, 3, 1, 2),
 ];
+
+/**
+ * Conv shapes from a JSON file (`bench:kernels --shapes`): an array of objects with `name`, `size`
+ * (input height and width), `cin`, `cout`, `k`, `stride` and `count` (times in one forward pass),
+ * and optionally `pad` (each side; default (k − 1) / 2 rounded down). Errors name the file, the
+ * entry and the field.
+ */
+export function convShapesFromJson(text: string, file: string): ConvShape[] {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (e) {
+    throw new Error(`${file}: expected JSON, found a parse error: ${(e as Error).message}`);
+  }
+  if (!Array.isArray(parsed) || parsed.length === 0) {
+    throw new Error(
+      `${file}: expected a non-empty array of conv shapes, found ${JSON.stringify(parsed)?.slice(0, 80)}`,
+    );
+  }
+  return parsed.map((entry: unknown, i) => {
+    const at = `${file}, entry ${i}`;
+    if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) {
+      throw new Error(`${at}: expected an object, found ${JSON.stringify(entry)}`);
+    }
+    const e = entry as Record<string, unknown>;
+    if (typeof e['name'] !== 'string' || e['name'] === '') {
+      throw new Error(
+        `${at}: expected 'name' to be a non-empty string, found ${JSON.stringify(e['name'])}`,
+      );
+    }
+    const int = (key: string, min: number): number => {
+      const v = e[key];
+      if (typeof v !== 'number' || !Number.isInteger(v) || v < min) {
+        throw new Error(
+          `${at} ('${e['name']}'): expected '${key}' to be an integer ≥ ${min}, found ${JSON.stringify(v)}`,
+        );
+      }
+      return v;
+    };
+    const k = int('k', 1);
+    const shape: ConvShape = {
+      name: e['name'],
+      size: int('size', 1),
+      cin: int('cin', 1),
+      cout: int('cout', 1),
+      k,
+      stride: int('stride', 1),
+      pad: e['pad'] === undefined ? (k - 1) >> 1 : int('pad', 0),
+      count: int('count', 1),
+    };
+    if (shape.size + 2 * shape.pad < k) {
+      throw new Error(
+        `${at} ('${shape.name}'): a ${k}×${k} filter does not fit a ${shape.size}² input padded by ${shape.pad}`,
+      );
+    }
+    const known = ['name', 'size', 'cin', 'cout', 'k', 'stride', 'pad', 'count'];
+    const unknown = Object.keys(e).filter((key) => !known.includes(key));
+    if (unknown.length > 0) {
+      throw new Error(
+        `${at} ('${shape.name}'): expected fields among ${known.join(', ')}, found ${unknown.map((u) => `'${u}'`).join(', ')}`,
+      );
+    }
+    return shape;
+  });
+}

@@ -20,3 +20,14 @@ build() {
 build -o "$out"
 build -mrelaxed-simd -o "${out%.wasm}_relaxed.wasm"
 build -matomics -Wl,--shared-memory -Wl,--max-memory=4294967296 -o "${out%.wasm}_shared.wasm"
+# The kernels own no memory (see csrc/training_kernels.c): code that needs a stack, a local array
+# the compiler could not keep in registers, would use __stack_pointer, whose region lld puts at the
+# start of the backend's heap. Refuse such a build.
+objdump=${OBJDUMP:-llvm-objdump-16}
+command -v "$objdump" >/dev/null || { echo "$objdump not found (Debian's llvm-16)" >&2; exit 1; }
+for f in "$out" "${out%.wasm}_relaxed.wasm" "${out%.wasm}_shared.wasm"; do
+  if "$objdump" -d "$f" | grep -q 'global\.\(get\|set\)'; then
+    echo "$f uses a stack (__stack_pointer): keep the kernels' locals in registers" >&2
+    exit 1
+  fi
+done

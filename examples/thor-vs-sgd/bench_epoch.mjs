@@ -6,10 +6,11 @@
 // same cores in the same run, both ways PyTorch users run it: one process with all the cores'
 // threads, and 8 processes with Gloo (DDP). Images per second over the epoch's training
 // (evaluation excluded, data loading included), and thor-ts's (the reproduction's layout) over
-// the faster PyTorch's. Prints a table and one JSON line. `--data <dir>` trains on another
-// prepared tree; `--rounds n` repeats (medians).
+// the faster PyTorch's, and where rank 0's steps went in the reproduction's layout (the trainer's
+// steps.csv: waiting for data, the passes, the all-reduce, the update). Prints a table and one
+// JSON line. `--data <dir>` trains on another prepared tree; `--rounds n` repeats (medians).
 import { execFile } from 'node:child_process';
-import { rm } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import { availableParallelism, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -32,6 +33,19 @@ const { sgd } = await settings();
 const cores = availableParallelism();
 const load = loadavg()[0];
 
+/** The phases of rank 0's steps in steps.csv (the trainer's timing), as shares of their sum. */
+async function stepShares(out) {
+  const [header, ...lines] = (await readFile(join(out, 'steps.csv'), 'utf8')).trim().split('\n');
+  const columns = header.split(',');
+  const phases = ['data_ms', 'compute_ms', 'allreduce_ms', 'update_ms'];
+  const sums = phases.map((p) => {
+    const i = columns.indexOf(p);
+    return lines.reduce((t, l) => t + Number(l.split(',')[i]), 0);
+  });
+  const total = sums.reduce((a, b) => a + b, 0);
+  return Object.fromEntries(phases.map((p, i) => [p.replace('_ms', ''), sums[i] / total]));
+}
+
 /** thor-ts: one epoch of the reproduction's SGD run on `nproc` processes; images per training second. */
 async function ours(round, nproc) {
   const out = join(root, 'runs', 'bench-epoch', `round-${round}-${nproc}`);
@@ -43,6 +57,7 @@ async function ours(round, nproc) {
   );
   const { metrics } = await resumableRun({ config, nproc });
   const m = metrics.at(-1);
+  if (nproc === NPROC) runs.shares.push(await stepShares(out));
   return (m.step * config.batchSize) / m.trainSeconds;
 }
 
@@ -64,7 +79,7 @@ const median = (xs) => {
   const mid = s.length >> 1;
   return s.length % 2 === 1 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
 };
-const runs = { ours: [], perRank: [], single: [], ddp: [] };
+const runs = { ours: [], perRank: [], single: [], ddp: [], shares: [] };
 for (let r = 0; r < rounds; r++) {
   runs.ours.push(await ours(r, NPROC));
   if (NPROC !== RANKS) runs.perRank.push(await ours(r, RANKS));
@@ -94,6 +109,15 @@ line(`PyTorch 1 process, ${cores} threads`, `${row.single.toFixed(0).padStart(6)
 line(`PyTorch ${RANKS} processes, Gloo (DDP)`, `${row.ddp.toFixed(0).padStart(6)} img/s`);
 line("PyTorch's allocator", allocator);
 line('thor-ts (reproduce) / the faster PyTorch', `${(row.ours / peer).toFixed(2).padStart(6)}×`);
+// Where rank 0's steps went in the reproduction's layout (steps.csv), medians over the rounds.
+const shares = Object.fromEntries(
+  ['compute', 'allreduce', 'data', 'update'].map((k) => [k, median(runs.shares.map((s) => s[k]))]),
+);
+const pct = (x) => `${(100 * x).toFixed(1)}%`;
+line(
+  `thor-ts (reproduce), rank 0's steps`,
+  `passes ${pct(shares.compute)}, all-reduce ${pct(shares.allreduce)}, waiting for data ${pct(shares.data)}, update ${pct(shares.update)}`,
+);
 console.log(
   JSON.stringify({
     bench: 'epoch',
@@ -103,6 +127,7 @@ console.log(
     processes: NPROC,
     ...row,
     ratio: row.ours / peer,
+    shares,
     allocator,
     runs,
   }),

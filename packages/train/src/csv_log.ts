@@ -22,7 +22,9 @@ export class CsvLog {
 
   /**
    * The data lines of an earlier file at `path` that `keep` accepts, given their cells (split at
-   * commas: for files of numbers), or none when there is no file or its header is not `columns`.
+   * commas: for files of numbers), in `columns`' order. A file whose header has fewer columns, all
+   * of them among `columns` (one written before columns were added), has its lines laid out anew,
+   * the new columns empty; there is none when there is no file or its header has other columns.
    */
   static kept(
     path: string,
@@ -30,9 +32,18 @@ export class CsvLog {
     keep: (cells: string[]) => boolean,
   ): string[] {
     if (!existsSync(path)) return [];
-    const [header, ...lines] = readFileSync(path, 'utf8').split('\n');
-    if (header !== columns.join(',')) return [];
-    return lines.filter((l) => l !== '' && keep(l.split(',')));
+    const [header = '', ...lines] = readFileSync(path, 'utf8').split('\n');
+    const data = lines.filter((l) => l !== '');
+    if (header === columns.join(',')) return data.filter((l) => keep(l.split(',')));
+    const old = header.split(',');
+    if (!old.every((name) => columns.includes(name))) return [];
+    const at = columns.map((name) => old.indexOf(name));
+    return data
+      .map((l) => {
+        const cells = l.split(',');
+        return at.map((i) => (i < 0 ? '' : (cells[i] ?? ''))).join(',');
+      })
+      .filter((l) => keep(l.split(',')));
   }
 
   /** One row, its cells in the columns' order. */

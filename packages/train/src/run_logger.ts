@@ -19,6 +19,15 @@ export interface StepScalars {
   imagesPerSecond: number;
   /** Milliseconds THOR's curvature refresh took, on the steps that had one. */
   refreshMs?: number;
+  /**
+   * Where rank 0's step went, in ms: waiting for its batches, the forward and backward passes
+   * (with THOR's factors on refresh steps), the all-reduce (waiting for the other ranks
+   * included), and the update (THOR's refresh and preconditioning, the optimizer, the checks).
+   */
+  dataMs?: number;
+  computeMs?: number;
+  allReduceMs?: number;
+  updateMs?: number;
 }
 
 /** Where a run's steps and evaluations go besides metrics.jsonl. */
@@ -49,6 +58,10 @@ export const STEP_COLUMNS = [
   'damping',
   'img_per_s',
   'refresh_ms',
+  'data_ms',
+  'compute_ms',
+  'allreduce_ms',
+  'update_ms',
 ] as const;
 
 /** metrics.csv's columns: metrics.jsonl's fields, in its order. */
@@ -103,13 +116,29 @@ export function openRunLogger(
   return {
     ...(events === undefined ? {} : { eventFile: events.path }),
     step(s) {
-      steps.row([s.step, s.epoch, s.loss, s.lr, s.damping, s.imagesPerSecond, s.refreshMs]);
+      steps.row([
+        s.step,
+        s.epoch,
+        s.loss,
+        s.lr,
+        s.damping,
+        s.imagesPerSecond,
+        s.refreshMs,
+        s.dataMs,
+        s.computeMs,
+        s.allReduceMs,
+        s.updateMs,
+      ]);
       events?.scalars(s.step, {
         'train/loss': s.loss,
         'train/lr': s.lr,
         'train/damping': s.damping,
         'train/img_per_s': s.imagesPerSecond,
         'thor/refresh_ms': s.refreshMs,
+        'time/data_ms': s.dataMs,
+        'time/compute_ms': s.computeMs,
+        'time/allreduce_ms': s.allReduceMs,
+        'time/update_ms': s.updateMs,
       });
     },
     evaluation(m) {

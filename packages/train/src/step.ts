@@ -45,9 +45,18 @@ export async function trainStep(
   // THOR's factors from every micro-batch, averaged: k micro-batches on this rank give the
   // factors k ranks of one micro-batch each would.
   const factors: Map<string, FactorPair>[] = [];
+  // Where this rank's step goes (ms): waiting for batches, the passes, the all-reduce, the update.
+  const time = { data: 0, compute: 0, allReduce: 0, update: 0 };
+  let mark = performance.now();
+  const lap = (phase: keyof typeof time): void => {
+    const now = performance.now();
+    time[phase] += now - mark;
+    mark = now;
+  };
   for (let m = 0; m < accumulate; m++) {
     const next = await batches.next();
     if (next.done === true) throw new Error('train: the loader ended an epoch early');
+    lap('data');
     used.push(next.value);
     const taps = refresh ? new CurvatureTaps() : undefined;
     const { loss, hits, grads } = gradients(run, next.value, taps);
@@ -58,8 +67,10 @@ export async function trainStep(
     lossSum += loss;
     correct += hits;
     sum = sum === undefined ? grads : addInto(sum, grads);
+    lap('compute');
   }
   const local = accumulate > 1 ? scale(sum!, 1 / accumulate) : sum!;
+  lap('compute');
   const stopHere = run.options.signal?.aborted === true ? 1 : 0;
   const reduced = await ring.allReduce(
     flatten(
@@ -78,6 +89,7 @@ export async function trainStep(
     { op: 'mean' },
   );
   run.reduceBuffer = reduced;
+  lap('allReduce');
   tf.dispose([...local.values()]);
   const stopRequested = (reduced[reduced.length - 1] as number) > 0;
   // The step's mean loss over the ranks (the first of the four values after the gradients), the
@@ -124,6 +136,7 @@ export async function trainStep(
   // layer's input with them on the cpu backend, are gone): the loader may fill their buffers
   // with later batches.
   for (const b of used) b.release();
+  lap('update');
   pos.step += 1;
   pos.stepInEpoch += 1;
   run.logger.step({
@@ -134,6 +147,10 @@ export async function trainStep(
     damping,
     imagesPerSecond: run.config.batchSize / ((performance.now() - started) / 1e3),
     refreshMs,
+    dataMs: time.data,
+    computeMs: time.compute,
+    allReduceMs: time.allReduce,
+    updateMs: time.update,
   });
   showProgress(run);
   run.options.onStep?.(pos.step);

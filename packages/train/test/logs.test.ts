@@ -142,7 +142,9 @@ describe('thor-ts train --tensorboard', () => {
 
     // steps.csv: a row per step; the refresh time on refresh steps only; damping with THOR.
     const stepsCsv = await readCsv(join(config.out, 'steps.csv'));
-    expect(stepsCsv.header).toBe('step,epoch,loss,lr,damping,img_per_s,refresh_ms');
+    expect(stepsCsv.header).toBe(
+      'step,epoch,loss,lr,damping,img_per_s,refresh_ms,data_ms,compute_ms,allreduce_ms,update_ms',
+    );
     expect(stepsCsv.rows.map((r) => [r[0], r[1]])).toEqual(
       all.map((s) => [String(s), String(s <= 4 ? 1 : 2)]),
     );
@@ -156,6 +158,18 @@ describe('thor-ts train --tensorboard', () => {
         r.join(),
       ).toBe(true);
     }
+    // Where each step went: every phase timed, the passes always, within the step's own time.
+    for (const r of stepsCsv.rows) {
+      const [data, compute, allReduce, update] = r.slice(7, 11).map(Number) as number[];
+      expect(
+        [data, compute, allReduce, update].every((x) => Number.isFinite(x) && x! >= 0),
+        r.join(),
+      ).toBe(true);
+      expect(compute, r.join()).toBeGreaterThan(0);
+      const stepMs = (config.batchSize / Number(r[5])) * 1000;
+      expect(data! + compute! + allReduce! + update!, r.join()).toBeLessThanOrEqual(stepMs * 1.001);
+    }
+    expect(steps(tags.get('time/compute_ms'))).toEqual(all);
     expect(tags.get('train/loss')!.map(([, v]) => v)).toEqual(
       stepsCsv.rows.map((r) => Math.fround(Number(r[2]))),
     );
@@ -237,7 +251,7 @@ describe('the tensorboard field', () => {
 });
 
 describe('CsvLog', () => {
-  it('quotes what needs it, checks row lengths, and keeps only rows of the same header', async () => {
+  it('quotes what needs it, checks row lengths, and keeps rows of the same or fewer columns', async () => {
     const path = join(dir, 'log.csv');
     const log = new CsvLog(path, ['a', 'b', 'c']);
     log.row([1, 'x,"y"', undefined]);
@@ -248,5 +262,12 @@ describe('CsvLog', () => {
     expect(CsvLog.kept(path, ['a', 'b', 'c'], ([a]) => a === 'NaN')).toEqual(['NaN,0.1,z']);
     expect(CsvLog.kept(path, ['a', 'b'], () => true)).toEqual([]);
     expect(CsvLog.kept(join(dir, 'none.csv'), ['a'], () => true)).toEqual([]);
+    // A file from before columns were added: its cells go under their names, the new ones empty.
+    const older = new CsvLog(join(dir, 'older.csv'), ['a', 'c']);
+    older.row([1, 2]);
+    older.row([3, 4]);
+    older.close();
+    expect(CsvLog.kept(older.path, ['a', 'b', 'c', 'd'], ([a]) => a === '3')).toEqual(['3,,4,']);
+    expect(CsvLog.kept(older.path, ['a', 'b'], () => true)).toEqual([]);
   });
 });

@@ -3,8 +3,8 @@
 //
 // GFLOP/s of the forward convolution, its input gradient and its filter gradient for every
 // distinct ResNet-50 v1.5 conv shape (or those of another network: --shapes, a JSON array as
-// `convShapesFromJson` reads it, relative to where npm was run), on one tfjs backend in this process (one thread), as a table
-// and as one JSON line. On wasm also tfjs-backend-wasm's own forward convolution (XNNPACK), which
+// `convShapesFromJson` reads it, relative to where npm was run), on one tfjs backend in this
+// process (one thread), as a table and as one JSON line. On wasm also tfjs-backend-wasm's own forward convolution (XNNPACK), which
 // the package replaces, and the package's GEMM on operands that stay in cache (its peak). Each figure is the median of --reps timed runs after one warm-up. The wasm
 // backend computes synchronously, so a kernel's time is the time of its call; outputs are never
 // read back (reading a large tensor out of the wasm heap costs more than many kernels).

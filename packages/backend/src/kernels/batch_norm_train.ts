@@ -38,7 +38,8 @@ export function batchNormTrainWasm(
   relu = false,
   running?: RunningInfo,
 ): TensorInfo[] {
-  const [m, c] = rowsAndChannels(relu ? 'ThorBatchNormReluTrain' : 'ThorBatchNormTrain', x, gamma);
+  const kernel = relu ? 'ThorBatchNormReluTrain' : 'ThorBatchNormTrain';
+  const [m, c] = rowsAndChannels(kernel, x, gamma);
   const y = ctx.alloc(x.shape);
   const mean = ctx.alloc([c]);
   const variance = ctx.alloc([c]);
@@ -64,7 +65,7 @@ export function batchNormTrainWasm(
   ] as const) {
     if (t.dtype !== 'float32' || t.shape.length !== 1 || t.shape[0] !== c) {
       throw new Error(
-        `${relu ? 'ThorBatchNormReluTrain' : 'ThorBatchNormTrain'}: expected ${name} of dtype float32 and shape [${c}] (x's channels), found ${t.dtype} [${t.shape}]`,
+        `${kernel}: expected ${name} of dtype float32 and shape [${c}] (x's channels), found ${t.dtype} [${t.shape}]`,
       );
     }
   }

@@ -1,5 +1,5 @@
 // npm run bench:kernels [-- --batch 16 --reps 5 --only <name substring> --backend wasm
-//                          --shapes <file.json>]
+//                          --shapes <file.json> --winograd on|off]
 //
 // GFLOP/s of the forward convolution, its input gradient and its filter gradient for every
 // distinct ResNet-50 v1.5 conv shape (or those of another network: --shapes, a JSON array as
@@ -8,6 +8,7 @@
 // the package replaces, and the package's GEMM on operands that stay in cache (its peak). Each figure is the median of --reps timed runs after one warm-up. The wasm
 // backend computes synchronously, so a kernel's time is the time of its call; outputs are never
 // read back (reading a large tensor out of the wasm heap costs more than many kernels).
+// `--winograd off` runs the 3×3 stride-1 convolutions by the direct GEMM instead of Winograd's.
 import { parseArgs } from 'node:util';
 
 import { readFileSync } from 'node:fs';
@@ -26,8 +27,12 @@ const { values } = parseArgs({
     only: { type: 'string' },
     backend: { type: 'string', default: 'wasm' },
     shapes: { type: 'string' },
+    winograd: { type: 'string', default: 'on' },
   },
 });
+if (values.winograd !== 'on' && values.winograd !== 'off') {
+  throw new Error(`bench:kernels: expected --winograd on or off, found '${values.winograd}'`);
+}
 // npm runs the script in this package's folder; INIT_CWD is where it was run from.
 const shapesFile =
   values.shapes === undefined ? undefined : resolve(process.env['INIT_CWD'] ?? '.', values.shapes);
@@ -39,7 +44,10 @@ const batch = Number(values.batch);
 const reps = Number(values.reps);
 // tfjs-backend-wasm's own Conv2D (XNNPACK), taken before initBackend() registers the package's.
 const xnnpackConv2d = tf.getKernel('Conv2D', 'wasm');
-const init = await initBackend({ backend: values.backend as BackendName });
+const init = await initBackend({
+  backend: values.backend as BackendName,
+  winograd: values.winograd === 'on',
+});
 const onWasm = init.backend === 'wasm' && xnnpackConv2d !== undefined;
 if (onWasm) xnnpackConv2d.setupFunc?.(tf.backend() as never);
 
@@ -157,8 +165,9 @@ const f1 = (v: number | undefined) => (v === undefined ? '-' : v.toFixed(1)).pad
 const r2 = (v: number | undefined, w = 8) => (v === undefined ? '-' : v.toFixed(2)).padStart(w);
 const peak = onWasm ? gemmPeak() : undefined;
 console.log(
-  `backend ${init.backend} (simd ${init.simd}, relaxed SIMD ${init.relaxedSimd}, ${init.threads} thread, Node.js ${process.version}), batch ${batch}, ` +
-    `median of ${reps}; GFLOP/s, each gradient as a ratio to the forward conv, and the forward ` +
+  `backend ${init.backend} (simd ${init.simd}, relaxed SIMD ${init.relaxedSimd}, Winograd ${init.winograd}, ${init.threads} thread, Node.js ${process.version}), batch ${batch}, ` +
+    `median of ${reps}; GFLOP/s (the direct product's flops over the time, so Winograd's 3x3s ` +
+    `can pass the GEMM's peak), each gradient as a ratio to the forward conv, and the forward ` +
     `as a ratio to XNNPACK's`,
 );
 if (peak !== undefined) {
@@ -195,6 +204,7 @@ console.log(
   JSON.stringify({
     bench: 'kernels',
     backend: init.backend,
+    winograd: init.winograd,
     batch,
     reps,
     gemmPeak: peak,

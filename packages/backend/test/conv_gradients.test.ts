@@ -52,6 +52,14 @@ const cases: Case[] = [
   { x: [1, 6, 5, 4], k: [3, 3], co: 603, strides: [1, 1], pad: 'same' },
   // A 1×1 filter gradient read in place over several blocks of 256 positions, with an edge panel.
   { x: [3, 11, 10, 8], k: [1, 1], co: 13, strides: [1, 1], pad: 'valid' },
+  // Winograd F(2×2, 3×3) (3×3, stride 1, channels multiples of 4), forward and input gradient:
+  // odd output sizes (half tiles), padding on one side only, tiles over several chunks, depth
+  // 260 > 256 and 516 > 512 output channels.
+  { x: [2, 9, 7, 12], k: [3, 3], co: 8, strides: [1, 1], pad: 'same' },
+  { x: [1, 7, 8, 16], k: [3, 3], co: 20, strides: [1, 1], pad: 'valid' },
+  { x: [2, 6, 5, 8], k: [3, 3], co: 12, strides: [1, 1], pad: explicit(0, 2, 1, 0) },
+  { x: [3, 28, 27, 16], k: [3, 3], co: 16, strides: [1, 1], pad: 'same' },
+  { x: [1, 6, 5, 260], k: [3, 3], co: 516, strides: [1, 1], pad: 'same' },
 ];
 
 const geometry = (c: Case, ho: number, wo: number) => {

@@ -160,24 +160,31 @@ describe('initBackend', () => {
       console.log(JSON.stringify([first.gradients.length > 90, again, second.wasmKernels]));`;
     expect(JSON.parse(await runNode(code, packageDir))).toEqual([
       true,
-      { gradients: [], wasmKernels: [], leanGradients: false, relaxedSimd: relaxedByDefault },
+      {
+        gradients: [],
+        wasmKernels: [],
+        leanGradients: false,
+        relaxedSimd: relaxedByDefault,
+        winograd: true,
+      },
       [],
     ]);
   });
 
   // A convolution and its two gradients over tiles of every edge (17 output channels, 7 × 7
-  // positions, 3 × 3 × 12 depth), as numbers that would differ if a build computed another thing.
-  const convProbe = (options: string) => `
+  // positions, 3 × 3 × 12 depth), as numbers that would differ if a build computed another thing;
+  // with 16 output channels, one that Winograd's algorithm takes.
+  const convProbe = (options: string, co = 17) => `
     import * as tf from '${tfjsCore}';
     import { initBackend } from '${entry}';
     try {
       const r = await initBackend(${options});
       const wave = (shape, f) => tf.tensor(Array.from({ length: shape.reduce((a, b) => a * b) },
         (_, i) => Math.sin(i * f)), shape);
-      const x = wave([2, 7, 7, 12], 0.37), w = wave([3, 3, 12, 17], 0.91);
+      const x = wave([2, 7, 7, 12], 0.37), w = wave([3, 3, 12, ${co}], 0.91);
       const [dx, dw] = tf.grads((a, b) => tf.sum(tf.square(tf.conv2d(a, b, 1, 'same'))))([x, w]);
       const y = tf.conv2d(x, w, 1, 'same');
-      console.log(JSON.stringify({ relaxedSimd: r.relaxedSimd,
+      console.log(JSON.stringify({ relaxedSimd: r.relaxedSimd, winograd: r.winograd,
         values: [...y.dataSync(), ...dx.dataSync(), ...dw.dataSync()] }));
     } catch (e) { console.log(JSON.stringify({ error: e.message })); }`;
   const relaxedByDefault = Number(process.versions.node.split('.')[0]) >= 22;
@@ -213,6 +220,27 @@ describe('initBackend', () => {
       );
     },
   );
+
+  it('runs 3×3 stride-1 convolutions by Winograd unless winograd: false, agreeing with the direct product', async () => {
+    const direct = JSON.parse(await runNode(convProbe('{ winograd: false }', 16), packageDir));
+    const byDefault = JSON.parse(await runNode(convProbe('', 16), packageDir));
+    expect([direct.winograd, byDefault.winograd]).toEqual([false, true]);
+    const values = direct.values as number[];
+    const other = byDefault.values as number[];
+    expect(other.length).toBe(values.length);
+    const scale = Math.max(...values.map(Math.abs));
+    const diffs = other.map((v, i) => Math.abs(v - (values[i] as number)));
+    expect(Math.max(...diffs) / scale).toBeLessThan(1e-5);
+    // Another algorithm: its rounding differs from the direct product's somewhere.
+    expect(diffs.some((d) => d > 0)).toBe(true);
+  });
+
+  it('rejects a winograd that is not a boolean', async () => {
+    const out = JSON.parse(await runNode(convProbe('{ winograd: 1 }'), packageDir));
+    expect(out.error).toBe(
+      'registerTrainingKernels: expected winograd to be true, false or undefined, found 1',
+    );
+  });
 
   it('rejects a relaxedSimd that is not a boolean', async () => {
     const out = JSON.parse(await runNode(convProbe("{ relaxedSimd: 'yes' }"), packageDir));

@@ -44,6 +44,13 @@ describe('wasm/training_kernels.wasm', () => {
       'relu_grad',
       'scatter_phase',
       'transpose_batched',
+      'winograd_conv',
+      'winograd_filter',
+      'winograd_filter_floats',
+      'winograd_filter_grad',
+      'winograd_filter_grad_out',
+      'winograd_grad_scratch_floats',
+      'winograd_scratch_floats',
     ]);
   });
 

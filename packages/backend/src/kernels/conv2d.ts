@@ -1,6 +1,7 @@
 import { backend_util, type Conv2DAttrs, type TensorInfo } from '@tensorflow/tfjs-core';
 
 import type { WasmContext } from '../wasm/wasm_context.js';
+import { winogradApplies, winogradConv2d } from './winograd.js';
 
 /**
  * Floats of im2col columns built at a time: about 2 MiB, so a chunk is still in cache when the
@@ -37,7 +38,8 @@ export interface ConvGeometry {
 /**
  * A 2-D convolution (no dilation) as the package's own GEMM: `y[(n, oh, ow), co] =
  * Σ_(i, j, ci) x[n, oh·sh + i − pt, ow·sw + j − pl, ci] · w[i, j, ci, co]`. A 1×1 stride-1
- * convolution is one GEMM on x itself; any other runs a chunk of output positions at a time against
+ * convolution is one GEMM on x itself; a 3×3 stride-1 one runs by Winograd's algorithm where
+ * `winogradApplies`; any other runs a chunk of output positions at a time against
  * the filter packed once, its tiles reading x's pixels in place (`conv_gemm`), or, with fewer than
  * `minChannelsInPlace` input channels, im2col rows copied out first.
  */
@@ -68,6 +70,7 @@ export function conv2dGemm(ctx: WasmContext, x: TensorInfo, filter: TensorInfo, 
     );
     return out;
   }
+  if (winogradApplies(g)) return winogradConv2d(ctx, x, filter, g, out);
   const packed = ctx.packB(weights, depth, co);
   const rows = Math.min(positions, Math.max(4, Math.floor(columnFloatsPerChunk / depth / 4) * 4));
   if (ci >= minChannelsInPlace) {

@@ -2,6 +2,7 @@ import type { Conv2DBackpropFilterAttrs, TensorInfo } from '@tensorflow/tfjs-cor
 
 import type { WasmContext } from '../wasm/wasm_context.js';
 import { gradientConvInfo } from './conv_info.js';
+import { winogradApplies, winogradFilterGrad } from './winograd.js';
 
 /**
  * Output positions summed per GEMM call. The filter gradient's GEMM sums over every output
@@ -59,7 +60,8 @@ function chunks(n: number, ho: number, wo: number, rows: number): Chunk[] {
 }
 
 /**
- * The filter gradient of a 2-D convolution, its windows read in place (see
+ * The filter gradient of a 2-D convolution: by Winograd's algorithm where `winogradApplies`, else
+ * its windows read in place (see
  * `maxInPlaceFilterFloats`), or as the package's GEMM (`WasmContext.gemm`):
  * `dw[(i, j, ci), co] = Σ_(n, oh, ow) x[n, oh·s + i − pt, ow·s + j − pl, ci] · dy[n, oh, ow, co]`,
  * the transposed im2col of x (built by `im2col_t`, padding read as zeros) times dy viewed as
@@ -82,6 +84,8 @@ export function conv2dBackpropFilter(
   const k = ctx.k;
   const dw = ctx.alloc([kh, kw, ci, co]);
   const floats = kh * kw * ci * co;
+  const geometry = { n, h, w, ci, co, kh, kw, ho, wo, sh, sw, pt: padInfo.top, pl: padInfo.left };
+  if (winogradApplies(geometry)) return winogradFilterGrad(ctx, x, dy, geometry, dw);
   const inPlace =
     kh * kw > 1 ? floats <= maxInPlaceFilterFloats : floats <= maxInPlacePointwiseFloats;
   if (ci % 4 === 0 && inPlace) {

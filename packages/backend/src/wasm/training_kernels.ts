@@ -220,6 +220,59 @@ export interface TrainingKernels {
     rows: number,
     scratch: number,
   ): void;
+  /** Floats of a 3×3 filter transformed and packed by `winogradFilter`. */
+  winogradFilterFloats(c: number, co: number): number;
+  /**
+   * The HWIO 3×3 filter w [3, 3, C, Co] transformed for Winograd F(2×2, 3×3) into u (16·C·Co
+   * floats) and packed for the GEMM into `packed` (`winogradFilterFloats(C, Co)`).
+   */
+  winogradFilter(w: number, u: number, packed: number, c: number, co: number): void;
+  /** Floats of scratch `winogradConv` needs for `tiles` tiles. */
+  winogradScratchFloats(tiles: number, c: number, co: number): number;
+  /**
+   * Tiles [t0, t0 + tiles) (2×2 outputs each) of a 3×3 stride-1 convolution into the whole
+   * output y [N, Ho, Wo, Co], the filter from `winogradFilter`; C and Co multiples of 4.
+   */
+  winogradConv(
+    x: number,
+    packed: number,
+    y: number,
+    h: number,
+    w: number,
+    c: number,
+    ho: number,
+    wo: number,
+    pt: number,
+    pl: number,
+    co: number,
+    t0: number,
+    tiles: number,
+    scratch: number,
+  ): void;
+  /** Floats of scratch `winogradFilterGrad` needs for `tiles` (at most 256) tiles. */
+  winogradGradScratchFloats(tiles: number, c: number, co: number): number;
+  /**
+   * du [16, Co, C] += the gradient with respect to the Winograd-transformed filter over tiles
+   * [t0, t0 + tiles) (at most 256) of a 3×3 stride-1 convolution; C and Co multiples of 4.
+   */
+  winogradFilterGrad(
+    x: number,
+    dy: number,
+    du: number,
+    h: number,
+    w: number,
+    c: number,
+    ho: number,
+    wo: number,
+    pt: number,
+    pl: number,
+    co: number,
+    t0: number,
+    tiles: number,
+    scratch: number,
+  ): void;
+  /** dw [3, 3, C, Co] from `winogradFilterGrad`'s du; t holds 9·C·Co floats. */
+  winogradFilterGradOut(du: number, t: number, dw: number, c: number, co: number): void;
   /** Floats of scratch `convFilterGrad` needs. */
   convFilterGradScratchFloats(): number;
   /**
@@ -352,6 +405,24 @@ export function trainingKernelsFor(
       c: number,
     ) => number,
     convGemm: fn('conv_gemm'),
+    winogradFilterFloats: fn('winograd_filter_floats') as unknown as (
+      c: number,
+      co: number,
+    ) => number,
+    winogradFilter: fn('winograd_filter'),
+    winogradScratchFloats: fn('winograd_scratch_floats') as unknown as (
+      tiles: number,
+      c: number,
+      co: number,
+    ) => number,
+    winogradConv: fn('winograd_conv'),
+    winogradGradScratchFloats: fn('winograd_grad_scratch_floats') as unknown as (
+      tiles: number,
+      c: number,
+      co: number,
+    ) => number,
+    winogradFilterGrad: fn('winograd_filter_grad'),
+    winogradFilterGradOut: fn('winograd_filter_grad_out'),
     convFilterGradScratchFloats: fn('conv_filter_grad_scratch_floats') as unknown as () => number,
     convFilterGrad: fn('conv_filter_grad'),
   };

@@ -893,270 +893,328 @@ EXPORT void conv_filter_grad(const f32* x, const f32* dy, f32* dw, int H, int W,
   }
 }
 
-// ---- Winograd F(2×2, 3×3): a 3×3 stride-1 convolution as 16 GEMMs with 2.25× fewer flops. ----
-// Lavin and Gray, "Fast Algorithms for Convolutional Neural Networks" (CVPR 2016). A 2×2 tile of
-// outputs is Aᵀ [(G g Gᵀ) ⊙ (Bᵀ d B)] A, d the 4×4 input patch under it and g the 3×3 filter;
-// summed over input channels, each element ξ of the 4×4 product is a GEMM of the tiles'
-// transformed patches (tiles × C) by the transformed filter (C × Co). Here
-//   Bᵀ = [1 0 −1 0; 0 1 1 0; 0 −1 1 0; 0 1 0 −1],  G = [1 0 0; ½ ½ ½; ½ −½ ½; 0 0 1],
-//   Aᵀ = [1 1 1 0; 0 1 −1 −1].
-// Tile (n, ty, tx), numbered (n · Th + ty) · Tw + tx with Th = ⌈Ho / 2⌉ and Tw = ⌈Wo / 2⌉, holds
-// outputs [2ty, 2ty + 2) × [2tx, 2tx + 2) and reads input rows 2ty − pt + [0, 4), columns
-// 2tx − pl + [0, 4) (zeros outside). Channels are taken 4 at a time: C and Co multiples of 4.
+// ---- Winograd F(4×4, 3×3): a 3×3 stride-1 convolution in 36 GEMMs, 4× fewer multiplies. ----
+// Lavin and Gray, "Fast Algorithms for Convolutional Neural Networks" (CVPR 2016). A 4×4 tile of
+// outputs is Aᵀ [(G g Gᵀ) ⊙ (Bᵀ d B)] A, d the 6×6 input patch under it and g the 3×3 filter;
+// summed over input channels, each element ξ of the 6×6 product is a GEMM of the tiles'
+// transformed patches (tiles × C) by the transformed filter (C × Co). The matrices, for the
+// points 0, ±1, ±2 and ∞:
+//   Bᵀ = [4 0 −5 0 1 0; 0 −4 −4 1 1 0; 0 4 −4 −1 1 0; 0 −2 −1 2 1 0; 0 2 −1 −2 1 0; 0 4 0 −5 0 1],
+//   G = [¼ 0 0; −⅙ −⅙ −⅙; −⅙ ⅙ −⅙; 1/24 1/12 ⅙; 1/24 −1/12 ⅙; 0 0 1],
+//   Aᵀ = [1 1 1 1 1 0; 0 1 −1 2 −2 0; 0 1 1 4 4 0; 0 1 −1 8 −8 1].
+// Tile (n, ty, tx), numbered (n · Th + ty) · Tw + tx with Th = ⌈Ho / 4⌉ and Tw = ⌈Wo / 4⌉, holds
+// outputs [4ty, 4ty + 4) × [4tx, 4tx + 4) (those past Ho or Wo are dropped) and reads input rows
+// 4ty − pt + [0, 6), columns 4tx − pl + [0, 6) (zeros outside). Channels go 4 at a time: C and Co
+// multiples of 4. The 2-D transforms go a line at a time through a small staging block in the
+// scratch (36 vectors would not stay in registers).
+//
+// The filter gradient: the forward is linear in U = G g Gᵀ, so the loss's gradient with respect
+// to U is V ⊙ (A dY Aᵀ) summed over tiles, dY a tile's 4×4 output gradient (zeros past Ho or Wo),
+// and the filter's is Gᵀ dU G. Element ξ of dU is a GEMM over tiles:
+//   dU[ξ][co][c] = Σ_t Ŷ[ξ][co][t] · V[ξ][t][c],   Ŷ = A dY Aᵀ.
+// There V is written straight into the GEMM's packed panels of GEMM_NR channels, and Ŷ
+// transposed (output channels × tiles) as the GEMM's A.
 
+// A tile's position (image n, tile row ty, tile column tx), stepped through tiles in order.
 typedef struct {
-  v128_t a, b, c, d;
-} v128x4;
+  int n, ty, tx;
+} tile_pos;
 
-typedef struct {
-  v128_t a, b;
-} v128x2;
-
-// Bᵀ · (d0, d1, d2, d3).
-static inline v128x4 winograd_bt(v128_t d0, v128_t d1, v128_t d2, v128_t d3) {
-  return (v128x4){wasm_f32x4_sub(d0, d2), wasm_f32x4_add(d1, d2), wasm_f32x4_sub(d2, d1),
-                  wasm_f32x4_sub(d1, d3)};
+static inline tile_pos tile_at(int t, int Th, int Tw) {
+  return (tile_pos){t / (Tw * Th), (t / Tw) % Th, t % Tw};
 }
 
-// G · (g0, g1, g2).
-static inline v128x4 winograd_g(v128_t g0, v128_t g1, v128_t g2) {
-  const v128_t half = wasm_f32x4_splat(0.5f);
-  const v128_t outer = wasm_f32x4_add(g0, g2);
-  return (v128x4){g0, wasm_f32x4_mul(wasm_f32x4_add(outer, g1), half),
-                  wasm_f32x4_mul(wasm_f32x4_sub(outer, g1), half), g2};
-}
-
-// Aᵀ · (m0, m1, m2, m3).
-static inline v128x2 winograd_at(v128_t m0, v128_t m1, v128_t m2, v128_t m3) {
-  return (v128x2){wasm_f32x4_add(wasm_f32x4_add(m0, m1), m2),
-                  wasm_f32x4_sub(wasm_f32x4_sub(m1, m2), m3)};
-}
-
-// Floats of a filter transformed and packed by winograd_filter: 16 packed C × Co matrices.
-EXPORT int winograd_filter_floats(int C, int Co) { return 16 * gemm_packed_floats(C, Co); }
-
-// The HWIO filter w [3][3][C][Co] transformed, u[ξ][c][co] = (G g Gᵀ)[ξ] (u holds 16 · C · Co
-// floats), and each u[ξ] packed by gemm_pack into `packed` (winograd_filter_floats(C, Co)).
-EXPORT void winograd_filter(const f32* w, f32* u, f32* packed, int C, int Co) {
-  const int n = C * Co;
-  for (int e = 0; e < n; e += 4) {
-#define W(i, j) wasm_v128_load(w + ((i) * 3 + (j)) * n + e)
-    const v128x4 t0 = winograd_g(W(0, 0), W(1, 0), W(2, 0));
-    const v128x4 t1 = winograd_g(W(0, 1), W(1, 1), W(2, 1));
-    const v128x4 t2 = winograd_g(W(0, 2), W(1, 2), W(2, 2));
-#undef W
-    const v128x4 r0 = winograd_g(t0.a, t1.a, t2.a), r1 = winograd_g(t0.b, t1.b, t2.b);
-    const v128x4 r2 = winograd_g(t0.c, t1.c, t2.c), r3 = winograd_g(t0.d, t1.d, t2.d);
-    f32* o = u + e;
-    wasm_v128_store(o, r0.a), wasm_v128_store(o + n, r0.b);
-    wasm_v128_store(o + 2 * n, r0.c), wasm_v128_store(o + 3 * n, r0.d);
-    wasm_v128_store(o + 4 * n, r1.a), wasm_v128_store(o + 5 * n, r1.b);
-    wasm_v128_store(o + 6 * n, r1.c), wasm_v128_store(o + 7 * n, r1.d);
-    wasm_v128_store(o + 8 * n, r2.a), wasm_v128_store(o + 9 * n, r2.b);
-    wasm_v128_store(o + 10 * n, r2.c), wasm_v128_store(o + 11 * n, r2.d);
-    wasm_v128_store(o + 12 * n, r3.a), wasm_v128_store(o + 13 * n, r3.b);
-    wasm_v128_store(o + 14 * n, r3.c), wasm_v128_store(o + 15 * n, r3.d);
+static inline void tile_next(tile_pos* q, int Th, int Tw) {
+  if (++q->tx == Tw) {
+    q->tx = 0;
+    if (++q->ty == Th) q->ty = 0, q->n++;
   }
-  const int kp = gemm_packed_floats(C, Co);
-  for (int xi = 0; xi < 16; xi++) gemm_pack(u + xi * n, Co, 1, C, Co, packed + xi * kp);
 }
 
-// The 16 input pixels of tile t's patch: p[r · 4 + s] points at pixel (r, s)'s channel 0, or at
-// `zero` (C zeros) where the patch reads padding.
-static inline void winograd_patch(const f32* x, const f32* zero, const f32** p, int t, int H,
-                                  int W, int C, int Th, int Tw, int pt, int pl) {
-  const int tx = t % Tw, ty = (t / Tw) % Th, n = t / (Tw * Th);
-  for (int r = 0; r < 4; r++) {
-    const int ih = 2 * ty - pt + r;
-    for (int s = 0; s < 4; s++) {
-      const int iw = 2 * tx - pl + s;
-      const int inside = ih >= 0 && ih < H && iw >= 0 && iw < W;
-      p[r * 4 + s] = inside ? x + ((n * H + ih) * W + iw) * C : zero;
+// The 6×6 input patch under tile q: where its pixel (0, 0) starts, its pixels C floats apart and
+// its rows *rs apart. In place when the patch lies inside x; else gathered, zeros where it reads
+// padding, into `patch` (36 · C floats).
+static inline const f32* winograd_patch(const f32* x, f32* patch, tile_pos q, int H, int W, int C,
+                                        int pt, int pl, int* rs) {
+  const int ih0 = 4 * q.ty - pt, iw0 = 4 * q.tx - pl;
+  const f32* image = x + q.n * H * W * C;
+  if (ih0 >= 0 && ih0 + 6 <= H && iw0 >= 0 && iw0 + 6 <= W) {
+    *rs = W * C;
+    return image + (ih0 * W + iw0) * C;
+  }
+  for (int r = 0; r < 6; r++) {
+    const int ih = ih0 + r;
+    for (int s = 0; s < 6; s++) {
+      const int iw = iw0 + s;
+      f32* dst = patch + (r * 6 + s) * C;
+      if (ih >= 0 && ih < H && iw >= 0 && iw < W) copy_floats(dst, image + (ih * W + iw) * C, C);
+      else zero_floats(dst, C);
     }
   }
+  *rs = 6 * C;
+  return patch;
 }
 
-// Bᵀ d B for channels [c, c + 4) of a patch p (winograd_patch): element ξ to v[ξ · vs].
-static inline void winograd_input_tile(const f32* const* p, int c, f32* v, int vs) {
-#define D(r, s) wasm_v128_load(p[(r) * 4 + (s)] + c)
-  const v128x4 c0 = winograd_bt(D(0, 0), D(1, 0), D(2, 0), D(3, 0));
-  const v128x4 c1 = winograd_bt(D(0, 1), D(1, 1), D(2, 1), D(3, 1));
-  const v128x4 c2 = winograd_bt(D(0, 2), D(1, 2), D(2, 2), D(3, 2));
-  const v128x4 c3 = winograd_bt(D(0, 3), D(1, 3), D(2, 3), D(3, 3));
-#undef D
-  const v128x4 r0 = winograd_bt(c0.a, c1.a, c2.a, c3.a), r1 = winograd_bt(c0.b, c1.b, c2.b, c3.b);
-  const v128x4 r2 = winograd_bt(c0.c, c1.c, c2.c, c3.c), r3 = winograd_bt(c0.d, c1.d, c2.d, c3.d);
-  wasm_v128_store(v, r0.a), wasm_v128_store(v + vs, r0.b);
-  wasm_v128_store(v + 2 * vs, r0.c), wasm_v128_store(v + 3 * vs, r0.d);
-  wasm_v128_store(v + 4 * vs, r1.a), wasm_v128_store(v + 5 * vs, r1.b);
-  wasm_v128_store(v + 6 * vs, r1.c), wasm_v128_store(v + 7 * vs, r1.d);
-  wasm_v128_store(v + 8 * vs, r2.a), wasm_v128_store(v + 9 * vs, r2.b);
-  wasm_v128_store(v + 10 * vs, r2.c), wasm_v128_store(v + 11 * vs, r2.d);
-  wasm_v128_store(v + 12 * vs, r3.a), wasm_v128_store(v + 13 * vs, r3.b);
-  wasm_v128_store(v + 14 * vs, r3.c), wasm_v128_store(v + 15 * vs, r3.d);
-}
-
-// Floats from one of the 16 transformed matrices of `tiles` rows × `cols` to the next: padded by
-// 32 floats (128 bytes) so that the 16 rows a transform reads or writes at once are not 4 KiB
-// apart, the same L1 set (with 256 tiles of 16 channels they would be 16 KiB apart).
+// Floats from one of the 36 transformed matrices of `tiles` rows × `cols` to the next: padded by
+// 32 floats (128 bytes) so that the 36 rows a transform reads or writes at once are not a
+// multiple of 4 KiB apart, in one L1 set (with 256 tiles of 16 channels they would be 16 KiB
+// apart, which ran 1.7× slower).
 static inline int winograd_stride(int tiles, int cols) { return tiles * cols + 32; }
 
-// Floats of scratch winograd_conv needs for `tiles` tiles: the transformed patches and products,
-// a zero pixel, a patch's pointers and the GEMM's edge tiles.
-EXPORT int winograd_scratch_floats(int tiles, int C, int Co) {
-  return 16 * (winograd_stride(tiles, C) + winograd_stride(tiles, Co)) + C + 16 + GEMM_EDGE_FLOATS;
-}
-
-// Tiles [t0, t0 + tiles) of the 3×3 stride-1 convolution of the NHWC input x [N, H, W, C] with a
-// filter transformed by winograd_filter, padding (pt, pl) above and left, into y [N, Ho, Wo, Co]
-// (the whole output; a tile's outputs past Ho or Wo are not written). `scratch` holds
-// winograd_scratch_floats(tiles, C, Co) floats.
-EXPORT void winograd_conv(const f32* x, const f32* packed, f32* y, int H, int W, int C, int Ho,
-                          int Wo, int pt, int pl, int Co, int t0, int tiles, f32* scratch) {
-  const int Th = (Ho + 1) / 2, Tw = (Wo + 1) / 2;
-  const int vs = winograd_stride(tiles, C), ms = winograd_stride(tiles, Co);
-  f32* v = scratch;
-  f32* m = v + 16 * vs;
-  f32* zero = m + 16 * ms;
-  const f32** p = (const f32**)(zero + C);
-  f32* edge = (f32*)(p + 16);
-  zero_floats(zero, C);
-  for (int i = 0; i < tiles; i++) {
-    winograd_patch(x, zero, p, t0 + i, H, W, C, Th, Tw, pt, pl);
-    for (int c = 0; c < C; c += 4) winograd_input_tile(p, c, v + i * C + c, vs);
-  }
-  const int kp = gemm_packed_floats(C, Co);
-  for (int xi = 0; xi < 16; xi++) {
-    gemm_run(v + xi * vs, C, 0, 0, 0, packed + xi * kp, m + xi * ms, Co, tiles, Co, C, 0, 0, edge);
-  }
-  for (int i = 0; i < tiles; i++) {
-    const int t = t0 + i;
-    const int tx = t % Tw, ty = (t / Tw) % Th, n = t / (Tw * Th);
-    const int two_rows = 2 * ty + 1 < Ho, two_cols = 2 * tx + 1 < Wo;
-    f32* out = y + ((n * Ho + 2 * ty) * Wo + 2 * tx) * Co;
-    const f32* mi = m + i * Co;
-    for (int co = 0; co < Co; co += 4) {
-#define M(r, s) wasm_v128_load(mi + ((r) * 4 + (s)) * ms + co)
-      const v128x2 c0 = winograd_at(M(0, 0), M(1, 0), M(2, 0), M(3, 0));
-      const v128x2 c1 = winograd_at(M(0, 1), M(1, 1), M(2, 1), M(3, 1));
-      const v128x2 c2 = winograd_at(M(0, 2), M(1, 2), M(2, 2), M(3, 2));
-      const v128x2 c3 = winograd_at(M(0, 3), M(1, 3), M(2, 3), M(3, 3));
-#undef M
-      const v128x2 r0 = winograd_at(c0.a, c1.a, c2.a, c3.a);
-      wasm_v128_store(out + co, r0.a);
-      if (two_cols) wasm_v128_store(out + Co + co, r0.b);
-      if (two_rows) {
-        const v128x2 r1 = winograd_at(c0.b, c1.b, c2.b, c3.b);
-        wasm_v128_store(out + Wo * Co + co, r1.a);
-        if (two_cols) wasm_v128_store(out + (Wo + 1) * Co + co, r1.b);
-      }
-    }
-  }
-}
-
-// ---- The filter gradient of a 3×3 stride-1 convolution by Winograd F(2×2, 3×3). ----
-// The forward tile is Aᵀ [U ⊙ V] A with U = G g Gᵀ and V = Bᵀ d B, so the loss's gradient with
-// respect to U is V ⊙ (A dY Aᵀ) summed over tiles, dY a tile's 2×2 output gradient (zeros past
-// Ho or Wo), and the filter's is Gᵀ dU G. Element ξ of dU is a GEMM over tiles:
-//   dU[ξ][co][c] = Σ_t Ŷ[ξ][co][t] · V[ξ][t][c],   Ŷ = A dY Aᵀ, A = (Aᵀ)ᵀ.
-// A tile at a time V is written straight into the GEMM's packed panels of GEMM_NR channels, and
-// Ŷ transposed (output channels × tiles) as the GEMM's A.
-
-typedef struct {
-  v128_t a, b, c;
-} v128x3;
-
-// A · (e0, e1), A = [1 0; 1 1; 1 −1; 0 −1].
-static inline v128x4 winograd_a(v128_t e0, v128_t e1) {
-  return (v128x4){e0, wasm_f32x4_add(e0, e1), wasm_f32x4_sub(e0, e1), wasm_f32x4_neg(e1)};
-}
-
-// Gᵀ · (u0, u1, u2, u3), Gᵀ = [1 ½ ½ 0; 0 ½ −½ 0; 0 ½ ½ 1].
-static inline v128x3 winograd_gt(v128_t u0, v128_t u1, v128_t u2, v128_t u3) {
-  const v128_t half = wasm_f32x4_splat(0.5f);
-  const v128_t sum = wasm_f32x4_mul(wasm_f32x4_add(u1, u2), half);
-  return (v128x3){wasm_f32x4_add(u0, sum), wasm_f32x4_mul(wasm_f32x4_sub(u1, u2), half),
-                  wasm_f32x4_add(sum, u3)};
-}
-
-// Channels rounded up to whole GEMM panels.
+// Floats from one ξ of V in panels to the next: channels rounded up to whole GEMM panels.
 static inline int winograd_panel_floats(int tiles, int C) { return tiles * gemm_padded(C) + 32; }
 // Floats from one ξ of the transposed Ŷ to the next (rows of `tiles` rounded up to 4).
 static inline int winograd_dy_stride(int tiles, int Co) { return Co * ((tiles + 3) & ~3) + 32; }
 
-// Floats of scratch winograd_filter_grad needs for `tiles` (at most GEMM_KC) tiles: V packed, Ŷ
-// transposed, zeros for a pixel, a patch's pointers, a staging block and the GEMM's edge tiles.
-EXPORT int winograd_grad_scratch_floats(int tiles, int C, int Co) {
-  const int zeros = C > Co ? C : Co;
-  return 16 * (winograd_panel_floats(tiles, C) + winograd_dy_stride(tiles, Co)) + zeros + 16 +
-         256 + GEMM_EDGE_FLOATS;
+// Six vectors: a line of a 6×6 transform (the 4 or 3 of a shorter one first, then zeros).
+typedef struct {
+  v128_t v[6];
+} v128x6;
+
+static inline v128_t splat(f32 x) { return wasm_f32x4_splat(x); }
+
+// Bᵀ · (d0, ..., d5).
+static inline v128x6 winograd_bt(v128_t d0, v128_t d1, v128_t d2, v128_t d3, v128_t d4, v128_t d5) {
+  const v128_t a = wasm_f32x4_sub(d4, wasm_f32x4_mul(splat(4.0f), d2));
+  const v128_t b = wasm_f32x4_sub(d3, wasm_f32x4_mul(splat(4.0f), d1));
+  const v128_t c = wasm_f32x4_sub(d4, d2);
+  const v128_t e = wasm_f32x4_mul(splat(2.0f), wasm_f32x4_sub(d3, d1));
+  v128x6 r;
+  r.v[0] = wasm_f32x4_add(wasm_f32x4_sub(wasm_f32x4_mul(splat(4.0f), d0),
+                                         wasm_f32x4_mul(splat(5.0f), d2)), d4);
+  r.v[1] = wasm_f32x4_add(a, b);
+  r.v[2] = wasm_f32x4_sub(a, b);
+  r.v[3] = wasm_f32x4_add(c, e);
+  r.v[4] = wasm_f32x4_sub(c, e);
+  r.v[5] = wasm_f32x4_add(wasm_f32x4_sub(wasm_f32x4_mul(splat(4.0f), d1),
+                                         wasm_f32x4_mul(splat(5.0f), d3)), d5);
+  return r;
 }
 
-// du [16][Co][C] += the gradient with respect to the transformed filter over tiles
+// G · (g0, g1, g2).
+static inline v128x6 winograd_g(v128_t g0, v128_t g1, v128_t g2) {
+  const v128_t outer = wasm_f32x4_add(g0, g2);
+  const v128_t g0_24 = wasm_f32x4_mul(splat(1.0f / 24), g0);
+  const v128_t g1_12 = wasm_f32x4_mul(splat(1.0f / 12), g1);
+  const v128_t g2_6 = wasm_f32x4_mul(splat(1.0f / 6), g2);
+  v128x6 r;
+  r.v[0] = wasm_f32x4_mul(splat(0.25f), g0);
+  r.v[1] = wasm_f32x4_mul(splat(-1.0f / 6), wasm_f32x4_add(outer, g1));
+  r.v[2] = wasm_f32x4_mul(splat(-1.0f / 6), wasm_f32x4_sub(outer, g1));
+  r.v[3] = wasm_f32x4_add(wasm_f32x4_add(g0_24, g1_12), g2_6);
+  r.v[4] = wasm_f32x4_add(wasm_f32x4_sub(g0_24, g1_12), g2_6);
+  r.v[5] = g2;
+  return r;
+}
+
+// Aᵀ · (m0, ..., m5): 4 values in o.v[0..3].
+static inline v128x6 winograd_at(v128_t m0, v128_t m1, v128_t m2, v128_t m3, v128_t m4, v128_t m5) {
+  const v128_t p = wasm_f32x4_add(m1, m2), q = wasm_f32x4_sub(m1, m2);
+  const v128_t r = wasm_f32x4_add(m3, m4), s = wasm_f32x4_sub(m3, m4);
+  v128x6 o;
+  o.v[0] = wasm_f32x4_add(wasm_f32x4_add(m0, p), r);
+  o.v[1] = wasm_f32x4_add(q, wasm_f32x4_mul(splat(2.0f), s));
+  o.v[2] = wasm_f32x4_add(p, wasm_f32x4_mul(splat(4.0f), r));
+  o.v[3] = wasm_f32x4_add(wasm_f32x4_add(q, wasm_f32x4_mul(splat(8.0f), s)), m5);
+  o.v[4] = o.v[5] = splat(0.0f);
+  return o;
+}
+
+// A · (e0, e1, e2, e3), A = (Aᵀ)ᵀ.
+static inline v128x6 winograd_a(v128_t e0, v128_t e1, v128_t e2, v128_t e3) {
+  const v128_t p = wasm_f32x4_add(e0, e2), q = wasm_f32x4_add(e1, e3);
+  const v128_t r = wasm_f32x4_add(e0, wasm_f32x4_mul(splat(4.0f), e2));
+  const v128_t s = wasm_f32x4_add(wasm_f32x4_mul(splat(2.0f), e1), wasm_f32x4_mul(splat(8.0f), e3));
+  v128x6 o;
+  o.v[0] = e0;
+  o.v[1] = wasm_f32x4_add(p, q);
+  o.v[2] = wasm_f32x4_sub(p, q);
+  o.v[3] = wasm_f32x4_add(r, s);
+  o.v[4] = wasm_f32x4_sub(r, s);
+  o.v[5] = e3;
+  return o;
+}
+
+// Gᵀ · (u0, ..., u5): 3 values in o.v[0..2].
+static inline v128x6 winograd_gt(v128_t u0, v128_t u1, v128_t u2, v128_t u3, v128_t u4, v128_t u5) {
+  const v128_t s12 = wasm_f32x4_add(u1, u2), d12 = wasm_f32x4_sub(u2, u1);
+  const v128_t s34 = wasm_f32x4_add(u3, u4), d34 = wasm_f32x4_sub(u3, u4);
+  v128x6 o;
+  o.v[0] = wasm_f32x4_add(wasm_f32x4_sub(wasm_f32x4_mul(splat(0.25f), u0),
+                                         wasm_f32x4_mul(splat(1.0f / 6), s12)),
+                          wasm_f32x4_mul(splat(1.0f / 24), s34));
+  o.v[1] = wasm_f32x4_add(wasm_f32x4_mul(splat(1.0f / 6), d12), wasm_f32x4_mul(splat(1.0f / 12), d34));
+  o.v[2] = wasm_f32x4_add(wasm_f32x4_mul(splat(1.0f / 6), wasm_f32x4_sub(s34, s12)), u5);
+  o.v[3] = o.v[4] = o.v[5] = splat(0.0f);
+  return o;
+}
+
+// Floats of a filter transformed and packed by winograd_filter: 36 packed C × Co matrices.
+EXPORT int winograd_filter_floats(int C, int Co) { return 36 * gemm_packed_floats(C, Co); }
+
+// The HWIO filter w [3][3][C][Co] transformed, u[ξ][c][co] = (G g Gᵀ)[ξ] (36 · C · Co floats),
+// and each u[ξ] packed by gemm_pack into `packed` (winograd_filter_floats(C, Co)).
+EXPORT void winograd_filter(const f32* w, f32* u, f32* packed, int C, int Co) {
+  const int n = C * Co;
+  for (int e = 0; e < n; e += 4) {
+#define W(i, j) wasm_v128_load(w + ((i) * 3 + (j)) * n + e)
+    const v128x6 t0 = winograd_g(W(0, 0), W(1, 0), W(2, 0));
+    const v128x6 t1 = winograd_g(W(0, 1), W(1, 1), W(2, 1));
+    const v128x6 t2 = winograd_g(W(0, 2), W(1, 2), W(2, 2));
+#undef W
+    for (int r = 0; r < 6; r++) {
+      const v128x6 row = winograd_g(t0.v[r], t1.v[r], t2.v[r]);
+      for (int j = 0; j < 6; j++) wasm_v128_store(u + (r * 6 + j) * n + e, row.v[j]);
+    }
+  }
+  const int kp = gemm_packed_floats(C, Co);
+  for (int xi = 0; xi < 36; xi++) gemm_pack(u + xi * n, Co, 1, C, Co, packed + xi * kp);
+}
+
+// Bᵀ d B for channels [c, c + 4) of the 6×6 patch d (pixels C floats apart, rows rs apart):
+// element ξ to v[ξ · vs]; `stage` holds 36 vectors.
+static inline void winograd_input_tile(const f32* d, int rs, int C, int c, f32* v, int vs, f32* stage) {
+  for (int s = 0; s < 6; s++) {
+#define D(r) wasm_v128_load(d + (r) * rs + s * C + c)
+    const v128x6 col = winograd_bt(D(0), D(1), D(2), D(3), D(4), D(5));
+#undef D
+    for (int r = 0; r < 6; r++) wasm_v128_store(stage + (r * 6 + s) * 4, col.v[r]);
+  }
+  for (int r = 0; r < 6; r++) {
+#define S(j) wasm_v128_load(stage + (r * 6 + (j)) * 4)
+    const v128x6 row = winograd_bt(S(0), S(1), S(2), S(3), S(4), S(5));
+#undef S
+    for (int j = 0; j < 6; j++) wasm_v128_store(v + (r * 6 + j) * vs, row.v[j]);
+  }
+}
+
+// Floats of scratch winograd_conv needs for `tiles` tiles: the transformed patches and products,
+// a gathered patch, a staging block and the GEMM's edge tiles.
+EXPORT int winograd_scratch_floats(int tiles, int C, int Co) {
+  return 36 * (winograd_stride(tiles, C) + winograd_stride(tiles, Co)) + 36 * C + 144 +
+         GEMM_EDGE_FLOATS;
+}
+
+// Tiles [t0, t0 + tiles) of the 3×3 stride-1 convolution of the NHWC input x [N, H, W, C] with a
+// filter transformed by winograd_filter, padding (pt, pl) above and left, into y [N, Ho, Wo, Co]
+// (the whole output). `scratch` holds winograd_scratch_floats(tiles, C, Co) floats.
+EXPORT void winograd_conv(const f32* x, const f32* packed, f32* y, int H, int W, int C, int Ho,
+                           int Wo, int pt, int pl, int Co, int t0, int tiles, f32* scratch) {
+  const int Th = (Ho + 3) / 4, Tw = (Wo + 3) / 4;
+  const int vs = winograd_stride(tiles, C), ms = winograd_stride(tiles, Co);
+  f32* v = scratch;
+  f32* m = v + 36 * vs;
+  f32* patch = m + 36 * ms;
+  f32* stage = patch + 36 * C;
+  f32* edge = stage + 144;
+  tile_pos q = tile_at(t0, Th, Tw);
+  for (int i = 0; i < tiles; i++, tile_next(&q, Th, Tw)) {
+    int rs;
+    const f32* d = winograd_patch(x, patch, q, H, W, C, pt, pl, &rs);
+    for (int c = 0; c < C; c += 4) winograd_input_tile(d, rs, C, c, v + i * C + c, vs, stage);
+  }
+  const int kp = gemm_packed_floats(C, Co);
+  for (int xi = 0; xi < 36; xi++) {
+    gemm_run(v + xi * vs, C, 0, 0, 0, packed + xi * kp, m + xi * ms, Co, tiles, Co, C, 0, 0, edge);
+  }
+  q = tile_at(t0, Th, Tw);
+  for (int i = 0; i < tiles; i++, tile_next(&q, Th, Tw)) {
+    const int rows = min_int(4, Ho - 4 * q.ty), cols = min_int(4, Wo - 4 * q.tx);
+    f32* out = y + ((q.n * Ho + 4 * q.ty) * Wo + 4 * q.tx) * Co;
+    const f32* mi = m + i * Co;
+    for (int co = 0; co < Co; co += 4) {
+      for (int s = 0; s < 6; s++) {
+#define M(r) wasm_v128_load(mi + ((r) * 6 + s) * ms + co)
+        const v128x6 col = winograd_at(M(0), M(1), M(2), M(3), M(4), M(5));
+#undef M
+        for (int r = 0; r < 4; r++) wasm_v128_store(stage + (r * 6 + s) * 4, col.v[r]);
+      }
+      for (int r = 0; r < rows; r++) {
+#define S(j) wasm_v128_load(stage + (r * 6 + (j)) * 4)
+        const v128x6 row = winograd_at(S(0), S(1), S(2), S(3), S(4), S(5));
+#undef S
+        f32* o = out + r * Wo * Co + co;
+        if (cols == 4) {
+          wasm_v128_store(o, row.v[0]), wasm_v128_store(o + Co, row.v[1]);
+          wasm_v128_store(o + 2 * Co, row.v[2]), wasm_v128_store(o + 3 * Co, row.v[3]);
+        } else {
+          for (int j = 0; j < cols; j++) wasm_v128_store(o + j * Co, row.v[j]);
+        }
+      }
+    }
+  }
+}
+
+// Floats of scratch winograd_filter_grad needs for `tiles` (at most GEMM_KC) tiles: V packed, Ŷ
+// transposed, a gathered patch, staging blocks and the GEMM's edge tiles.
+EXPORT int winograd_grad_scratch_floats(int tiles, int C, int Co) {
+  return 36 * (winograd_panel_floats(tiles, C) + winograd_dy_stride(tiles, Co)) + 36 * C + 144 +
+         576 + GEMM_EDGE_FLOATS;
+}
+
+// du [36][Co][C] += the gradient with respect to the transformed filter over tiles
 // [t0, t0 + tiles) (at most GEMM_KC) of the 3×3 stride-1 convolution of x [N, H, W, C] with
 // output gradient dy [N, Ho, Wo, Co] (padding pt, pl); winograd_filter_grad_out turns it into
 // the filter's. `scratch` holds winograd_grad_scratch_floats(tiles, C, Co) floats.
 EXPORT void winograd_filter_grad(const f32* x, const f32* dy, f32* du, int H, int W, int C,
-                                 int Ho, int Wo, int pt, int pl, int Co, int t0, int tiles,
-                                 f32* scratch) {
-  const int Th = (Ho + 1) / 2, Tw = (Wo + 1) / 2;
+                                  int Ho, int Wo, int pt, int pl, int Co, int t0, int tiles,
+                                  f32* scratch) {
+  const int Th = (Ho + 3) / 4, Tw = (Wo + 3) / 4;
   const int vs = winograd_panel_floats(tiles, C), ys = winograd_dy_stride(tiles, Co);
   const int T4 = (tiles + 3) & ~3;
   f32* v = scratch;
-  f32* yt = v + 16 * vs;
-  f32* zero = yt + 16 * ys;
-  const int zeros = C > Co ? C : Co;
-  const f32** p = (const f32**)(zero + zeros);
-  f32* stage = (f32*)(p + 16);
-  f32* edge = stage + 256;
-  zero_floats(zero, zeros);
-  // V in panels: channel c of tile i at v[ξ · vs + (c / NR) · tiles · NR + i · NR + c % NR].
-  for (int i = 0; i < tiles; i++) {
-    winograd_patch(x, zero, p, t0 + i, H, W, C, Th, Tw, pt, pl);
+  f32* yt = v + 36 * vs;
+  f32* patch = yt + 36 * ys;
+  f32* stage = patch + 36 * C;
+  f32* quad = stage + 144;
+  f32* edge = quad + 576;
+  tile_pos q = tile_at(t0, Th, Tw);
+  for (int i = 0; i < tiles; i++, tile_next(&q, Th, Tw)) {
+    int rs;
+    const f32* d = winograd_patch(x, patch, q, H, W, C, pt, pl, &rs);
     for (int c = 0; c < C; c += 4) {
-      winograd_input_tile(p, c, v + (c / GEMM_NR) * tiles * GEMM_NR + i * GEMM_NR + c % GEMM_NR,
-                          vs);
+      f32* at = v + (c / GEMM_NR) * tiles * GEMM_NR + i * GEMM_NR + c % GEMM_NR;
+      winograd_input_tile(d, rs, C, c, at, vs, stage);
     }
     if (C % GEMM_NR != 0) {
-      // The last panel's channels past C: zeros.
       f32* pad = v + (C / GEMM_NR) * tiles * GEMM_NR + i * GEMM_NR + C % GEMM_NR;
-      for (int xi = 0; xi < 16; xi++) zero_floats(pad + xi * vs, GEMM_NR - C % GEMM_NR);
+      for (int xi = 0; xi < 36; xi++) zero_floats(pad + xi * vs, GEMM_NR - C % GEMM_NR);
     }
   }
-  // Ŷ transposed, four tiles at a time: yt[ξ · ys + co · T4 + i].
+  // Ŷ = A dY Aᵀ transposed, four tiles at a time: yt[ξ · ys + co · T4 + i].
+  q = tile_at(t0, Th, Tw);
   for (int i0 = 0; i0 < T4; i0 += 4) {
+    tile_pos four[4];
+    for (int k = 0; k < 4; k++) four[k] = q, tile_next(&q, Th, Tw);
     for (int co = 0; co < Co; co += 4) {
-      for (int r = 0; r < 4; r++) {
-        const int t = t0 + i0 + r;
-        const int tx = t % Tw, ty = (t / Tw) % Th, n = t / (Tw * Th);
-        const int real = i0 + r < tiles, right = 2 * tx + 1 < Wo, below = 2 * ty + 1 < Ho;
-        const f32* at = dy + ((n * Ho + 2 * ty) * Wo + 2 * tx) * Co + co;
-        const v128_t z = wasm_f32x4_splat(0.0f);
-        const v128_t e00 = real ? wasm_v128_load(at) : z;
-        const v128_t e01 = real && right ? wasm_v128_load(at + Co) : z;
-        const v128_t e10 = real && below ? wasm_v128_load(at + Wo * Co) : z;
-        const v128_t e11 = real && right && below ? wasm_v128_load(at + (Wo + 1) * Co) : z;
-        const v128x4 c0 = winograd_a(e00, e10), c1 = winograd_a(e01, e11);
-        const v128x4 r0 = winograd_a(c0.a, c1.a), r1 = winograd_a(c0.b, c1.b);
-        const v128x4 r2 = winograd_a(c0.c, c1.c), r3 = winograd_a(c0.d, c1.d);
-        f32* s = stage + r * 4;
-        wasm_v128_store(s, r0.a), wasm_v128_store(s + 16, r0.b);
-        wasm_v128_store(s + 32, r0.c), wasm_v128_store(s + 48, r0.d);
-        wasm_v128_store(s + 64, r1.a), wasm_v128_store(s + 80, r1.b);
-        wasm_v128_store(s + 96, r1.c), wasm_v128_store(s + 112, r1.d);
-        wasm_v128_store(s + 128, r2.a), wasm_v128_store(s + 144, r2.b);
-        wasm_v128_store(s + 160, r2.c), wasm_v128_store(s + 176, r2.d);
-        wasm_v128_store(s + 192, r3.a), wasm_v128_store(s + 208, r3.b);
-        wasm_v128_store(s + 224, r3.c), wasm_v128_store(s + 240, r3.d);
+      for (int k = 0; k < 4; k++) {
+        const tile_pos u = four[k];
+        const int real = i0 + k < tiles;
+        const int rows = real ? min_int(4, Ho - 4 * u.ty) : 0;
+        const int cols = min_int(4, Wo - 4 * u.tx);
+        const f32* at = dy + ((u.n * Ho + 4 * u.ty) * Wo + 4 * u.tx) * Co + co;
+        const v128_t z = splat(0.0f);
+        for (int b = 0; b < 4; b++) {
+#define E(a) ((a) < rows && b < cols ? wasm_v128_load(at + ((a) * Wo + b) * Co) : z)
+          const v128x6 col = winograd_a(E(0), E(1), E(2), E(3));
+#undef E
+          for (int j = 0; j < 6; j++) wasm_v128_store(stage + (j * 4 + b) * 4, col.v[j]);
+        }
+        for (int j = 0; j < 6; j++) {
+#define S(b) wasm_v128_load(stage + (j * 4 + (b)) * 4)
+          const v128x6 row = winograd_a(S(0), S(1), S(2), S(3));
+#undef S
+          for (int l = 0; l < 6; l++) wasm_v128_store(quad + ((j * 6 + l) * 4 + k) * 4, row.v[l]);
+        }
       }
-      for (int xi = 0; xi < 16; xi++) {
-        transpose4x4(stage + xi * 16, 4, yt + xi * ys + co * T4 + i0, T4);
+      for (int xi = 0; xi < 36; xi++) {
+        transpose4x4(quad + xi * 16, 4, yt + xi * ys + co * T4 + i0, T4);
       }
     }
   }
   f32* edge_a = edge;
   f32* edge_c = edge_a + GEMM_MR * GEMM_KC;
-  for (int xi = 0; xi < 16; xi++) {
+  for (int xi = 0; xi < 36; xi++) {
     for (int j0 = 0; j0 < C; j0 += GEMM_NC) {
       gemm_block(yt + xi * ys, T4, v + xi * vs + j0 * tiles, du + xi * Co * C + j0, C, Co,
                  min_int(GEMM_NC, C - j0), tiles, 1, edge_a, edge_c);
@@ -1164,25 +1222,22 @@ EXPORT void winograd_filter_grad(const f32* x, const f32* dy, f32* du, int H, in
   }
 }
 
-// The filter gradient dw [3][3][C][Co] = Gᵀ dU G from du [16][Co][C] (winograd_filter_grad's
+// The filter gradient dw [3][3][C][Co] = Gᵀ dU G from du [36][Co][C] (winograd_filter_grad's
 // sums); t holds 9 · Co · C floats.
 EXPORT void winograd_filter_grad_out(const f32* du, f32* t, f32* dw, int C, int Co) {
   const int n = C * Co;
   for (int e = 0; e < n; e += 4) {
-#define U(r, s) wasm_v128_load(du + ((r) * 4 + (s)) * n + e)
-    const v128x3 c0 = winograd_gt(U(0, 0), U(1, 0), U(2, 0), U(3, 0));
-    const v128x3 c1 = winograd_gt(U(0, 1), U(1, 1), U(2, 1), U(3, 1));
-    const v128x3 c2 = winograd_gt(U(0, 2), U(1, 2), U(2, 2), U(3, 2));
-    const v128x3 c3 = winograd_gt(U(0, 3), U(1, 3), U(2, 3), U(3, 3));
+    v128x6 cols[6];
+    for (int s = 0; s < 6; s++) {
+#define U(r) wasm_v128_load(du + ((r) * 6 + s) * n + e)
+      cols[s] = winograd_gt(U(0), U(1), U(2), U(3), U(4), U(5));
 #undef U
-    const v128x3 r0 = winograd_gt(c0.a, c1.a, c2.a, c3.a);
-    const v128x3 r1 = winograd_gt(c0.b, c1.b, c2.b, c3.b);
-    const v128x3 r2 = winograd_gt(c0.c, c1.c, c2.c, c3.c);
-    f32* o = t + e;
-    wasm_v128_store(o, r0.a), wasm_v128_store(o + n, r0.b), wasm_v128_store(o + 2 * n, r0.c);
-    wasm_v128_store(o + 3 * n, r1.a), wasm_v128_store(o + 4 * n, r1.b);
-    wasm_v128_store(o + 5 * n, r1.c), wasm_v128_store(o + 6 * n, r2.a);
-    wasm_v128_store(o + 7 * n, r2.b), wasm_v128_store(o + 8 * n, r2.c);
+    }
+    for (int i = 0; i < 3; i++) {
+      const v128x6 row =
+          winograd_gt(cols[0].v[i], cols[1].v[i], cols[2].v[i], cols[3].v[i], cols[4].v[i], cols[5].v[i]);
+      for (int j = 0; j < 3; j++) wasm_v128_store(t + (i * 3 + j) * n + e, row.v[j]);
+    }
   }
   transpose_batched(t, dw, 9, Co, C);
 }

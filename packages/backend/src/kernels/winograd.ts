@@ -3,13 +3,10 @@ import type { TensorInfo } from '@tensorflow/tfjs-core';
 import type { WasmContext } from '../wasm/wasm_context.js';
 import type { ConvGeometry } from './conv2d.js';
 
-/**
- * Floats of transformed patches and products one `winograd_conv` call keeps (512 KiB, in L2):
- * 256 tiles at 16 → 16 channels, 64 at 64 → 64, never fewer than 16.
- */
+/** Floats of transformed patches and products a call keeps in L2 (512 KiB). */
 const floatsPerChunk = 1 << 17;
-/** Tiles one `winograd_filter_grad` call sums over: the GEMM's depth block (GEMM_KC). */
-const tilesPerGradChunk = 256;
+/** The most tiles a filter-gradient call sums over: the GEMM's depth block (GEMM_KC). */
+const maxGradTiles = 256;
 
 let enabled = true;
 
@@ -19,11 +16,9 @@ export function setWinograd(on: boolean): void {
 }
 
 /**
- * Whether a convolution runs by Winograd's F(2×2, 3×3) (Lavin and Gray, 2016): a 3×3 filter at
- * stride 1, input and output channels multiples of 4 and at least 8 (the kernels take 4 channels
- * at a time, and the GEMMs over fewer would run at half their speed). It multiplies 2.25× less
- * than the direct product; on the 2-core machine its convolutions ran 1.4–2× faster (backend
- * README). Results differ from the direct product's by rounding only.
+ * Whether a convolution runs by Winograd's F(4×4, 3×3) (Lavin and Gray, 2016; `winograd_conv` in
+ * csrc/): a 3×3 filter at stride 1, input and output channels multiples of 4 and at least 8 (the
+ * kernels take 4 channels at a time, and GEMMs over fewer would run at half their speed).
  */
 export function winogradApplies(g: ConvGeometry): boolean {
   return (
@@ -39,15 +34,27 @@ export function winogradApplies(g: ConvGeometry): boolean {
   );
 }
 
-/** Output tiles of 2×2 (half tiles past an odd edge) over the batch. */
+/** 4×4 output tiles (partial ones past an edge) over the batch. */
 function tileCount(g: ConvGeometry): number {
-  return g.n * Math.ceil(g.ho / 2) * Math.ceil(g.wo / 2);
+  return g.n * Math.ceil(g.ho / 4) * Math.ceil(g.wo / 4);
+}
+
+/**
+ * Tiles per call: as many as fit `floatsPerChunk` (36 transformed patches and products per tile),
+ * but at least Ci·Co / (Ci + Co), where the traffic of the tiles' matrices matches that of the
+ * transformed filter (or its gradient) each call reads again, and at least 16.
+ */
+function chunkTiles(g: ConvGeometry, max: number): number {
+  const fit = floatsPerChunk / (36 * (g.ci + g.co));
+  const balance = (g.ci * g.co) / (g.ci + g.co);
+  const tiles = Math.ceil(Math.max(16, fit, balance) / 4) * 4;
+  return Math.max(1, Math.min(tileCount(g), max, tiles));
 }
 
 /**
  * The forward convolution into `out` [N, Ho, Wo, Co]: the filter transformed once, then a chunk
- * of tiles at a time, each chunk's patches transformed, its 16 GEMMs and its outputs transformed
- * back while they are in cache (`winograd_conv`).
+ * of tiles at a time, each chunk's patches transformed, its 36 GEMMs, and its outputs
+ * transformed back while they are in cache.
  */
 export function winogradConv2d(
   ctx: WasmContext,
@@ -58,13 +65,12 @@ export function winogradConv2d(
 ): TensorInfo {
   const { h, w, ci, co, ho, wo, pt, pl } = g;
   const k = ctx.k;
-  const u = ctx.alloc([16 * ci * co]);
+  const u = ctx.alloc([36 * ci * co]);
   const packed = ctx.alloc([k.winogradFilterFloats(ci, co)]);
   k.winogradFilter(ctx.ptr(filter), ctx.ptr(u), ctx.ptr(packed), ci, co);
   ctx.free(u);
   const tiles = tileCount(g);
-  const fit = Math.floor(floatsPerChunk / (16 * (ci + co)) / 4) * 4;
-  const chunk = Math.max(1, Math.min(tiles, Math.max(16, fit)));
+  const chunk = chunkTiles(g, Infinity);
   const scratch = ctx.alloc([k.winogradScratchFloats(chunk, ci, co)]);
   for (let t0 = 0; t0 < tiles; t0 += chunk) {
     const count = Math.min(chunk, tiles - t0);
@@ -91,8 +97,8 @@ export function winogradConv2d(
 
 /**
  * The filter gradient into `dw` [3, 3, Ci, Co]: the gradient with respect to the transformed
- * filter summed over every tile, `tilesPerGradChunk` at a time (`winograd_filter_grad`), then
- * transformed back (`winograd_filter_grad_out`).
+ * filter summed over every tile, a chunk at a time (`winograd_filter_grad`), then transformed
+ * back (`winograd_filter_grad_out`).
  */
 export function winogradFilterGrad(
   ctx: WasmContext,
@@ -103,10 +109,10 @@ export function winogradFilterGrad(
 ): TensorInfo {
   const { h, w, ci, co, ho, wo, pt, pl } = g;
   const k = ctx.k;
-  const du = ctx.alloc([16 * co * ci]);
-  k.fillZero(ctx.ptr(du), 16 * co * ci);
+  const du = ctx.alloc([36 * co * ci]);
+  k.fillZero(ctx.ptr(du), 36 * co * ci);
   const tiles = tileCount(g);
-  const chunk = Math.max(1, Math.min(tiles, tilesPerGradChunk));
+  const chunk = chunkTiles(g, maxGradTiles);
   const scratch = ctx.alloc([k.winogradGradScratchFloats(chunk, ci, co)]);
   for (let t0 = 0; t0 < tiles; t0 += chunk) {
     const count = Math.min(chunk, tiles - t0);

@@ -220,17 +220,17 @@ export interface TrainingKernels {
     rows: number,
     scratch: number,
   ): void;
-  /** Floats of a 3×3 filter transformed and packed by `winogradFilter`. */
+  /** Floats of a 3×3 filter transformed and packed by `winogradFilter`: 36 packed matrices. */
   winogradFilterFloats(c: number, co: number): number;
   /**
-   * The HWIO 3×3 filter w [3, 3, C, Co] transformed for Winograd F(2×2, 3×3) into u (16·C·Co
+   * The HWIO 3×3 filter w [3, 3, C, Co] transformed for Winograd F(4×4, 3×3) into u (36·C·Co
    * floats) and packed for the GEMM into `packed` (`winogradFilterFloats(C, Co)`).
    */
   winogradFilter(w: number, u: number, packed: number, c: number, co: number): void;
   /** Floats of scratch `winogradConv` needs for `tiles` tiles. */
   winogradScratchFloats(tiles: number, c: number, co: number): number;
   /**
-   * Tiles [t0, t0 + tiles) (2×2 outputs each) of a 3×3 stride-1 convolution into the whole
+   * Tiles [t0, t0 + tiles) (4×4 outputs each) of a 3×3 stride-1 convolution into the whole
    * output y [N, Ho, Wo, Co], the filter from `winogradFilter`; C and Co multiples of 4.
    */
   winogradConv(
@@ -252,7 +252,7 @@ export interface TrainingKernels {
   /** Floats of scratch `winogradFilterGrad` needs for `tiles` (at most 256) tiles. */
   winogradGradScratchFloats(tiles: number, c: number, co: number): number;
   /**
-   * du [16, Co, C] += the gradient with respect to the Winograd-transformed filter over tiles
+   * du [36, Co, C] += the gradient with respect to the Winograd-transformed filter over tiles
    * [t0, t0 + tiles) (at most 256) of a 3×3 stride-1 convolution; C and Co multiples of 4.
    */
   winogradFilterGrad(

@@ -61,6 +61,15 @@ static inline void copy_floats(f32* dst, const f32* src, int n) {
   for (; i < n; i++) dst[i] = src[i];
 }
 
+// dst[i] += src[i] for i < n, inline (as copy_floats).
+static inline void add_floats(f32* dst, const f32* src, int n) {
+  int i = 0;
+  for (; i + 4 <= n; i += 4) {
+    wasm_v128_store(dst + i, wasm_f32x4_add(wasm_v128_load(dst + i), wasm_v128_load(src + i)));
+  }
+  for (; i < n; i++) dst[i] += src[i];
+}
+
 // dst[i] = 0 for i < n, inline (as copy_floats).
 static inline void zero_floats(f32* dst, int n) {
   int i = 0;
@@ -460,9 +469,16 @@ EXPORT void col2im_add(const f32* cols, f32* dx, int N, int H, int W, int C, int
     for (int oh = 0; oh < Ho; oh++) {
       for (int ow = 0; ow < Wo; ow++) {
         const f32* row = cols + (((long)n * Ho + oh) * Wo + ow) * K;
+        const int w0 = ow * sw - pl;
+        // A window row inside the input adds kw · C floats to consecutive pixels: one run.
+        const int whole_row = w0 >= 0 && w0 + kw <= W;
         for (int i = 0; i < kh; i++) {
           const int ih = oh * sh + i - pt;
           if (ih < 0 || ih >= H) continue;
+          if (whole_row) {
+            add_floats(dx + (((long)n * H + ih) * W + w0) * C, row + i * kw * C, kw * C);
+            continue;
+          }
           for (int j = 0; j < kw; j++) {
             const int iw = ow * sw + j - pl;
             if (iw < 0 || iw >= W) continue;

@@ -1,5 +1,6 @@
 import type { TensorInfo } from '@tensorflow/tfjs-core';
 
+import type { WinogradTiles } from '../wasm/training_kernels.js';
 import type { WasmContext } from '../wasm/wasm_context.js';
 import type { ConvGeometry } from './conv2d.js';
 
@@ -51,6 +52,26 @@ function chunkTiles(g: ConvGeometry, max: number): number {
   return Math.max(1, Math.min(tileCount(g), max, tiles));
 }
 
+/** Runs a Winograd kernel over every tile of the convolution, `chunk` tiles a call. */
+function overTiles(
+  ctx: WasmContext,
+  kernel: WinogradTiles,
+  x: TensorInfo,
+  b: TensorInfo,
+  into: TensorInfo,
+  g: ConvGeometry,
+  chunk: number,
+  scratch: TensorInfo,
+): void {
+  const { h, w, ci, co, ho, wo, pt, pl } = g;
+  const [xAt, bAt, intoAt, scratchAt] = [ctx.ptr(x), ctx.ptr(b), ctx.ptr(into), ctx.ptr(scratch)];
+  const tiles = tileCount(g);
+  for (let t0 = 0; t0 < tiles; t0 += chunk) {
+    const count = Math.min(chunk, tiles - t0);
+    kernel(xAt, bAt, intoAt, h, w, ci, ho, wo, pt, pl, co, t0, count, scratchAt);
+  }
+}
+
 /**
  * The forward convolution into `out` [N, Ho, Wo, Co]: the filter transformed once, then a chunk
  * of tiles at a time, each chunk's patches transformed, its 36 GEMMs, and its outputs
@@ -63,34 +84,15 @@ export function winogradConv2d(
   g: ConvGeometry,
   out: TensorInfo,
 ): TensorInfo {
-  const { h, w, ci, co, ho, wo, pt, pl } = g;
+  const { ci, co } = g;
   const k = ctx.k;
   const u = ctx.alloc([36 * ci * co]);
   const packed = ctx.alloc([k.winogradFilterFloats(ci, co)]);
   k.winogradFilter(ctx.ptr(filter), ctx.ptr(u), ctx.ptr(packed), ci, co);
   ctx.free(u);
-  const tiles = tileCount(g);
   const chunk = chunkTiles(g, Infinity);
   const scratch = ctx.alloc([k.winogradScratchFloats(chunk, ci, co)]);
-  for (let t0 = 0; t0 < tiles; t0 += chunk) {
-    const count = Math.min(chunk, tiles - t0);
-    k.winogradConv(
-      ctx.ptr(x),
-      ctx.ptr(packed),
-      ctx.ptr(out),
-      h,
-      w,
-      ci,
-      ho,
-      wo,
-      pt,
-      pl,
-      co,
-      t0,
-      count,
-      ctx.ptr(scratch),
-    );
-  }
+  overTiles(ctx, k.winogradConv, x, packed, out, g, chunk, scratch);
   ctx.free(scratch, packed);
   return out;
 }
@@ -107,32 +109,13 @@ export function winogradFilterGrad(
   g: ConvGeometry,
   dw: TensorInfo,
 ): TensorInfo {
-  const { h, w, ci, co, ho, wo, pt, pl } = g;
+  const { ci, co } = g;
   const k = ctx.k;
   const du = ctx.alloc([36 * co * ci]);
   k.fillZero(ctx.ptr(du), 36 * co * ci);
-  const tiles = tileCount(g);
   const chunk = chunkTiles(g, maxGradTiles);
   const scratch = ctx.alloc([k.winogradGradScratchFloats(chunk, ci, co)]);
-  for (let t0 = 0; t0 < tiles; t0 += chunk) {
-    const count = Math.min(chunk, tiles - t0);
-    k.winogradFilterGrad(
-      ctx.ptr(x),
-      ctx.ptr(dy),
-      ctx.ptr(du),
-      h,
-      w,
-      ci,
-      ho,
-      wo,
-      pt,
-      pl,
-      co,
-      t0,
-      count,
-      ctx.ptr(scratch),
-    );
-  }
+  overTiles(ctx, k.winogradFilterGrad, x, dy, du, g, chunk, scratch);
   const t = ctx.alloc([9 * co * ci]);
   k.winogradFilterGradOut(ctx.ptr(du), ctx.ptr(t), ctx.ptr(dw), ci, co);
   ctx.free(du, t, scratch);

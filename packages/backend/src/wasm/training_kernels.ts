@@ -1,5 +1,27 @@
 import { readFileSync } from 'node:fs';
 
+/**
+ * A Winograd kernel over tiles [t0, t0 + tiles) of a 3×3 stride-1 convolution of the NHWC input
+ * x [N, H, W, C] (padding pt, pl) with Co output channels: x, a second operand `b`, where the
+ * result goes (`into`), the geometry, the tiles and the scratch (pointers as below).
+ */
+export type WinogradTiles = (
+  x: number,
+  b: number,
+  into: number,
+  h: number,
+  w: number,
+  c: number,
+  ho: number,
+  wo: number,
+  pt: number,
+  pl: number,
+  co: number,
+  t0: number,
+  tiles: number,
+  scratch: number,
+) => void;
+
 /** The data-movement kernels of `csrc/training_kernels.c`; pointers are byte offsets in the heap. */
 export interface TrainingKernels {
   transposeBatched(src: number, dst: number, batch: number, rows: number, cols: number): void;
@@ -231,46 +253,18 @@ export interface TrainingKernels {
   winogradScratchFloats(tiles: number, c: number, co: number): number;
   /**
    * Tiles [t0, t0 + tiles) (4×4 outputs each) of a 3×3 stride-1 convolution into the whole
-   * output y [N, Ho, Wo, Co], the filter from `winogradFilter`; C and Co multiples of 4.
+   * output y [N, Ho, Wo, Co] (`into`), `b` the filter from `winogradFilter`; C and Co multiples
+   * of 4.
    */
-  winogradConv(
-    x: number,
-    packed: number,
-    y: number,
-    h: number,
-    w: number,
-    c: number,
-    ho: number,
-    wo: number,
-    pt: number,
-    pl: number,
-    co: number,
-    t0: number,
-    tiles: number,
-    scratch: number,
-  ): void;
+  winogradConv: WinogradTiles;
   /** Floats of scratch `winogradFilterGrad` needs for `tiles` (at most 256) tiles. */
   winogradGradScratchFloats(tiles: number, c: number, co: number): number;
   /**
-   * du [36, Co, C] += the gradient with respect to the Winograd-transformed filter over tiles
-   * [t0, t0 + tiles) (at most 256) of a 3×3 stride-1 convolution; C and Co multiples of 4.
+   * du [36, Co, C] (`into`) += the gradient with respect to the Winograd-transformed filter over
+   * tiles [t0, t0 + tiles) (at most 256) of a 3×3 stride-1 convolution, `b` the output gradient
+   * dy [N, Ho, Wo, Co]; C and Co multiples of 4.
    */
-  winogradFilterGrad(
-    x: number,
-    dy: number,
-    du: number,
-    h: number,
-    w: number,
-    c: number,
-    ho: number,
-    wo: number,
-    pt: number,
-    pl: number,
-    co: number,
-    t0: number,
-    tiles: number,
-    scratch: number,
-  ): void;
+  winogradFilterGrad: WinogradTiles;
   /** dw [3, 3, C, Co] from `winogradFilterGrad`'s du; t holds 9·C·Co floats. */
   winogradFilterGradOut(du: number, t: number, dw: number, c: number, co: number): void;
   /** Floats of scratch `convFilterGrad` needs. */
